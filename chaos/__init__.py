@@ -1,0 +1,1 @@
+"""Fault specs, partition shapes, the chaos agent and its engines."""

@@ -1,0 +1,197 @@
+"""Build and run the Go programs in go_targets/: maptarget (the store) and mapload (native load).
+
+The controller builds the binaries itself when they are missing or older than
+their sources, so `mapquake` works on a fresh checkout with only Go installed.
+A started target is a ``TargetProcess``: it is ready when maptarget has written
+its ready file (both listeners serving), and it is stopped by its own pid with
+SIGTERM, then SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from orchestrator.errors import InfrastructureError
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GO_TARGETS_DIR = REPO_ROOT / "go_targets"
+BINARIES = ("maptarget", "mapload")
+
+# How long a target may take from exec to serving, and to exit after SIGTERM.
+# Module constants so tests on a slow machine can raise them.
+READY_TIMEOUT_S = 30.0
+STOP_GRACE_S = 10.0
+_POLL_S = 0.02
+
+
+def bin_dir() -> Path:
+    """Where built binaries live: $MAPQUAKE_BIN_DIR, else bin/ in the repository."""
+    return Path(os.environ.get("MAPQUAKE_BIN_DIR", REPO_ROOT / "bin"))
+
+
+def go_command() -> str:
+    go = os.environ.get("MAPQUAKE_GO") or shutil.which("go")
+    if not go:
+        raise InfrastructureError(
+            "the Go toolchain (`go`) is not on PATH; mapquake builds its Go targets with it",
+            hint="install Go 1.26 or run `make setup`; or point MAPQUAKE_GO at a go binary",
+        )
+    return go
+
+
+def _newest_source_mtime() -> float:
+    newest = 0.0
+    for path in GO_TARGETS_DIR.rglob("*"):
+        if path.suffix in {".go", ".mod", ".sum"} and path.is_file():
+            newest = max(newest, path.stat().st_mtime)
+    return newest
+
+
+def ensure_built(names: Sequence[str] = BINARIES) -> dict[str, Path]:
+    """Return the path of each named binary, building the stale or missing ones."""
+    unknown = sorted(set(names) - set(BINARIES))
+    if unknown:
+        raise InfrastructureError(f"no Go program named {unknown} in go_targets/cmd (have {list(BINARIES)})")
+    out = bin_dir()
+    paths = {name: out / name for name in names}
+    source_mtime = _newest_source_mtime()
+    stale = [n for n, p in paths.items() if not p.exists() or p.stat().st_mtime < source_mtime]
+    if stale:
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = [go_command(), "build", "-o", str(out) + os.sep] + [f"./cmd/{n}" for n in stale]
+        log.info("building %s", " ".join(stale))
+        result = subprocess.run(cmd, cwd=GO_TARGETS_DIR, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise InfrastructureError(
+                f"building {', '.join(stale)} failed:\n{result.stderr.strip()}",
+                hint="run `make build` to see the full Go build output",
+            )
+    return paths
+
+
+@dataclass(frozen=True)
+class TargetEndpoints:
+    """Where a running maptarget serves: host:port strings as it bound them."""
+
+    http_addr: str
+    grpc_addr: str
+    pid: int
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.http_addr}"
+
+
+class TargetProcess:
+    """One maptarget process that this controller started and alone may stop.
+
+    Use as a context manager: the process is stopped on every exit path.
+    """
+
+    def __init__(
+        self,
+        store: str,
+        *,
+        extra_args: Sequence[str] = (),
+        http_addr: str = "127.0.0.1:0",
+        grpc_addr: str = "127.0.0.1:0",
+        log_dir: Path | None = None,
+        binary: Path | None = None,
+    ) -> None:
+        self.store = store
+        self._binary = binary or ensure_built(["maptarget"])["maptarget"]
+        self._workdir = Path(tempfile.mkdtemp(prefix="mapquake-target-"))
+        self._log_dir = log_dir or self._workdir
+        self._ready_file = self._workdir / "ready.json"
+        self.log_path = self._log_dir / f"maptarget-{store}.log"
+        self._args = [
+            str(self._binary),
+            "--store", store,
+            "--http-addr", http_addr,
+            "--grpc-addr", grpc_addr,
+            "--ready-file", str(self._ready_file),
+            *extra_args,
+        ]  # fmt: skip
+        self._proc: subprocess.Popen[bytes] | None = None
+        self.endpoints: TargetEndpoints | None = None
+
+    def start(self) -> TargetEndpoints:
+        """Start the process and wait until its ready file says both APIs serve."""
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as log_file:
+            self._proc = subprocess.Popen(self._args, stdout=log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise InfrastructureError(
+                    f"maptarget --store {self.store} exited with code {self._proc.returncode} before serving:\n"
+                    f"{self.log_tail()}"
+                )
+            ready = self._read_ready_file()
+            if ready is not None:
+                self.endpoints = ready
+                return ready
+            time.sleep(_POLL_S)
+        self.stop()
+        raise InfrastructureError(
+            f"maptarget --store {self.store} did not serve within {READY_TIMEOUT_S:.0f}s:\n{self.log_tail()}"
+        )
+
+    def _read_ready_file(self) -> TargetEndpoints | None:
+        try:
+            data = json.loads(self._ready_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None  # not written yet, or written half-way
+        return TargetEndpoints(http_addr=data["http_addr"], grpc_addr=data["grpc_addr"], pid=int(data["pid"]))
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc else None
+
+    def stop(self) -> int | None:
+        """SIGTERM our own pid, wait for a graceful exit, then SIGKILL. Returns the exit code."""
+        if self._proc is None:
+            return None
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("maptarget pid %d ignored SIGTERM for %.0fs; killing it", self._proc.pid, STOP_GRACE_S)
+                self._proc.kill()
+                self._proc.wait()
+        return self._proc.returncode
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> TargetProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        if self._log_dir != self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
