@@ -1,0 +1,83 @@
+# mapquake's set-up and front door. Every target is idempotent; `demo` and `test`
+# both start from `setup`, so a fresh machine needs nothing but `make demo` or `make test`.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+GOBIN := $(CURDIR)/$(VENV)/gobin
+BIN := bin
+# Pinned code generators: regenerating must give the committed files byte for byte.
+PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+# Debian packages the runs and tests use (iproute2: network namespaces; gcc: go test -race).
+APT_PACKAGES := gcc iproute2
+GO_SOURCES := $(shell find go_targets -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
+
+.PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo clean
+
+help:
+	@echo "make demo   set everything up and run the quickstart"
+	@echo "make test   set everything up and run every test (pytest and go test -race)"
+	@echo "make setup  only the set-up: Debian packages, Go toolchains, Python venv, Go build"
+	@echo "make lint   ruff, gofmt, go vet, generated-code freshness"
+	@echo "make proto  regenerate Go and Python code from go_targets/proto"
+
+setup: system toolchains python tools build
+
+system:
+	@scripts/install-system-packages.sh $(APT_PACKAGES)
+	@go version >/dev/null 2>&1 || { echo "Go 1.26 is required on PATH (https://go.dev/doc/install)"; exit 1; }
+
+toolchains:
+	@if [ -x scripts/install-go-toolchains.sh ]; then scripts/install-go-toolchains.sh; fi
+
+python: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+tools: $(GOBIN)/protoc-gen-go $(GOBIN)/protoc-gen-go-grpc
+
+$(GOBIN)/protoc-gen-go:
+	cd go_targets && GOBIN=$(GOBIN) go install $(PROTOC_GEN_GO)
+
+$(GOBIN)/protoc-gen-go-grpc:
+	cd go_targets && GOBIN=$(GOBIN) go install $(PROTOC_GEN_GO_GRPC)
+
+build: $(BIN)/maptarget $(BIN)/mapload
+
+$(BIN)/maptarget $(BIN)/mapload &: $(GO_SOURCES)
+	cd go_targets && go build -o ../$(BIN)/ ./cmd/maptarget ./cmd/mapload
+
+proto: python tools
+	scripts/gen-proto.sh
+
+proto-check: python tools
+	scripts/gen-proto.sh --check
+
+lint: python tools proto-check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@out=$$(gofmt -l go_targets); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	cd go_targets && go vet ./...
+
+test: setup lint test-go test-python
+
+test-go:
+	cd go_targets && go test -race -count=1 ./...
+
+test-python:
+	$(VENV)/bin/pytest
+
+demo: setup
+	$(VENV)/bin/mapquake smoke
+
+clean:
+	rm -rf $(BIN) $(VENV) .pytest_cache .ruff_cache
