@@ -1,0 +1,277 @@
+// Package replicate sends every write a maptarget applies for a client to
+// each of its peers over gRPC (service Replica).
+//
+// Each peer has its own queue and one sender goroutine. The sender drains the
+// queue in order, up to BatchSize ops per Replicate call, and removes ops only
+// once the peer acknowledged them. A failed call is retried with capped
+// exponential backoff; meanwhile the ops stay queued, so a partitioned peer
+// builds a backlog: bounded queues drop (and count) what does not fit,
+// unbounded queues keep everything (see queue.go for the memory cost).
+//
+// Writes a target receives through Replicate are applied locally and never
+// replicated further, so there are no loops whatever the peer graph.
+package replicate
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/mapquake/mapquake/go_targets/internal/metrics"
+	pb "github.com/mapquake/mapquake/go_targets/proto/mapquake/v1"
+)
+
+// Defaults for Config.
+const (
+	DefaultBatchSize  = 512
+	DefaultMinBackoff = 50 * time.Millisecond
+	DefaultMaxBackoff = 2 * time.Second
+	DefaultRPCTimeout = 5 * time.Second
+)
+
+// Config configures a Replicator.
+type Config struct {
+	// Origin names this replica (its gRPC address) in requests to peers.
+	Origin string
+	// Peers are the peers' gRPC addresses, host:port.
+	Peers []string
+	// Queue is the queue kind; Capacity is a bounded queue's size in ops
+	// (must be > 0 for Bounded).
+	Queue    QueueKind
+	Capacity int
+	// BatchSize caps the ops per Replicate call (default 512).
+	BatchSize int
+	// MinBackoff and MaxBackoff bound the retry delay after a failed call
+	// (defaults 50ms, 2s). RPCTimeout bounds one call (default 5s).
+	MinBackoff, MaxBackoff, RPCTimeout time.Duration
+	// Metrics receives the per-peer replication series; nil: not exported.
+	Metrics *metrics.Metrics
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// DialOptions are added to the client connection options.
+	DialOptions []grpc.DialOption
+}
+
+// Replicator fans writes out to peers. Enqueueing is safe for concurrent use.
+type Replicator struct {
+	peers    []*peer
+	stopping chan struct{}
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+type peer struct {
+	addr   string
+	origin string
+	q      *queue
+	m      metrics.PeerMetrics
+	conn   *grpc.ClientConn
+	client pb.ReplicaClient
+	cfg    *Config
+	log    *slog.Logger
+}
+
+// New connects (lazily) to every peer and starts one sender per peer.
+func New(cfg Config) (*Replicator, error) {
+	if cfg.Queue == Bounded && cfg.Capacity <= 0 && len(cfg.Peers) > 0 {
+		return nil, fmt.Errorf("bounded peer queue needs a capacity > 0, got %d", cfg.Capacity)
+	}
+	if cfg.Queue == Unbounded {
+		cfg.Capacity = 0
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(DefaultMaxBackoff, cfg.MinBackoff)
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = DefaultRPCTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Metrics == nil {
+		m, err := metrics.NewMetrics(prometheus.NewRegistry(), metrics.BuildInfo{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Metrics = m
+	}
+	opts := append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Reconnect quickly once a partition heals: gRPC's default backoff
+		// grows to 120s.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: cfg.MinBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
+			MinConnectTimeout: cfg.RPCTimeout,
+		}),
+	}, cfg.DialOptions...)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Replicator{stopping: make(chan struct{}), cancel: cancel}
+	for _, addr := range cfg.Peers {
+		conn, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			cancel()
+			r.closeConns()
+			return nil, fmt.Errorf("peer %q: %w", addr, err)
+		}
+		r.peers = append(r.peers, &peer{
+			addr: addr, origin: cfg.Origin, q: newQueue(cfg.Capacity), m: cfg.Metrics.Peer(addr),
+			conn: conn, client: pb.NewReplicaClient(conn), cfg: &cfg,
+			log: cfg.Logger.With("peer", addr),
+		})
+	}
+	for _, p := range r.peers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			p.run(ctx, r.stopping)
+		}()
+	}
+	return r, nil
+}
+
+// Put queues a put of key to every peer.
+func (r *Replicator) Put(key string, value []byte) { r.enqueue(KindPut, key, value) }
+
+// Delete queues a delete of key to every peer.
+func (r *Replicator) Delete(key string) { r.enqueue(KindDelete, key, nil) }
+
+func (r *Replicator) enqueue(kind Kind, key string, value []byte) {
+	for _, p := range r.peers {
+		if added, ok := p.q.push(kind, key, value); ok {
+			p.m.Backlog.Inc()
+			p.m.BacklogBytes.Add(float64(added))
+		} else {
+			p.m.Dropped.Inc()
+		}
+	}
+}
+
+// PeerStatus is one peer's queue state.
+type PeerStatus struct {
+	Peer         string `json:"peer"`
+	Backlog      int    `json:"backlog"`
+	BacklogBytes int64  `json:"backlog_bytes"`
+}
+
+// Status reports every peer's backlog, in the order of Config.Peers.
+func (r *Replicator) Status() []PeerStatus {
+	out := make([]PeerStatus, 0, len(r.peers))
+	for _, p := range r.peers {
+		n, b := p.q.len()
+		out = append(out, PeerStatus{Peer: p.addr, Backlog: n, BacklogBytes: b})
+	}
+	return out
+}
+
+// Close stops the senders. Each first tries to flush its queue (one attempt
+// per batch, no retries) until ctx is done; then in-flight calls are
+// cancelled and connections closed. Ops still queued are discarded.
+func (r *Replicator) Close(ctx context.Context) error {
+	var err error
+	r.once.Do(func() {
+		close(r.stopping)
+		done := make(chan struct{})
+		go func() { r.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = ctx.Err()
+			r.cancel()
+			<-done
+		}
+		r.cancel()
+		r.closeConns()
+	})
+	return err
+}
+
+func (r *Replicator) closeConns() {
+	for _, p := range r.peers {
+		_ = p.conn.Close()
+	}
+}
+
+func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
+	batch := make([]op, 0, p.cfg.BatchSize)
+	wait := p.cfg.MinBackoff
+	failing := false
+	for {
+		batch = p.q.peek(batch[:0], p.cfg.BatchSize)
+		if len(batch) == 0 {
+			select {
+			case <-p.q.notify:
+				continue
+			case <-stopping:
+				return
+			}
+		}
+		err := p.send(ctx, batch)
+		if err == nil {
+			removed := p.q.pop(len(batch))
+			p.m.Backlog.Sub(float64(len(batch)))
+			p.m.BacklogBytes.Sub(float64(removed))
+			p.m.Sent.Add(float64(len(batch)))
+			wait = p.cfg.MinBackoff
+			if failing {
+				failing = false
+				n, _ := p.q.len()
+				p.log.Info("peer reachable again", "backlog", n)
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		p.m.Errors.Inc()
+		if !failing {
+			failing = true
+			n, _ := p.q.len()
+			p.log.Warn("replication failing, keeping ops queued", "err", err, "backlog", n)
+		}
+		select {
+		case <-stopping: // shutting down: no retries
+			return
+		default:
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-stopping:
+			t.Stop()
+		}
+		wait = min(2*wait, p.cfg.MaxBackoff)
+	}
+}
+
+func (p *peer) send(ctx context.Context, batch []op) error {
+	ops := make([]*pb.ReplicateOp, len(batch))
+	for i := range batch {
+		o := &batch[i]
+		ops[i] = &pb.ReplicateOp{Kind: pb.ReplicateOp_Kind(o.kind), Key: o.key(), Value: o.value()}
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.RPCTimeout)
+	defer cancel()
+	resp, err := p.client.Replicate(ctx, &pb.ReplicateRequest{Origin: p.origin, Ops: ops})
+	if err != nil {
+		return err
+	}
+	if resp.GetApplied() != uint64(len(ops)) {
+		p.log.Warn("peer applied fewer ops than sent", "sent", len(ops), "applied", resp.GetApplied())
+	}
+	return nil
+}
