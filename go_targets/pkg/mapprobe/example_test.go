@@ -1,0 +1,72 @@
+package mapprobe_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mapquake/mapquake/go_targets/pkg/mapprobe"
+)
+
+// Session is a value type a service might keep per user.
+type Session struct {
+	User    string
+	Expires int64
+}
+
+// A service with two maps registers each through a registerer wrapped with a
+// "map" label, so the series of the two maps stay apart.
+func Example() {
+	reg := prometheus.NewRegistry()
+
+	var mu sync.Mutex
+	sessions := map[string]Session{"alice": {}, "bob": {}}
+	counters := map[uint64]any{1: int64(10), 2: int64(20), 3: int64(30)}
+	locked := func(m func() int) func() int {
+		return func() int { mu.Lock(); defer mu.Unlock(); return m() }
+	}
+
+	err := mapprobe.Register[string, Session](
+		prometheus.WrapRegistererWith(prometheus.Labels{"map": "sessions"}, reg),
+		locked(func() int { return len(sessions) }))
+	if err != nil {
+		panic(err)
+	}
+	err = mapprobe.Register[uint64, any](
+		prometheus.WrapRegistererWith(prometheus.Labels{"map": "counters"}, reg),
+		locked(func() int { return len(counters) }),
+		mapprobe.WithDynamicValueType[int64]())
+	if err != nil {
+		panic(err)
+	}
+
+	printSeries(reg)
+	// Output:
+	// mapquake_store_entries{map="counters"} 3
+	// mapquake_store_entries{map="sessions"} 2
+	// mapquake_store_info{go_type="map[string]struct{User string; Expires int64}",key_type="string",map="sessions",value_type="struct{User string; Expires int64}"} 1
+	// mapquake_store_info{go_type="map[uint64]any(int64)",key_type="uint64",map="counters",value_type="any(int64)"} 1
+}
+
+// printSeries prints every gathered series on one line, sorted.
+func printSeries(g prometheus.Gatherer) {
+	families, err := g.Gather()
+	if err != nil {
+		panic(err)
+	}
+	var lines []string
+	for _, mf := range families {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			lines = append(lines, fmt.Sprintf("%s{%s} %g", mf.GetName(), strings.Join(labels, ","), m.GetGauge().GetValue()))
+		}
+	}
+	sort.Strings(lines)
+	fmt.Println(strings.Join(lines, "\n"))
+}
