@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     # module cannot break the whole CLI's import.
     from orchestrator import smoke
     from orchestrator.model import cli as model_cli
+    from orchestrator.scenario import cli as scenario_cli
 
     parser = argparse.ArgumentParser(
         prog="mapquake",
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_version(parser)
     parser.add_argument("--debug", action="store_true", help="log debug details and show tracebacks of bugs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    scenario_cli.register(subparsers)
     model_cli.register(subparsers)
     smoke.register(subparsers)
     return parser

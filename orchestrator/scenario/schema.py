@@ -1,0 +1,259 @@
+"""The scenario file's shape, as a JSON Schema: the one source of truth.
+
+Validation (orchestrator/scenario/validate.py) checks files against it, the
+exported copy in docs/scenario.schema.json gives editors completion, and the
+defaults written here are the documented defaults (spec.py applies them).
+Rules a JSON Schema cannot say (cross references, durations that must fit,
+unique names) live in validate.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+API_VERSION = "mapquake/v1"
+KIND = "Scenario"
+
+STORES = (
+    "mutexmap", "syncmap", "shardedmap", "ifacemap", "structmap",
+    "deleteretain", "ptrcycle", "ringbuffer", "racymap",
+)  # fmt: skip
+VALUE_TYPES = ("[]byte", "string", "int64", "[8]byte", "[16]byte", "[32]byte", "[64]byte", "[128]byte", "[256]byte")
+USERS = ("MapWriteUser", "SyncMapChurnUser", "DeleteChurnUser", "ReadWriteMix")
+PROTOCOLS = ("grpc", "http")
+KEY_DISTRIBUTIONS = ("sequential", "uniform", "zipf", "hot-set")
+QUEUE_KINDS = ("bounded", "unbounded")
+PARTITION_SHAPES = ("isolate-one", "halves", "majorities-ring", "bridge", "one-way")
+GROUPS = ("targets", "load", "prometheus")
+BACKENDS = ("local", "kubernetes")
+
+NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
+GO_VERSION_PATTERN = r"^1\.[0-9]+(\.[0-9]+)?$"
+
+_name = {"type": "string", "pattern": NAME_PATTERN, "description": "lowercase letters, digits and '-'"}
+_duration = {"type": "string", "pattern": DURATION_PATTERN, "description": "a duration such as 500ms, 20s, 1m30s"}
+_go_version = {"type": "string", "pattern": GO_VERSION_PATTERN, "description": 'a Go version such as "1.26"'}
+
+
+def _object(properties: dict[str, Any], required: tuple[str, ...] = (), description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _int(minimum: int, maximum: int, default: int | None = None, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        schema["default"] = default
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _enum(values: tuple[str, ...], default: str | None = None, description: str = "") -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "enum": list(values)}
+    if default is not None:
+        schema["default"] = default
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_replicate = _object(
+    {
+        "queue": _enum(QUEUE_KINDS, "bounded", "per-peer replication queue: bounded drops when full"),
+        "capacity": _int(1, 100_000_000, 10_000, "ops a bounded queue holds per peer"),
+    },
+    description="replicate every write to the other replicas over gRPC",
+)
+
+_target = _object(
+    {
+        "name": _name,
+        "store": _enum(STORES, description="container pattern of the seed article"),
+        "replicas": _int(1, 16, 1, "processes serving this target"),
+        "value_type": _enum(VALUE_TYPES, description="Go type of stored values (default: load.value.type)"),
+        "replicate": _replicate,
+        "go": {**_go_version, "description": "Go version the target is built with (default: the scenario's)"},
+        "shards": _int(1, 4096, 32, "shardedmap: number of shards"),
+        "rebuild_every": _int(0, 1_000_000_000, 0, "deleteretain: rebuild the map after this many deletes (0: never)"),
+        "ring_size": _int(1, 4096, 8, "ringbuffer: values kept per key"),
+        "ring_leak": {
+            "type": "boolean",
+            "default": False,
+            "description": "ringbuffer: leak a goroutine per deleted key",
+        },
+    },
+    required=("name", "store"),
+)
+
+_keys = _object(
+    {
+        "space": _int(1, 1_000_000_000, description="number of distinct keys k0 .. k<space-1>"),
+        "distribution": _enum(KEY_DISTRIBUTIONS, "sequential"),
+        "s": {"type": "number", "exclusiveMinimum": 1, "default": 1.1, "description": "zipf exponent"},
+        "hot_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.01},
+        "hot_ops_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.9},
+        "seed": _int(0, 2**63 - 1, 1, "seeds every generator: same seed, same keys"),
+    },
+    required=("space",),
+)
+
+_value = _object(
+    {
+        "type": _enum(VALUE_TYPES, "[32]byte"),
+        "size": _int(0, 1 << 20, 32, "bytes sent per value ([]byte and string values)"),
+    }
+)
+
+_load = _object(
+    {
+        "user": _enum(USERS, "MapWriteUser", "Locust user class"),
+        "protocol": _enum(PROTOCOLS, "grpc"),
+        "workers": _int(1, 64, 1, "Locust worker processes"),
+        "users": _int(1, 100_000, 8, "concurrent users (a phase may override)"),
+        "spawn_rate": {"type": "number", "exclusiveMinimum": 0, "description": "users started per second"},
+        "batch": _int(1, 100_000, 1, "writes per request (gRPC BatchPut or PutStream)"),
+        "stream": {"type": "boolean", "default": False, "description": "send batches as a client stream"},
+        "read_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+        "rate": {"type": "number", "exclusiveMinimum": 0, "description": "requests per second per user"},
+        "max_ops": _int(1, 10**12, description="stop each worker after this many writes"),
+        "keys": _keys,
+        "value": _value,
+    },
+    required=("keys",),
+)
+
+_partition = _object(
+    {
+        "shape": _enum(PARTITION_SHAPES),
+        "among": {"type": "string", "description": "target name whose replicas are cut"},
+        "groups": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "string"},
+            "description": "cut between two groups: targets, load, prometheus, or a target name",
+        },
+        "mode": _enum(("drop", "reject"), "drop"),
+    }
+)
+_netem = _object(
+    {
+        "delay": _duration,
+        "jitter": _duration,
+        "loss": {"type": "string", "pattern": PERCENT_PATTERN},
+        "target": {"type": "string"},
+    },
+    required=("target",),
+)
+_kill = _object({"target": {"type": "string"}, "replica": _int(0, 15, 0)}, required=("target",))
+_pause = _object({"target": {"type": "string"}, "replica": _int(0, 15, 0), "for": _duration}, required=("target",))
+FAULT_KINDS: dict[str, dict[str, Any]] = {"partition": _partition, "netem": _netem, "kill": _kill, "pause": _pause}
+_fault = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "additionalProperties": False,
+    "properties": FAULT_KINDS,
+    "description": "exactly one of: " + ", ".join(FAULT_KINDS),
+}
+
+_phase = _object(
+    {
+        "name": _name,
+        "duration": _duration,
+        "users": _int(0, 100_000, description="users during this phase (default: load.users)"),
+        "rate": {"type": "number", "exclusiveMinimum": 0, "description": "requests per second per user"},
+        "faults": {"type": "array", "items": _fault, "default": []},
+    },
+    required=("name", "duration"),
+)
+
+_check_name = {"name": {"type": "string", "description": "shown in reports (default: derived from the check)"}}
+CHECK_KINDS: dict[str, dict[str, Any]] = {
+    "model": _object(
+        {
+            **_check_name,
+            "model": _enum(("live_heap",)),
+            "target": {"type": "string", "description": "target name"},
+            "tolerance": {"type": "string", "pattern": PERCENT_PATTERN, "default": "5%"},
+            "at": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "phase.start|phase.end"},
+        },
+        required=("model", "target", "at"),
+    ),
+    "promql": _object(
+        {
+            **_check_name,
+            "promql": {"type": "string", "minLength": 1},
+            "below": {"type": "number"},
+            "above": {"type": "number"},
+            "during": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "phase names"},
+        },
+        required=("promql", "during"),
+    ),
+    "recovery": _object(
+        {
+            **_check_name,
+            "recovery": {"type": "string", "minLength": 1, "description": "metric or PromQL expression"},
+            "below": {"type": "number"},
+            "within": _duration,
+        },
+        required=("recovery", "below", "within"),
+    ),
+    "crash": _object(
+        {
+            **_check_name,
+            "crash": {"type": "string", "description": "target name"},
+            "expect": _enum(("none", "fatal"), "none"),
+            "message": {"type": "string", "description": "text the fatal error must contain"},
+        },
+        required=("crash",),
+    ),
+    "baseline": _object(
+        {
+            **_check_name,
+            "baseline": {"type": "string", "minLength": 1, "description": "PromQL expression sampled per run"},
+            "during": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "worse_if": _enum(("higher", "lower"), "higher"),
+            "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.05},
+            "min_runs": _int(2, 1000, 3),
+        },
+        required=("baseline", "during"),
+    ),
+}
+# A check is discriminated by which kind key it has; each kind is then checked
+# strictly on its own, so an error names the exact field, not "matches no schema".
+_check = {
+    "type": "object",
+    "description": "exactly one of: " + ", ".join(CHECK_KINDS),
+    "oneOf": [{"required": [kind]} for kind in CHECK_KINDS],
+    "allOf": [{"if": {"required": [kind]}, "then": schema} for kind, schema in CHECK_KINDS.items()],
+}
+
+SCENARIO_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://mapquake.dev/schemas/scenario-v1.json",
+    "title": "mapquake scenario",
+    **_object(
+        {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"const": KIND},
+            "name": _name,
+            "description": {"type": "string"},
+            "go": {**_go_version, "default": "1.26"},
+            "backend": _enum(BACKENDS, "local"),
+            "targets": {"type": "array", "minItems": 1, "maxItems": 16, "items": _target},
+            "load": _load,
+            "phases": {"type": "array", "minItems": 1, "items": _phase},
+            "checks": {"type": "array", "items": _check, "default": []},
+            "prometheus": _object({"scrape_interval": {**_duration, "default": "1s"}}),
+        },
+        required=("apiVersion", "kind", "name", "targets", "load", "phases"),
+    ),
+}

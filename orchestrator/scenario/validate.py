@@ -1,0 +1,302 @@
+"""Check a scenario file and report every problem at once: file:line, field path, what to do.
+
+Two passes over the same data. The JSON Schema (schema.py) catches shape
+errors; the rules below catch what a schema cannot say: names that must be
+unique, references to targets and phases, fault shapes that need enough
+replicas. jsonschema's own messages are rewritten into ones that say how to fix
+the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+
+from orchestrator.errors import UsageError
+from orchestrator.scenario.schema import (
+    CHECK_KINDS,
+    DURATION_PATTERN,
+    FAULT_KINDS,
+    GO_VERSION_PATTERN,
+    GROUPS,
+    NAME_PATTERN,
+    PERCENT_PATTERN,
+    SCENARIO_SCHEMA,
+)
+from orchestrator.scenario.yamlsource import LocatedDocument, Path_, format_path
+
+_VALIDATOR = jsonschema.Draft202012Validator(SCENARIO_SCHEMA)
+
+# The fewest replicas each partition shape can cut in a meaningful way.
+MIN_REPLICAS_FOR_SHAPE = {"isolate-one": 2, "halves": 2, "one-way": 2, "majorities-ring": 3, "bridge": 3}
+
+_PATTERN_ADVICE = {
+    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter (at most 40 characters)",
+    DURATION_PATTERN: "write a duration with a unit, e.g. 500ms, 20s, 1m30s",
+    PERCENT_PATTERN: "write a percentage, e.g. 5%",
+    GO_VERSION_PATTERN: 'write a Go version such as "1.26" (quoted)',
+}
+_TYPE_NAMES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping of keys to values",
+}
+
+
+@dataclass(frozen=True)
+class ScenarioError:
+    """One problem in a scenario: where (origin, line, field path) and what to do."""
+
+    origin: str
+    line: int | None
+    path: Path_
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.origin}:{self.line}" if self.line else self.origin
+        # Messages quote the user's values; a newline in a value must not break the one-line format.
+        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in self.message)
+        return f"{where}: {format_path(self.path)}: {message}"
+
+
+class ScenarioInvalid(UsageError):
+    """The scenario has one or more errors (exit 2); all of them are listed."""
+
+    def __init__(self, errors: list[ScenarioError]) -> None:
+        self.errors = errors
+        count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
+        super().__init__(f"invalid scenario ({count}):\n" + "\n".join(f"  {e}" for e in errors))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    return repr(value)
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _schema_messages(error: jsonschema.ValidationError) -> Iterator[tuple[Path_, str]]:
+    """Rewrite one jsonschema error as (field path, message) pairs a user can act on."""
+    path: Path_ = tuple(error.absolute_path)
+    kind, schema, instance = error.validator, error.schema, error.instance
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        for key in sorted(set(instance) - set(allowed)):
+            shown = format_path((key,))
+            yield (*path, key), f"unknown key '{shown}'{_suggest(key, allowed)} (allowed: {', '.join(allowed)})"
+    elif kind == "required":
+        missing = error.validator_value
+        for key in missing:
+            if key not in instance:
+                yield (*path, key), f"missing required field '{key}'"
+    elif kind == "enum":
+        options = [str(o) for o in error.validator_value]
+        yield path, f"{_describe(instance)} is not one of: {', '.join(options)}{_suggest(str(instance), options)}"
+    elif kind == "const":
+        yield path, f"must be '{error.validator_value}', got {_describe(instance)}"
+    elif kind == "type":
+        wanted = _TYPE_NAMES.get(str(error.validator_value), str(error.validator_value))
+        message = f"expected {wanted}, got {_describe(instance)}"
+        if error.validator_value == "string" and isinstance(instance, float):
+            message += f'; quote it: "{instance}"'
+        elif str(schema.get("pattern")) in _PATTERN_ADVICE:
+            message += f"; {_PATTERN_ADVICE[str(schema['pattern'])]}"
+        yield path, message
+    elif kind == "pattern":
+        advice = _PATTERN_ADVICE.get(str(error.validator_value), f"must match {error.validator_value}")
+        yield path, f"{_describe(instance)} is not valid: {advice}"
+    elif kind in {"minimum", "exclusiveMinimum"}:
+        op = "at least" if kind == "minimum" else "more than"
+        yield path, f"must be {op} {error.validator_value}, got {_describe(instance)}"
+    elif kind in {"maximum", "exclusiveMaximum"}:
+        op = "at most" if kind == "maximum" else "less than"
+        yield path, f"must be {op} {error.validator_value}, got {_describe(instance)}"
+    elif kind == "minItems":
+        yield path, f"needs at least {error.validator_value} item{'s' if error.validator_value != 1 else ''}"
+    elif kind == "maxItems":
+        yield path, f"takes at most {error.validator_value} items, got {len(instance)}"
+    elif kind in {"minProperties", "maxProperties"} and "partition" in schema.get("properties", {}):
+        yield path, f"a fault needs exactly one of: {', '.join(FAULT_KINDS)}, got {', '.join(instance) or 'none'}"
+    elif kind == "oneOf" and all(set(s) == {"required"} for s in schema["oneOf"]):
+        if not isinstance(instance, dict):
+            return  # the type error says it already
+        found = [k for k in CHECK_KINDS if k in instance]
+        yield path, (f"a check needs exactly one of: {', '.join(CHECK_KINDS)}; found {', '.join(found) or 'none'}")
+    elif kind == "minLength":
+        yield path, "must not be empty"
+    else:
+        yield path, error.message
+
+
+def schema_errors(doc: LocatedDocument) -> list[ScenarioError]:
+    found: dict[tuple[Path_, str], ScenarioError] = {}
+    discriminator_paths: set[Path_] = set()
+    errors = sorted(_VALIDATOR.iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        if error.validator == "oneOf":
+            discriminator_paths.add(tuple(error.absolute_path))
+    for error in errors:
+        path = tuple(error.absolute_path)
+        # A check with no kind (or two) fails every kind's strict schema too; one message is enough.
+        if path in discriminator_paths and "then" in error.absolute_schema_path:
+            continue
+        for field_path, message in _schema_messages(error):
+            found.setdefault(
+                (field_path, message), ScenarioError(doc.origin, doc.line_of(field_path), field_path, message)
+            )
+    return list(found.values())
+
+
+def _replicas(target: dict[str, Any]) -> int | None:
+    """The target's replica count, or None when it is not a valid number (the schema reports that)."""
+    replicas = target.get("replicas", 1)
+    return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
+
+
+def _dicts(value: Any) -> list[tuple[int, dict[str, Any]]]:
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
+    """Cross-field rules. Tolerant of shapes the schema already rejected: it skips what it cannot read."""
+    data = doc.data
+    out: list[ScenarioError] = []
+
+    def error(path: Path_, message: str) -> None:
+        out.append(ScenarioError(doc.origin, doc.line_of(path), path, message))
+
+    targets = {t["name"]: t for _, t in _dicts(data.get("targets")) if isinstance(t.get("name"), str)}
+    target_names = sorted(targets)
+    phases = [p for _, p in _dicts(data.get("phases"))]
+    phase_names = sorted(p["name"] for p in phases if isinstance(p.get("name"), str))
+
+    for field, items in (("targets", data.get("targets")), ("phases", data.get("phases"))):
+        seen: dict[str, int] = {}
+        for i, item in _dicts(items):
+            name = item.get("name")
+            if isinstance(name, str) and name in seen:
+                error((field, i, "name"), f"'{name}' is already the name of {field}.{seen[name]}; names must be unique")
+            elif isinstance(name, str):
+                seen[name] = i
+
+    for i, target in _dicts(data.get("targets")):
+        replicas = _replicas(target)
+        if "replicate" in target and replicas is not None and replicas < 2:
+            error(
+                ("targets", i, "replicate"), "replication needs replicas: 2 or more; remove replicate or add replicas"
+            )
+
+    def check_target_ref(path: Path_, name: Any) -> dict[str, Any] | None:
+        if not isinstance(name, str):
+            return None
+        if name not in targets:
+            error(path, f"no target named '{name}'{_suggest(name, target_names)} (targets: {', '.join(target_names)})")
+            return None
+        return targets[name]
+
+    load = data.get("load")
+    if isinstance(load, dict):
+        if load.get("protocol", "grpc") == "http" and isinstance(load.get("batch"), int) and load["batch"] > 1:
+            error(("load", "batch"), "HTTP has no batch writes; use protocol: grpc or remove batch")
+        if load.get("stream") is True and load.get("protocol", "grpc") == "http":
+            error(("load", "stream"), "HTTP has no streaming writes; use protocol: grpc")
+
+    for pi, phase in _dicts(data.get("phases")):
+        for fi, fault in _dicts(phase.get("faults")):
+            base: Path_ = ("phases", pi, "faults", fi)
+            for kind, params in fault.items():
+                if not isinstance(params, dict):
+                    continue
+                here = (*base, kind)
+                if kind == "partition":
+                    _partition_rules(here, params, targets, check_target_ref, error)
+                else:
+                    target = check_target_ref((*here, "target"), params.get("target"))
+                    replica = params.get("replica", 0)
+                    count = _replicas(target) if target is not None else None
+                    if count is not None and isinstance(replica, int) and replica >= count:
+                        error((*here, "replica"), f"target '{params['target']}' has {count} replica(s), "
+                              f"numbered from 0; got replica {replica}")  # fmt: skip
+                if kind == "netem" and not ({"delay", "loss"} & set(params)):
+                    error(here, "netem needs delay, loss or both")
+                if kind == "netem" and "jitter" in params and "delay" not in params:
+                    error((*here, "jitter"), "jitter varies a delay; add delay")
+
+    for ci, check in _dicts(data.get("checks")):
+        base = ("checks", ci)
+        for key in ("target", "crash"):
+            if key in check:
+                check_target_ref((*base, key), check[key])
+        for j, point in enumerate(check.get("at", []) if isinstance(check.get("at"), list) else []):
+            if not isinstance(point, str):
+                continue
+            phase, _, edge = point.partition(".")
+            if edge not in {"start", "end"} or phase not in phase_names:
+                error(
+                    (*base, "at", j),
+                    f"'{point}' is not <phase>.start or <phase>.end (phases: {', '.join(phase_names)})",
+                )
+        for j, phase in enumerate(check.get("during", []) if isinstance(check.get("during"), list) else []):
+            if isinstance(phase, str) and phase not in phase_names:
+                error((*base, "during", j), f"no phase named '{phase}'{_suggest(phase, phase_names)}")
+        if "promql" in check and "below" not in check and "above" not in check:
+            error(base, "a promql check needs a bound: below, above or both")
+    return out
+
+
+def _partition_rules(
+    here: Path_,
+    params: dict[str, Any],
+    targets: dict[str, dict[str, Any]],
+    check_target_ref: Callable[[Path_, Any], dict[str, Any] | None],
+    error: Callable[[Path_, str], None],
+) -> None:
+    if ("among" in params) == ("groups" in params):
+        error(here, "a partition needs either among (a target whose replicas are cut) or groups (two groups to cut)")
+    if "among" in params:
+        target = check_target_ref((*here, "among"), params["among"])
+        shape = params.get("shape")
+        if shape is None:
+            error((*here, "shape"), "a partition among replicas needs a shape: " + ", ".join(MIN_REPLICAS_FOR_SHAPE))
+        elif isinstance(shape, str) and target is not None and (count := _replicas(target)) is not None:
+            need = MIN_REPLICAS_FOR_SHAPE.get(shape, 2)
+            if count < need:
+                error((*here, "shape"), f"shape '{shape}' needs at least {need} replicas; "
+                      f"target '{params['among']}' has {count}")  # fmt: skip
+    for j, group in enumerate(params.get("groups", []) if isinstance(params.get("groups"), list) else []):
+        if isinstance(group, str) and group not in GROUPS and group not in targets:
+            choices = [*GROUPS, *sorted(targets)]
+            error(
+                (*here, "groups", j),
+                f"'{group}' is not a group{_suggest(group, choices)} (groups: {', '.join(choices)})",
+            )
+
+
+def validate(doc: LocatedDocument) -> list[ScenarioError]:
+    """Every problem in the document, in file order."""
+    errors = [ScenarioError(doc.origin, e.line, e.path, e.message) for e in doc.errors]
+    if errors and doc.data is None:
+        return errors
+    if not isinstance(doc.data, dict):
+        return [
+            *errors,
+            ScenarioError(doc.origin, 1, (), "a scenario is a mapping; start with 'apiVersion: mapquake/v1'"),
+        ]
+    errors += schema_errors(doc)
+    errors += rule_errors(doc)
+    return sorted(errors, key=lambda e: (e.origin != doc.origin, e.line or 0, format_path(e.path)))

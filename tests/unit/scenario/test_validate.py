@@ -1,0 +1,140 @@
+"""Scenario validation: every error at once, each with file:line, field path and a way to fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.scenario import ScenarioInvalid, check_scenario, load_scenario, load_scenario_text
+from orchestrator.scenario.yamlsource import parse
+
+REPO = Path(__file__).resolve().parents[3]
+VALID = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: churn
+targets:
+  - {name: cache, store: syncmap, replicas: 3, replicate: {queue: bounded}}
+load:
+  keys: {space: 1000}
+phases:
+  - {name: baseline, duration: 2s}
+  - {name: cut, duration: 1m30s, faults: [{partition: {shape: halves, among: cache}}]}
+checks:
+  - {model: live_heap, target: cache, at: [baseline.end]}
+"""
+
+
+def errors_of(text: str, overrides: tuple[str, ...] = ()) -> list[str]:
+    return [str(e) for e in check_scenario(parse(text, "s.yaml"), overrides)]
+
+
+def test_valid_scenario_gets_documented_defaults() -> None:
+    scenario = load_scenario_text(VALID)
+    target = scenario.targets[0]
+    assert (target.replicas, target.value_type, target.go) == (3, "[32]byte", "1.26")
+    assert target.replicate is not None and (target.replicate.queue, target.replicate.capacity) == ("bounded", 10_000)
+    assert (scenario.load.user, scenario.load.protocol, scenario.load.workers) == ("MapWriteUser", "grpc", 1)
+    assert scenario.load.keys.distribution == "sequential"
+    assert [p.duration_s for p in scenario.phases] == [2.0, 90.0]
+    assert scenario.phases[1].faults[0].kind == "partition"
+    check = scenario.checks[0]
+    assert (check.kind, check.name, check.params["tolerance"]) == ("model", "model-0", "5%")
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("store: syncmap", "store: synmap"), "s.yaml:5: targets.0.store: 'synmap' is not one of:"),
+        (("store: syncmap", "store: synmap"), "did you mean 'syncmap'?"),
+        (("space: 1000", "space: 1000, colour: red"), "s.yaml:7: load.keys.colour: unknown key 'colour'"),
+        (("duration: 2s", "duration: 2"), "s.yaml:9: phases.0.duration: expected a string, got 2; write a duration"),
+        (("duration: 2s", "duration: two"), "phases.0.duration: 'two' is not valid: write a duration"),
+        (("among: cache", "among: cahce"), "phases.1.faults.0.partition.among: no target named 'cahce'"),
+        (("replicas: 3", "replicas: 2"), "shape 'bridge' needs at least 3 replicas; target 'cache' has 2"),
+        (("replicas: 3", "replicas: 1"), "targets.0.replicate: replication needs replicas: 2 or more"),
+        (("at: [baseline.end]", "at: [baseline.finish]"), "'baseline.finish' is not <phase>.start or <phase>.end"),
+        (("kind: Scenario", "kind: Experiment"), "s.yaml:2: kind: must be 'Scenario', got 'Experiment'"),
+        (("name: churn", "name: Churn_1"), "s.yaml:3: name: 'Churn_1' is not valid: use lowercase letters"),
+        (("  keys: {space: 1000}", "  keys: {space: 0}"), "load.keys.space: must be at least 1, got 0"),
+        (("{model: live_heap, ", "{"), "checks.0: a check needs exactly one of: model, promql"),
+        (("faults: [{partition", "faults: [{kill: {target: cache}, partition"), "a fault needs exactly one of"),
+        (("name: baseline", "name: cut"), "phases.1.name: 'cut' is already the name of phases.0"),
+    ],
+)
+def test_each_mistake_is_named_with_line_and_path(edit: tuple[str, str], expected: str) -> None:
+    old, new = edit
+    assert old in VALID
+    text = VALID.replace(old, new, 1)
+    if "bridge" in expected:
+        text = text.replace("shape: halves", "shape: bridge")
+    messages = errors_of(text)
+    assert any(expected in m for m in messages), messages
+
+
+def test_missing_required_fields_are_all_listed() -> None:
+    messages = errors_of("apiVersion: mapquake/v1\nkind: Scenario\n")
+    for field in ("name", "targets", "load", "phases"):
+        assert any(f"{field}: missing required field '{field}'" in m for m in messages), messages
+
+
+def test_every_error_is_reported_at_once() -> None:
+    text = VALID.replace("store: syncmap", "store: nope").replace("duration: 2s", "duration: x")
+    text = text.replace("space: 1000", "space: -1")
+    assert len(errors_of(text)) == 3
+
+
+def test_duplicate_keys_and_syntax_errors_have_lines() -> None:
+    assert any("s.yaml:4: name: duplicate key 'name' (first at line 3)" in m for m in errors_of(VALID.replace(
+        "targets:", "name: again\ntargets:", 1)))  # fmt: skip
+    assert errors_of("a: [1,\n") == [
+        "s.yaml:2: (document): invalid YAML: expected the node content, but found '<stream end>'"
+    ]
+    assert "the file is empty" in errors_of("")[0]
+
+
+def test_unquoted_go_version_gets_a_hint() -> None:
+    messages = errors_of(VALID.replace("name: churn", "name: churn\ngo: 1.26"))
+    assert any('go: expected a string, got 1.26; quote it: "1.26"' in m for m in messages)
+
+
+def test_set_overrides_and_points_errors_at_the_flag() -> None:
+    scenario = load_scenario_text(VALID, overrides=["targets.0.replicate.queue=unbounded", "load.workers=4"])
+    replicate = scenario.targets[0].replicate
+    assert replicate is not None and replicate.queue == "unbounded"
+    assert scenario.load.workers == 4
+    messages = errors_of(VALID, ("targets.0.replicas=lots",))
+    assert messages == ["--set targets.0.replicas=lots: targets.0.replicas: expected a whole number, got 'lots'"]
+    assert errors_of(VALID, ("targets.7.store=syncmap",)) == [
+        "--set targets.7.store=syncmap: (document): targets.7: index out of range (list has 1 items)"
+    ]
+    assert "expected path=value" in errors_of(VALID, ("oops",))[0]
+
+
+def test_load_scenario_raises_with_every_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(VALID.replace("store: syncmap", "store: nope"))
+    with pytest.raises(ScenarioInvalid) as info:
+        load_scenario(path)
+    assert info.value.exit_code == 2
+    assert f"{path}:5: targets.0.store" in str(info.value)
+
+
+def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(VALID)
+    bad.write_text(VALID.replace("store: syncmap", "store: nope"))
+    assert main(["validate", str(good)]) == 0
+    assert "valid scenario 'churn'" in capsys.readouterr().out
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "targets.0.store" in err and "Traceback" not in err
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_scenarios_are_valid(path: Path) -> None:
+    load_scenario(path)
