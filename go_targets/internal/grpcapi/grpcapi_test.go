@@ -196,7 +196,7 @@ func TestReplicationBetweenTargets(t *testing.T) {
 	downAddr := lis.Addr().String()
 	_ = lis.Close()
 	b := startTarget(t, "syncmap", "[8]byte", downAddr)
-	a := startTarget(t, "shardedmap", "[8]byte", b.addr) // b's peer aAddr stays down: fine
+	a := startTarget(t, "shardedmap", "[8]byte", b.addr) // b's peer stays down: its writes just queue
 
 	batch := &pb.BatchPutRequest{}
 	for i := range 700 {
