@@ -1,0 +1,171 @@
+"""A real Prometheus (Debian's /usr/bin/prometheus) scraping real exporters.
+
+On the host it scrapes a prometheus_client exporter on 127.0.0.1; inside a run
+network it runs in one node's namespace and scrapes an exporter in another node.
+Every server is stopped by pid and every namespace removed, pass or fail.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from orchestrator.errors import InfrastructureError
+from orchestrator.ledger import Ledger, ResourceKind, new_run_id, pid_matches, process_start_time
+from orchestrator.netns import LocalNetwork
+from orchestrator.prometheus import (
+    PROMETHEUS_BINARY,
+    PrometheusQueryError,
+    PrometheusServer,
+    ScrapeJob,
+    ScrapeTarget,
+)
+from tests.integration.netfixtures import make_network, needs_root, read_line, state_dir
+
+__all__ = ["make_network", "state_dir"]  # fixtures used by name
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not PROMETHEUS_BINARY.exists(), reason=f"{PROMETHEUS_BINARY} missing: run `make setup`"),
+]
+
+
+@pytest.fixture
+def exporter() -> Iterator[str]:
+    """A prometheus_client exporter on 127.0.0.1 (port 0) with mapquake_test_value 42; yields host:port."""
+    registry = CollectorRegistry()
+    Gauge("mapquake_test_value", "a constant for the scrape test", registry=registry).set(42)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def start_prometheus(state_dir: Path) -> Iterator[Callable[..., PrometheusServer]]:
+    """Start Prometheus servers; each is stopped (by pid) at the end, pass or fail."""
+    started: list[PrometheusServer] = []
+
+    def start(**kwargs: object) -> PrometheusServer:
+        server = PrometheusServer(**kwargs)  # type: ignore[arg-type]
+        started.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in started:
+        server.stop(grace_s=5)
+
+
+def test_host_prometheus_scrapes_a_loopback_exporter(
+    exporter: str, start_prometheus: Callable[..., PrometheusServer]
+) -> None:
+    ledger = Ledger.create(new_run_id())
+    job = ScrapeJob("exporter", [ScrapeTarget(exporter, {"target": "cache", "replica": "0"})])
+    prom = start_prometheus(ledger=ledger, jobs=[job])
+    assert prom.base_url.startswith("http://127.0.0.1:")
+    client = prom.client
+
+    [sample] = client.wait_for_series('mapquake_test_value{job="exporter"}', timeout=60)
+    assert sample.value == 42.0
+    assert sample.labels["target"] == "cache" and sample.labels["replica"] == "0"
+    assert sample.labels["instance"] == exporter
+
+    [target] = client.targets()
+    assert (target.job, target.address, target.health) == ("exporter", exporter, "up")
+
+    now = time.time()
+    # at least two scrapes (1 s interval) of `up` are stored
+    client.wait_for_series("count_over_time(up[1m]) >= 2", timeout=60)
+    [series] = client.query_range("mapquake_test_value", start=now - 30, end=now + 1, step=1)
+    assert series.values and set(series.values) == {42.0}
+    assert [s.value for s in client.query("1 + 1")] == [2.0]  # a scalar
+    with pytest.raises(PrometheusQueryError, match="bad_data"):
+        client.query("sum(")
+
+    pid = prom.pid
+    assert pid is not None
+    start = process_start_time(pid)
+    assert prom.stop(grace_s=10) == 0
+    assert not pid_matches(pid, start)
+    assert ResourceKind.PROCESS not in {r.kind for r in ledger.open_resources()}
+    assert prom.config_path.exists() and (prom.data_dir / "wal").is_dir()  # kept for the report
+    prom.remove_workdir()
+    assert ledger.open_resources() == []
+    ledger.remove()
+
+
+def test_wait_for_series_gives_up_at_its_deadline_and_says_why(
+    start_prometheus: Callable[..., PrometheusServer],
+) -> None:
+    ledger = Ledger.create(new_run_id())
+    # a loopback port nothing listens on: the target is down
+    prom = start_prometheus(ledger=ledger, jobs=[ScrapeJob("nothing", [ScrapeTarget("127.0.0.1:9")])])
+    prom.client.wait_for_series('up{job="nothing"} == 0', timeout=60)  # scraped once, and down
+    begin = time.monotonic()
+    with pytest.raises(InfrastructureError, match="no data for 'mapquake_absent_metric'") as info:
+        prom.client.wait_for_series("mapquake_absent_metric", timeout=2)
+    assert time.monotonic() - begin < 15
+    assert "targets: nothing 127.0.0.1:9: down" in str(info.value)
+    assert "connection refused" in str(info.value)
+
+
+def test_bad_config_is_refused_before_starting(state_dir: Path) -> None:
+    ledger = Ledger.create(new_run_id())
+    prom = PrometheusServer(ledger=ledger, jobs=[ScrapeJob("x", [ScrapeTarget("8.8.8.8:53")])])
+    with pytest.raises(InfrastructureError, match="outside loopback"):
+        prom.start()
+    assert prom.pid is None
+
+
+EXPORTER_IN_NODE = textwrap.dedent(
+    """
+    import sys
+    from prometheus_client import CollectorRegistry, Gauge, start_http_server
+    registry = CollectorRegistry()
+    Gauge("mapquake_store_entries", "entries", registry=registry).set(1234)
+    server, thread = start_http_server(8000, addr=sys.argv[1], registry=registry)
+    print("serving", flush=True)
+    thread.join(timeout=300)  # bounded; the test stops us long before
+    """
+)
+
+
+@needs_root
+def test_prometheus_in_a_node_scrapes_another_node(
+    make_network: Callable[[], LocalNetwork], start_prometheus: Callable[..., PrometheusServer]
+) -> None:
+    net = make_network()
+    prom_node, target_node = net.add_node("prom"), net.add_node("cache-0")
+    exporter_proc = target_node.popen(
+        [sys.executable, "-c", EXPORTER_IN_NODE, target_node.address], stdout=subprocess.PIPE
+    )
+    assert read_line(exporter_proc, timeout=60) == "serving"
+
+    job = ScrapeJob("maptarget", [ScrapeTarget(f"{target_node.address}:8000", {"target": "cache", "replica": "0"})])
+    prom = start_prometheus(ledger=net.ledger, jobs=[job], node=prom_node)
+    assert prom.base_url == f"http://{prom_node.address}:9090"  # reached from the host over the bridge
+    [sample] = prom.client.wait_for_series("mapquake_store_entries", timeout=60)
+    assert sample.value == 1234.0
+    assert sample.labels["instance"] == f"{target_node.address}:8000"
+
+    # the same series through reload(): a second job shows up without restarting
+    pid = prom.pid
+    prom.reload([job, ScrapeJob("self", [ScrapeTarget(f"{prom_node.address}:9090")])])
+    prom.client.wait_for_series('up{job="self"} == 1', timeout=60)
+    assert prom.pid == pid
+
+    assert prom.stop(grace_s=10) == 0
+    exporter_proc.send_signal(signal.SIGTERM)
+    exporter_proc.wait(timeout=10)
