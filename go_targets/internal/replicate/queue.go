@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"unsafe"
+
+	"github.com/mapquake/mapquake/go_targets/internal/metrics"
 )
 
 // QueueKind selects what a peer's queue does when the peer cannot keep up.
@@ -89,17 +91,20 @@ type queue struct {
 	n        int
 	bytes    int64
 	capacity int // 0: unbounded
+	// m's backlog gauges change under mu, so a scrape never sees them
+	// disagree with the queue (e.g. negative while a push is half done).
+	m metrics.PeerMetrics
 
 	notify chan struct{} // buffered(1): wakes the sender
 }
 
-func newQueue(capacity int) *queue {
-	return &queue{capacity: capacity, notify: make(chan struct{}, 1)}
+func newQueue(capacity int, m metrics.PeerMetrics) *queue {
+	return &queue{capacity: capacity, m: m, notify: make(chan struct{}, 1)}
 }
 
-// push appends a copy of (kind, key, value). It returns the bytes added, or
-// ok=false when a bounded queue is full.
-func (q *queue) push(kind Kind, key string, value []byte) (added int, ok bool) {
+// push appends a copy of (kind, key, value). It returns false, and counts a
+// drop, when a bounded queue is full.
+func (q *queue) push(kind Kind, key string, value []byte) bool {
 	var buf []byte
 	if size := len(key) + len(value); size > 0 {
 		buf = make([]byte, size)
@@ -107,8 +112,9 @@ func (q *queue) push(kind Kind, key string, value []byte) (added int, ok bool) {
 	}
 	q.mu.Lock()
 	if q.capacity > 0 && q.n >= q.capacity {
+		q.m.Dropped.Inc()
 		q.mu.Unlock()
-		return 0, false
+		return false
 	}
 	if len(q.chunks) == 0 || q.tail == ChunkOps {
 		q.chunks = append(q.chunks, new(chunk))
@@ -117,14 +123,16 @@ func (q *queue) push(kind Kind, key string, value []byte) (added int, ok bool) {
 	q.chunks[len(q.chunks)-1][q.tail] = op{buf: buf, klen: uint32(len(key)), kind: kind}
 	q.tail++
 	q.n++
-	added = OpSlotBytes + len(buf)
+	added := OpSlotBytes + len(buf)
 	q.bytes += int64(added)
+	q.m.Backlog.Inc()
+	q.m.BacklogBytes.Add(float64(added))
 	q.mu.Unlock()
 	select {
 	case q.notify <- struct{}{}:
 	default:
 	}
-	return added, true
+	return true
 }
 
 // peek appends up to max ops from the front to dst without removing them.
@@ -150,11 +158,14 @@ func (q *queue) peek(dst []op, max int) []op {
 	return dst
 }
 
-// pop removes the first k ops and returns the bytes they accounted for.
-func (q *queue) pop(k int) (removed int64) {
+// pop removes the first k ops (acknowledged by the peer).
+func (q *queue) pop(k int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	var removed int64
+	popped := 0
 	for ; k > 0 && q.n > 0; k-- {
+		popped++
 		o := &q.chunks[0][q.head]
 		removed += int64(OpSlotBytes + len(o.buf))
 		*o = op{}
@@ -170,7 +181,9 @@ func (q *queue) pop(k int) (removed int64) {
 		q.chunks, q.head, q.tail = nil, 0, 0
 	}
 	q.bytes -= removed
-	return removed
+	q.m.Backlog.Sub(float64(popped))
+	q.m.BacklogBytes.Sub(float64(removed))
+	q.m.Sent.Add(float64(popped))
 }
 
 // len returns the number of queued ops and their logical bytes.

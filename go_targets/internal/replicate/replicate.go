@@ -128,8 +128,9 @@ func New(cfg Config) (*Replicator, error) {
 			r.closeConns()
 			return nil, fmt.Errorf("peer %q: %w", addr, err)
 		}
+		pm := cfg.Metrics.Peer(addr)
 		r.peers = append(r.peers, &peer{
-			addr: addr, origin: cfg.Origin, q: newQueue(cfg.Capacity), m: cfg.Metrics.Peer(addr),
+			addr: addr, origin: cfg.Origin, q: newQueue(cfg.Capacity, pm), m: pm,
 			conn: conn, client: pb.NewReplicaClient(conn), cfg: &cfg,
 			log: cfg.Logger.With("peer", addr),
 		})
@@ -152,12 +153,7 @@ func (r *Replicator) Delete(key string) { r.enqueue(KindDelete, key, nil) }
 
 func (r *Replicator) enqueue(kind Kind, key string, value []byte) {
 	for _, p := range r.peers {
-		if added, ok := p.q.push(kind, key, value); ok {
-			p.m.Backlog.Inc()
-			p.m.BacklogBytes.Add(float64(added))
-		} else {
-			p.m.Dropped.Inc()
-		}
+		p.q.push(kind, key, value)
 	}
 }
 
@@ -222,10 +218,7 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 		}
 		err := p.send(ctx, batch)
 		if err == nil {
-			removed := p.q.pop(len(batch))
-			p.m.Backlog.Sub(float64(len(batch)))
-			p.m.BacklogBytes.Sub(float64(removed))
-			p.m.Sent.Add(float64(len(batch)))
+			p.q.pop(len(batch))
 			wait = p.cfg.MinBackoff
 			if failing {
 				failing = false

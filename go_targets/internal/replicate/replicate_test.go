@@ -194,9 +194,13 @@ func TestPeerDownThenBack(t *testing.T) {
 }
 
 func TestQueueChunks(t *testing.T) {
-	q := newQueue(0)
+	m, err := metrics.NewMetrics(prometheus.NewRegistry(), metrics.BuildInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newQueue(0, m.Peer("p"))
 	for i := range 2*ChunkOps + 3 {
-		if _, ok := q.push(KindPut, key(i), nil); !ok {
+		if !q.push(KindPut, key(i), nil) {
 			t.Fatal("unbounded push refused")
 		}
 	}
