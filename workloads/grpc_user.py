@@ -1,0 +1,107 @@
+"""gRPC client for Locust users: one grpcio channel per target, every call reported as a Locust request event.
+
+Only Locust processes import this module (it needs gevent-friendly grpcio:
+call ``init_gevent()`` once, before any channel exists, as the locustfile does).
+Calls never raise for RPC failures: they return False (or None for a failed
+Get) after firing the request event with the exception, so the caller's
+accounting stays simple. The channels are shared by all the users of a worker:
+HTTP/2 multiplexes their calls over one connection per target.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from workloads.pb import store_pb2, store_pb2_grpc
+from workloads.plan import check_target_address
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RequestEvent = Any  # locust.event.EventHook; not imported so this module stays importable without locust
+
+_gevent_ready = False
+
+
+def init_gevent() -> None:
+    """Make grpcio cooperate with gevent (Locust's event loop); idempotent."""
+    global _gevent_ready
+    if not _gevent_ready:
+        import grpc.experimental.gevent as grpc_gevent
+
+        grpc_gevent.init_gevent()
+        _gevent_ready = True
+
+
+class GrpcClient:
+    """MapStore calls to the targets of a plan, by target index."""
+
+    request_type = "grpc"
+
+    def __init__(self, targets: Sequence[str], request_event: RequestEvent, *, timeout_s: float = 10.0) -> None:
+        for addr in targets:
+            check_target_address(addr)  # never dial anything but loopback or our namespaces
+        self.targets = tuple(targets)
+        self.timeout_s = timeout_s
+        self._event = request_event
+        self._channels = [grpc.insecure_channel(addr) for addr in self.targets]
+        self._stubs = [store_pb2_grpc.MapStoreStub(ch) for ch in self._channels]
+
+    def _call(self, op: str, fn: Callable[[], T], length: int = 0) -> tuple[bool, T | None]:
+        start = time.perf_counter()
+        exc: BaseException | None = None
+        result: T | None = None
+        try:
+            result = fn()
+        except grpc.RpcError as err:
+            exc = err
+        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        self._event.fire(
+            request_type=self.request_type,
+            name=op,
+            response_time=elapsed_ms,
+            response_length=length,
+            exception=exc,
+            context={},
+        )
+        return exc is None, result
+
+    def put(self, target: int, key: str, value: bytes) -> bool:
+        stub = self._stubs[target]
+        req = store_pb2.PutRequest(key=key, value=value)
+        ok, _ = self._call("put", lambda: stub.Put(req, timeout=self.timeout_s), len(value))
+        return ok
+
+    def batch_put(self, target: int, keys: Sequence[str], value: bytes) -> bool:
+        stub = self._stubs[target]
+        req = store_pb2.BatchPutRequest(entries=[store_pb2.PutRequest(key=k, value=value) for k in keys])
+        ok, resp = self._call("batch_put", lambda: stub.BatchPut(req, timeout=self.timeout_s), len(value) * len(keys))
+        return ok and resp is not None and resp.written == len(keys)
+
+    def put_stream(self, target: int, keys: Sequence[str], value: bytes) -> bool:
+        stub = self._stubs[target]
+        reqs = [store_pb2.PutRequest(key=k, value=value) for k in keys]
+        ok, resp = self._call(
+            "put_stream", lambda: stub.PutStream(iter(reqs), timeout=self.timeout_s), len(value) * len(keys)
+        )
+        return ok and resp is not None and resp.written == len(keys)
+
+    def get(self, target: int, key: str) -> bool | None:
+        """Whether ``key`` is present; None when the call failed."""
+        stub = self._stubs[target]
+        ok, resp = self._call("get", lambda: stub.Get(store_pb2.GetRequest(key=key), timeout=self.timeout_s))
+        return bool(resp.found) if ok and resp is not None else None
+
+    def delete(self, target: int, key: str) -> bool:
+        stub = self._stubs[target]
+        ok, _ = self._call("delete", lambda: stub.Delete(store_pb2.DeleteRequest(key=key), timeout=self.timeout_s))
+        return ok
+
+    def close(self) -> None:
+        for ch in self._channels:
+            ch.close()
