@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -169,3 +170,51 @@ def test_prometheus_in_a_node_scrapes_another_node(
     assert prom.stop(grace_s=10) == 0
     exporter_proc.send_signal(signal.SIGTERM)
     exporter_proc.wait(timeout=10)
+
+
+def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"pid {proc.pid} exited with {proc.returncode} before writing {path}")
+        if path.exists() and path.stat().st_size:
+            return path.read_text()
+        time.sleep(0.02)
+    raise AssertionError(f"{path} not written within {timeout}s")
+
+
+@needs_root
+def test_prometheus_scrapes_a_maptarget_replica_in_its_namespace(
+    go_binaries: dict[str, Path],
+    make_network: Callable[[], LocalNetwork],
+    start_prometheus: Callable[..., PrometheusServer],
+    tmp_path: Path,
+) -> None:
+    net = make_network()
+    prom_node, replica = net.add_node("prom"), net.add_node("cache-0")
+    ready = tmp_path / "ready.json"
+    argv = [
+        str(go_binaries["maptarget"]),
+        "--store", "syncmap",
+        "--http-addr", f"{replica.address}:8080",
+        "--grpc-addr", f"{replica.address}:9091",
+        "--ready-file", str(ready),
+    ]  # fmt: skip
+    with open(tmp_path / "maptarget.log", "wb") as log_file:
+        target = replica.popen(argv, name="cache-0", stdout=log_file, stderr=subprocess.STDOUT)
+    assert f'"{replica.address}:8080"' in _wait_for_file(ready, target, timeout=60)
+
+    job = ScrapeJob("maptarget", [ScrapeTarget(f"{replica.address}:8080", {"target": "cache", "replica": "0"})])
+    prom = start_prometheus(ledger=net.ledger, jobs=[job], node=prom_node)
+    [info] = prom.client.wait_for_series('mapquake_build_info{target="cache"}', timeout=60)
+    assert info.labels["store"] == "syncmap" and info.labels["replica"] == "0"
+    # the controller, on the host, reaches the replica over the bridge; after a GC the live heap is known
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(urllib.request.Request(f"http://{replica.address}:8080/admin/gc", method="POST"), timeout=10):
+        pass
+    [heap] = prom.client.wait_for_series("go_gc_heap_live_bytes > 0", timeout=60)
+    assert heap.labels["instance"] == f"{replica.address}:8080"
+
+    prom.stop(grace_s=10)
+    target.send_signal(signal.SIGTERM)
+    assert target.wait(timeout=30) == 0
