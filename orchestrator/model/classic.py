@@ -108,6 +108,18 @@ class _Classic:
         prealloc = self.nbuckets(b) - (1 << b)
         return mean, sd, _expected_excess(mean, sd, prealloc)
 
+    def overflow_bytes(self, count: int, b: int) -> tuple[float, float, float, float]:
+        """(expected, low, high) bytes of malloc'd overflow buckets plus the noscan overflow
+        slice at level ``b`` holding ``count`` keys, and the expected overflow bucket count."""
+        ovf, sd, extra = self.overflow(count, b)
+        prealloc = self.nbuckets(b) - (1 << b) if b > 0 else 0
+        lo_n = max(0.0, ovf - 4 * sd)
+        hi_n = ovf + 4 * sd + (1 if sd > 0 else 0)
+        expected = extra * self.bucket() + self.overflow_slice(ovf)
+        low = max(0.0, lo_n - prealloc) * self.bucket() + self.overflow_slice(lo_n)
+        high = max(0.0, hi_n - prealloc) * self.bucket() + self.overflow_slice(hi_n)
+        return expected, min(low, expected), max(high, expected), ovf
+
     def overflow_slice(self, buckets: float) -> int:
         """Live bytes of ``h.extra.overflow`` (noscan buckets only): header + backing array."""
         n = round(buckets)
@@ -163,18 +175,13 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
 
     arr = cl.array(b) if b > 0 else cl.bucket()
     bd["buckets"] = arr
-    ovf, ovf_sd, extra = cl.overflow(m, b)
+    excess, excess_lo, excess_hi, ovf = cl.overflow_bytes(m, b)
     details["overflow_buckets"] = round(ovf, 1)
     prealloc = cl.nbuckets(b) - (1 << b) if b > 0 else 0
-    bd["overflow_buckets"] = extra * cl.bucket()
+    bd["overflow_buckets"] = excess - cl.overflow_slice(ovf)
     has_extra = prealloc > 0 or ovf > 0.5
     bd["mapextra"] = MAPEXTRA if has_extra else 0
     bd["overflow_slice"] = cl.overflow_slice(ovf)
-    ovf_lo = max(0.0, ovf - 4 * ovf_sd)
-    ovf_hi = ovf + 4 * ovf_sd + (1 if ovf_sd > 0 else 0)
-    excess_lo = max(0.0, ovf_lo - prealloc) * cl.bucket() + cl.overflow_slice(ovf_lo)
-    excess_hi = max(0.0, ovf_hi - prealloc) * cl.bucket() + cl.overflow_slice(ovf_hi)
-    excess = bd["overflow_buckets"] + bd["overflow_slice"]
 
     # The old array during an incremental grow (not when the map was made that big).
     old = 0.0
@@ -183,13 +190,12 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
         c0 = grow_trigger(b)
         old_b = b - 1
         writes = m - c0 + 1
-        o_ovf, _, o_extra = cl.overflow(c0 - 1, old_b)
-        old_max = (cl.array(old_b) if old_b > 0 else cl.bucket()) + o_extra * cl.bucket()
-        old_max += cl.overflow_slice(o_ovf)
+        o_exp, o_lo, o_hi, _ = cl.overflow_bytes(c0 - 1, old_b)
+        o_arr = cl.array(old_b) if old_b > 0 else cl.bucket()
         p_grow = _p_still_growing(writes, 1 << old_b)
-        old = p_grow * old_max
-        old_lo = old_max if p_grow > 1 - 1e-6 else 0.0
-        old_hi = old_max if p_grow > 1e-6 else 0.0
+        old = p_grow * (o_arr + o_exp)
+        old_lo = o_arr + o_lo if p_grow > 1 - 1e-6 else 0.0
+        old_hi = o_arr + o_hi if p_grow > 1e-6 else 0.0
         details["p_evacuating"] = round(p_grow, 4)
         if 1e-6 < p_grow < 1 - 1e-6:
             notes.append("an incremental grow may still hold the old bucket array (random: evacuation progress)")
@@ -212,7 +218,7 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
         count = LOAD_NUM * (1 << lvl) // LOAD_DEN
         l_ovf, _, l_extra = cl.overflow(count, lvl)
         cum += l_extra * cl.bucket() + cl.overflow_slice_cum(l_ovf)
-    cum += extra * cl.bucket() + cl.overflow_slice_cum(ovf)
+    cum += bd["overflow_buckets"] + cl.overflow_slice_cum(ovf)
     return Estimate(live, min(low, live), max(high, live), cum, bd, notes=notes, details=details)
 
 

@@ -306,7 +306,12 @@ class _Parser:
             return self.parse_struct()
         if self.keyword("interface"):
             self.expect("{", "write an interface type as interface{} or any")
-            self.expect("}", "only the empty interface is supported; use any or any(T)")
+            if not self.peek("}"):
+                raise self.fail(
+                    "only the empty interface is supported (an interface slot is 16 bytes whatever its methods)",
+                    "write any, or any(T) for a slot holding a boxed T",
+                )
+            self.pos += 1
             return interface_holding(None)
         name, at = self.ident()
         if not name:
