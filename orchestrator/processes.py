@@ -42,13 +42,16 @@ def start_process(
     Inside a namespace it runs as ``ip netns exec <netns> argv...``; ip execs the
     program, so the returned pid is the program's own. Side effects: two ledger
     lines (intent, then pid + start time) and a new process. ``popen_kwargs`` go to
-    ``subprocess.Popen`` (stdout, stderr, cwd, start_new_session ...).
+    ``subprocess.Popen`` (stdout, stderr, cwd ...). The process starts in its own
+    session (``start_new_session=True`` unless given), so a Ctrl-C in the terminal
+    reaches only the controller, which then tears down in order.
     """
     if not argv:
         raise InfrastructureError(f"process {name!r}: empty command line")
     full_env = dict(os.environ if env is None else env)
     full_env[RUN_ID_ENV] = ledger.run_id
     cmd = ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+    popen_kwargs.setdefault("start_new_session", True)
     ledger.record(ResourceKind.PROCESS, name, netns=netns, detail={"argv0": str(argv[0])})
     try:
         proc: subprocess.Popen[Any] = subprocess.Popen(cmd, env=full_env, **popen_kwargs)
