@@ -409,6 +409,7 @@ class CleanupReport:
     netns: list[str] = field(default_factory=list)
     links: list[str] = field(default_factory=list)
     dirs: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # recorded dirs whose path lacks the run id: not deleted
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -501,8 +502,12 @@ def cleanup_run(run_id: str, *, force: bool = False, grace_s: float = STOP_GRACE
         for res in recorded:
             if res.kind == ResourceKind.DIR:
                 path = Path(res.name)
-                if run_id not in path.parts and run_id not in path.name:
-                    report.errors.append(f"not removing {path}: its path does not carry the run id")
+                if not any(run_id in part for part in path.parts):
+                    # e.g. a Prometheus workdir under a user-chosen --report-dir: evidence, and not
+                    # provably ours alone to delete. Leave it, but close the books on it.
+                    log.warning("cleanup of run %s: keeping %s (its path does not carry the run id)", run_id, path)
+                    report.kept.append(str(path))
+                    ledger.released(ResourceKind.DIR, res.name)
                     continue
                 if path.exists():
                     shutil.rmtree(path, ignore_errors=True)

@@ -131,6 +131,7 @@ CONTROLLER = textwrap.dedent(
     """
     # A stand-in controller: builds a run network with a sleeping node process, then hangs.
     import sys, time
+    from pathlib import Path
     from orchestrator.ledger import Ledger, ResourceKind
     from orchestrator.netns import LocalNetwork
     run_id = sys.argv[1]
@@ -138,9 +139,9 @@ CONTROLLER = textwrap.dedent(
     net = LocalNetwork.create(run_id, ledger)
     a, b = net.add_node("a"), net.add_node("b")
     sleeper = a.popen(["sleep", "300"])
-    data = ledger.dir / "prometheus"
-    ledger.record(ResourceKind.DIR, str(data))
-    data.mkdir()
+    for data in (ledger.dir / "prometheus", Path(sys.argv[2])):  # in the run state; under a report dir
+        ledger.record(ResourceKind.DIR, str(data))
+        data.mkdir(parents=True)
     print(sleeper.pid, flush=True)
     time.sleep(120)  # bounded: the test SIGKILLs us long before
     """
@@ -148,11 +149,14 @@ CONTROLLER = textwrap.dedent(
 
 
 @pytest.fixture
-def controller(state_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def controller(state_dir: Path, tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A throwaway controller process that the test SIGKILLs; anything it left is cleaned after."""
     run_id = new_run_id()
+    report_dir = tmp_path / "my-report" / "prometheus"
     proc = subprocess.Popen(
-        [sys.executable, "-c", CONTROLLER, run_id], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+        [sys.executable, "-c", CONTROLLER, run_id, str(report_dir)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
     )
     try:
         yield run_id, proc
@@ -165,7 +169,9 @@ def controller(state_dir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]
         assert leftovers(run_id) == []
 
 
-def test_cleanup_after_sigkilled_controller(controller: tuple[str, subprocess.Popen[bytes]], state_dir: Path) -> None:
+def test_cleanup_after_sigkilled_controller(
+    controller: tuple[str, subprocess.Popen[bytes]], state_dir: Path, tmp_path: Path
+) -> None:
     run_id, proc = controller
     sleeper_pid = int(read_line(proc, timeout=60))
     sleeper_start = process_start_time(sleeper_pid)
@@ -181,7 +187,7 @@ def test_cleanup_after_sigkilled_controller(controller: tuple[str, subprocess.Po
     ledger = Ledger.load(run_id)
     assert not ledger.is_controller_alive()
     kinds = sorted(r.kind.value for r in ledger.open_resources())
-    assert kinds == ["bridge", "dir", "netns", "netns", "process", "veth", "veth"]
+    assert kinds == ["bridge", "dir", "dir", "netns", "netns", "process", "veth", "veth"]
     assert process_start_time(sleeper_pid) == sleeper_start  # orphaned, still sleeping in its namespace
 
     [report] = cleanup_all_dead_runs(grace_s=5)
@@ -189,6 +195,9 @@ def test_cleanup_after_sigkilled_controller(controller: tuple[str, subprocess.Po
     assert report.processes == [sleeper_pid]
     assert sorted(report.netns) == [f"mq-{run_id}-a", f"mq-{run_id}-b"]
     assert len(report.links) == 3
+    assert report.dirs == [str(state_dir / "runs" / run_id / "prometheus"), str(state_dir / "runs" / run_id)]
+    assert report.kept == [str(tmp_path / "my-report" / "prometheus")]  # no run id in its path: kept
+    assert (tmp_path / "my-report" / "prometheus").is_dir()
     assert leftovers(run_id) == []
     deadline = time.monotonic() + 10
     while process_start_time(sleeper_pid) == sleeper_start and time.monotonic() < deadline:
