@@ -314,8 +314,14 @@ class Ledger:
         return next((e for e in self._entries if e.get("op") == Op.OPEN), None)
 
     def is_controller_alive(self) -> bool:
-        """True if the process that opened this run still runs (same pid AND same start time, not a zombie)."""
-        return pid_running(self.controller_pid, self.controller_start_time)
+        """True if the process that opened this run still runs (same pid AND same start time, not a zombie).
+
+        Without a recorded start time (no /proc at open) it errs on the safe side: alive if the pid exists.
+        """
+        pid = self.controller_pid
+        if pid is not None and self.controller_start_time is None:
+            return process_start_time(pid) is not None
+        return pid_running(pid, self.controller_start_time)
 
     def open_resources(self) -> list[Resource]:
         """Resources created and not yet released, in creation order (processes carry their pid)."""

@@ -285,7 +285,10 @@ class LocalNetwork:
             _ip(["addr", "add", f"{net.host_address}/{SUBNET_PREFIX}", "dev", net.bridge])
             _ip(["link", "set", "dev", net.bridge, "up"])
         except BaseException:
-            net.teardown()
+            try:
+                net.teardown()
+            except InfrastructureError as exc:  # report the original failure; cleanup gets the rest
+                log.error("run %s: %s", run_id, exc, extra={"run_id": run_id})
             raise
         log.info("run %s: bridge %s %s", run_id, net.bridge, subnet, extra={"run_id": run_id})
         return net
