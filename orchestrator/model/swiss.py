@@ -235,3 +235,18 @@ def predict(key: GoType, elem: GoType, entries: int, *, high_water: int, hint: i
             "(delete and clear keep every table)"
         )
     return est
+
+
+def live_given_tables(key: GoType, elem: GoType, entries: int, *, dir_len: int, capacities: dict[int, int]) -> int:
+    """Exact live bytes once the realised directory length and table capacities are known
+    (what the measuring program reads through unsafe): the model minus its randomness."""
+    lay = layout(key, elem)
+    sw = _Swiss(lay)
+    if dir_len == 0:
+        structure_bytes = MAP_HEADER + (sw.groups(GROUP_SLOTS) if entries > 0 else 0)
+    else:
+        structure_bytes = MAP_HEADER + alloc(8 * dir_len, True)
+        structure_bytes += sum(n * sw.table(cap) for cap, n in capacities.items())
+    boxes = [slot_box(key), slot_box(elem)]
+    indirect = [t for t, ind in ((key, lay.indirect_key), (elem, lay.indirect_elem)) if ind]
+    return structure_bytes + entry_cost(boxes, indirect, entries).total

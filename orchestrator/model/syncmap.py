@@ -130,3 +130,11 @@ def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) 
         "entry into a new dirty map, so the map structure exists twice until the next promotion"
     )
     return out
+
+
+def live_given_nodes(key: GoType, elem: GoType, entries: int, *, trie_nodes: int) -> int:
+    """Exact live bytes of a Go ≥ 1.24 sync.Map once the realised indirect-node count is known."""
+    if entries == 0 and trie_nodes == 0:
+        return TRIE_MAP
+    cost = entry_cost(_boxes(key, elem), [], entries)
+    return TRIE_MAP + trie_nodes * alloc(TRIE_INDIRECT, True) + entries * alloc(TRIE_ENTRY, True) + cost.total
