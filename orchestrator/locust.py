@@ -294,13 +294,18 @@ class LocustCluster:
     def wait(self, timeout_s: float | None = None) -> LocustResult:
         """Wait for every process to exit (the master ends the run after the last phase), then collect.
 
-        The default timeout is the plan's hard bound; processes still running then are stopped and
-        the result says so. Scrapes each worker's metrics about once a second while waiting.
+        ``timeout_s`` counts from this call; the default is what is left of the plan's hard bound
+        (``plan.deadline_s`` plus a grace, from start()). Processes still running then are stopped
+        and the result says so. Scrapes each worker's metrics about once a second while waiting.
         """
         if not self.processes:
             raise InfrastructureError("this Locust cluster was not started")
-        bound = timeout_s if timeout_s is not None else self.plan.deadline_s + STOP_GRACE_S
-        deadline = (self._started_at or time.monotonic()) + bound
+        if timeout_s is not None:
+            bound = timeout_s
+            deadline = time.monotonic() + timeout_s
+        else:
+            bound = self.plan.deadline_s + STOP_GRACE_S
+            deadline = (self._started_at or time.monotonic()) + bound
         next_scrape = 0.0
         timed_out = False
         try:
@@ -316,7 +321,7 @@ class LocustCluster:
                 self._wait_any(min(next_scrape, deadline) - time.monotonic())
         finally:
             self.stop()
-        return self._collect(timed_out)
+        return self._collect(timed_out, bound)
 
     def _wait_any(self, timeout_s: float) -> None:
         """Block until the master exits or ``timeout_s`` passes (then the loop polls the workers)."""
@@ -357,10 +362,10 @@ class LocustCluster:
                 p.proc.wait()
         return {p.role: p.proc.returncode for p in self.processes}
 
-    def _collect(self, timed_out: bool) -> LocustResult:
+    def _collect(self, timed_out: bool, bound: float = 0.0) -> LocustResult:
         problems: list[str] = []
         if timed_out:
-            problems.append(f"the run did not end within its bound ({self.plan.deadline_s:.0f}s + grace)")
+            problems.append(f"the run did not end within its bound of {bound:.0f}s; its processes were stopped")
         exit_codes = {p.role: p.proc.returncode for p in self.processes}
         for p in self.processes:
             if p.proc.returncode not in (0, None):

@@ -143,6 +143,9 @@ class WorkloadPlan:
     stop_timeout_s: float = 10.0
     """Users finish their in-flight request for up to this long when the load stops."""
     request_timeout_s: float = 10.0
+    linger_s: float = 0.0
+    """After the load stopped, a worker keeps serving its final metrics this long before it exits,
+    so Prometheus's last scrape sees the final counts (set it to about two scrape intervals)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form labels carried through to the summaries (scenario name, run id)."""
 
@@ -193,6 +196,8 @@ class WorkloadPlan:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 out.append(f"{name}: must be a positive number of seconds, got {value!r}")
+        if not isinstance(self.linger_s, int | float) or not 0 <= self.linger_s <= 600:
+            out.append(f"linger_s: must be between 0 and 600 seconds, got {self.linger_s!r}")
         if self.metrics_addr is not None:
             try:
                 split_host_port(self.metrics_addr)
@@ -230,7 +235,7 @@ class WorkloadPlan:
     @property
     def deadline_s(self) -> float:
         """The hard bound on any Locust process's life, from its start."""
-        return self.startup_s + self.load_s + self.stop_timeout_s + self.cap_s
+        return self.startup_s + self.load_s + self.stop_timeout_s + self.linger_s + self.cap_s
 
     # --- per process ----------------------------------------------------------------------
 

@@ -213,6 +213,9 @@ def start_worker(environment: Any, plan: WorkloadPlan) -> WorkerState:
     def on_quit(**_: Any) -> None:
         st.write_summary()
         st.close()
+        if plan.linger_s > 0 and plan.metrics_addr:
+            log.info("worker %d serves its final metrics for %.1fs more", st.index, plan.linger_s)
+            gevent.sleep(plan.linger_s)
 
     environment.events.test_start.add_listener(on_test_start)
     environment.events.quit.add_listener(on_quit)

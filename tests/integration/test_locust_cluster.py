@@ -56,6 +56,7 @@ def test_master_and_two_workers_fill_a_target_exactly(
         write_mode="batch",
         batch=50,
         max_ops_per_worker=2_000_000,
+        linger_s=1.5,  # workers serve their final metrics a little after the load stopped
     )
     cluster = LocustCluster(plan, workers=2, work_dir=tmp_path / "load")
     with cluster:
@@ -76,6 +77,9 @@ def test_master_and_two_workers_fill_a_target_exactly(
         served = result.last_metrics[i]
         assert "mapquake_client_request_seconds_bucket" in served
         assert _sample_sum(served, "mapquake_client_request_seconds_count", op="batch_put", protocol="grpc") > 0
+        assert (
+            _sample_sum(served, "mapquake_client_writes_total") == result.summaries[i].writes
+        )  # final, thanks to linger
         final = (tmp_path / "load" / f"summary-worker-{i}.prom").read_text()
         assert _sample_sum(final, "mapquake_client_writes_total") == result.summaries[i].writes
     assert {"stats", "stats_history"} <= set(result.csv_files)

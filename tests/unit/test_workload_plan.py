@@ -68,7 +68,7 @@ def test_a_valid_plan_has_no_errors_and_round_trips(tmp_path: Path) -> None:
     assert back.worker_index == 1 and back.metrics_addr == "127.0.0.1:9100"
     assert back == plan.for_worker(1, metrics_addr="127.0.0.1:9100", summary_path=tmp_path / "s.json")
     assert back.load_s == 7.5
-    assert back.deadline_s == back.startup_s + 7.5 + back.stop_timeout_s + back.cap_s
+    assert back.deadline_s == back.startup_s + 7.5 + back.stop_timeout_s + back.linger_s + back.cap_s
 
 
 def test_every_error_is_listed_with_its_field() -> None:
