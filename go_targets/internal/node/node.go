@@ -107,7 +107,8 @@ func (n *Node) ApplyReplicated(kind replicate.Kind, key string, value []byte) er
 // Stats is the process heap and the store's size: what POST /admin/gc and
 // the gRPC Stats call answer.
 type Stats struct {
-	// GC tells whether runtime.GC() ran first; only then is LiveBytes exact.
+	// GC tells whether runtime.GC() ran first (twice, to empty sync.Pool victim
+	// caches); only then is LiveBytes exact.
 	GC bool `json:"gc"`
 	// LiveBytes is runtime.MemStats.HeapAlloc.
 	LiveBytes uint64 `json:"live_bytes"`
@@ -131,8 +132,13 @@ type Stats struct {
 }
 
 // Stats reads the heap, after runtime.GC() when gc is set.
+//
+// The GC runs twice: objects parked in a sync.Pool (gRPC's and net/http's
+// buffers) survive the first cycle in the pool's victim cache and are freed
+// only by the second, so one cycle would count idle buffers as live.
 func (n *Node) Stats(gc bool) Stats {
 	if gc {
+		runtime.GC()
 		runtime.GC()
 	}
 	var ms runtime.MemStats
