@@ -42,7 +42,7 @@ def add_version(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so that `mapquake --version` stays fast and a broken optional
     # module cannot break the whole CLI's import.
-    from orchestrator import smoke
+    from orchestrator import run_cli, smoke
     from orchestrator.model import cli as model_cli
     from orchestrator.scenario import cli as scenario_cli
 
@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_version(parser)
     parser.add_argument("--debug", action="store_true", help="log debug details and show tracebacks of bugs")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run_cli.register(subparsers)
     scenario_cli.register(subparsers)
     model_cli.register(subparsers)
     smoke.register(subparsers)

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -60,26 +60,45 @@ def _newest_source_mtime() -> float:
     return newest
 
 
-def ensure_built(names: Sequence[str] = BINARIES) -> dict[str, Path]:
-    """Return the path of each named binary, building the stale or missing ones."""
+def ensure_built(names: Sequence[str] = BINARIES, *, go_version: str | None = None) -> dict[str, Path]:
+    """Return the path of each named binary, building the stale or missing ones.
+
+    ``go_version`` ("1.27") builds with that toolchain into bin/go<version>/; None
+    uses the ``go`` on PATH and bin/ itself.
+    """
     unknown = sorted(set(names) - set(BINARIES))
     if unknown:
         raise InfrastructureError(f"no Go program named {unknown} in go_targets/cmd (have {list(BINARIES)})")
     out = bin_dir()
+    go, env = go_command(), dict(os.environ)
+    if go_version is not None:
+        from orchestrator.model.toolchains import find  # the model's toolchain finder knows every version
+
+        toolchain = find(go_version)
+        if not toolchain.version.startswith(_machine_go_prefix()):
+            out = out / f"go{go_version}"
+            go, env = toolchain.go, toolchain.environ()
     paths = {name: out / name for name in names}
     source_mtime = _newest_source_mtime()
     stale = [n for n, p in paths.items() if not p.exists() or p.stat().st_mtime < source_mtime]
     if stale:
         out.mkdir(parents=True, exist_ok=True)
-        cmd = [go_command(), "build", "-o", str(out) + os.sep] + [f"./cmd/{n}" for n in stale]
+        cmd = [go, "build", "-o", str(out) + os.sep] + [f"./cmd/{n}" for n in stale]
         log.info("building %s", " ".join(stale))
-        result = subprocess.run(cmd, cwd=GO_TARGETS_DIR, capture_output=True, text=True, check=False)
+        result = subprocess.run(cmd, cwd=GO_TARGETS_DIR, capture_output=True, text=True, check=False, env=env)
         if result.returncode != 0:
             raise InfrastructureError(
-                f"building {', '.join(stale)} failed:\n{result.stderr.strip()}",
-                hint="run `make build` to see the full Go build output",
+                f"building {', '.join(stale)}{f' with Go {go_version}' if go_version else ''} failed:\n"
+                f"{result.stderr.strip()}",
+                hint="run `make build` to see the full Go build output; go_targets needs Go 1.26 or newer",
             )
     return paths
+
+
+def _machine_go_prefix() -> str:
+    """ "go1.26" for the go on PATH: versions it builds itself need no separate toolchain."""
+    result = subprocess.run([go_command(), "env", "GOVERSION"], capture_output=True, text=True, check=False)
+    return ".".join(result.stdout.strip().split(".")[:2]) or "go"
 
 
 @dataclass(frozen=True)
@@ -99,6 +118,8 @@ class TargetProcess:
     """One maptarget process that this controller started and alone may stop.
 
     Use as a context manager: the process is stopped on every exit path.
+    ``popen`` starts the process (a network namespace node's ``popen`` puts it
+    inside that namespace); it is called as ``popen(argv, stdout=..., stderr=...)``.
     """
 
     def __init__(
@@ -110,12 +131,15 @@ class TargetProcess:
         grpc_addr: str = "127.0.0.1:0",
         log_dir: Path | None = None,
         binary: Path | None = None,
+        popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+        ready_file: Path | None = None,
     ) -> None:
         self.store = store
         self._binary = binary or ensure_built(["maptarget"])["maptarget"]
         self._workdir = Path(tempfile.mkdtemp(prefix="mapquake-target-"))
         self._log_dir = log_dir or self._workdir
-        self._ready_file = self._workdir / "ready.json"
+        self._ready_file = ready_file or self._workdir / "ready.json"
+        self._popen = popen
         self.log_path = self._log_dir / f"maptarget-{store}.log"
         self._args = [
             str(self._binary),
@@ -132,7 +156,7 @@ class TargetProcess:
         """Start the process and wait until its ready file says both APIs serve."""
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log_file:
-            self._proc = subprocess.Popen(self._args, stdout=log_file, stderr=subprocess.STDOUT)
+            self._proc = self._popen(self._args, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -1,0 +1,1 @@
+"""Where a run's components live: `local` (processes in network namespaces) or `kubernetes`."""

@@ -1,0 +1,203 @@
+"""Turn what the run observed into verdicts, one per check of the scenario.
+
+Each check kind has one function here:
+
+- ``model``: the live heap a replica gained since it was deployed (exact, from
+  POST /admin/gc samples at phase boundaries) against the reference model's
+  prediction for the *designed* container holding the expected distinct keys,
+  plus the key strings and value payloads the target built (payload.py);
+- ``promql``: an expression evaluated over named phase windows against a bound;
+- ``crash``: no target death, or the expected fatal death (racymap);
+- ``recovery`` and ``baseline`` are not evaluated yet: they answer
+  inconclusive and say so, never pass.
+
+Missing data (no sample, no series, NaN only) is inconclusive, never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from orchestrator.errors import MapquakeError
+from orchestrator.journal import Journal
+from orchestrator.model.predict import predict
+from orchestrator.payload import key_bytes, value_payload_bytes
+from orchestrator.scenario.spec import CheckSpec, Scenario, parse_percent
+from orchestrator.targettypes import designed_go_type
+from orchestrator.verdict import CheckResult, Verdict, worst
+
+FATAL_DEFAULT = "fatal error"
+
+
+@dataclass(frozen=True)
+class RangeSeries:
+    labels: dict[str, str]
+    values: list[tuple[float, float]]
+
+
+class RangeQuerier(Protocol):
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[RangeSeries]: ...
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What the comparator needs besides the journal."""
+
+    expected_keys: dict[str, list[int]]
+    """Per target, the distinct keys each replica should hold (from the workers' write counts)."""
+    prometheus: RangeQuerier | None
+    """None when Prometheus never came up: promql checks are then inconclusive."""
+
+
+def evaluate(scenario: Scenario, journal: Journal, facts: RunFacts) -> list[CheckResult]:
+    results = []
+    for check in scenario.checks:
+        evaluator = _EVALUATORS.get(check.kind, _not_evaluated)
+        try:
+            results.append(evaluator(check, scenario, journal, facts))
+        except MapquakeError as err:
+            results.append(_inconclusive(check, f"could not evaluate: {err.message}"))
+    return results
+
+
+def _inconclusive(check: CheckSpec, why: str, **evidence: object) -> CheckResult:
+    return CheckResult(check.name, check.kind, Verdict.INCONCLUSIVE, why, dict(evidence))
+
+
+def _not_evaluated(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    return _inconclusive(check, f"{check.kind} checks are not evaluated by this version of mapquake yet")
+
+
+def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    target = scenario.target(check.params["target"])
+    tolerance = parse_percent(check.params["tolerance"])
+    go_type = designed_go_type(target)
+    expected = facts.expected_keys.get(target.name)
+    if expected is None:
+        return _inconclusive(check, f"the expected keys of target '{target.name}' are unknown (no load summary)")
+    rows = []
+    verdict = Verdict.PASS
+    for point in check.params["at"]:
+        for replica in range(target.replicas):
+            base = [s for s in journal.sample_at(target.name, "deploy") if s.replica == replica]
+            here = [s for s in journal.sample_at(target.name, point) if s.replica == replica]
+            if not base or not here:
+                verdict = worst(verdict, Verdict.INCONCLUSIVE)
+                rows.append({"point": point, "replica": replica, "missing": "no heap sample"})
+                continue
+            entries = expected[replica]
+            prediction = predict(go_type, entries, go_version=target.go, high_water=max(entries, here[0].high_water))
+            extra = key_bytes(entries, scenario.load.keys.space) + value_payload_bytes(
+                entries, target.value_type, scenario.load.value.size
+            )
+            predicted = prediction.live_bytes + extra
+            low, high = prediction.live_bytes_range
+            observed = here[0].live_bytes - base[0].live_bytes
+            allowed_low = (low + extra) * (1 - tolerance)
+            allowed_high = (high + extra) * (1 + tolerance)
+            ok = allowed_low <= observed <= allowed_high
+            if here[0].entries != entries:
+                ok = False
+            rows.append(
+                {
+                    "point": point,
+                    "replica": replica,
+                    "entries_expected": entries,
+                    "entries_observed": here[0].entries,
+                    "predicted_bytes": predicted,
+                    "predicted_container_bytes": prediction.live_bytes,
+                    "predicted_range": [low + extra, high + extra],
+                    "keys_and_payload_bytes": extra,
+                    "observed_bytes": observed,
+                    "error": round((observed - predicted) / predicted, 4) if predicted else None,
+                    "within_tolerance": ok,
+                }
+            )
+            if not ok:
+                verdict = worst(verdict, Verdict.FAIL)
+    measured = [r for r in rows if "observed_bytes" in r]
+    if measured:
+        worst_row = max(measured, key=lambda r: abs(r["error"] or 0))
+        summary = (
+            f"{target.name} ({go_type}, Go {target.go}): observed {worst_row['observed_bytes']:,} B vs model "
+            f"{worst_row['predicted_bytes']:,} B at {worst_row['point']} (error {worst_row['error']:+.1%}, "
+            f"tolerance {tolerance:.0%}); entries {worst_row['entries_observed']} of "
+            f"{worst_row['entries_expected']} expected"
+        )
+    else:
+        summary = f"{target.name}: no heap samples at {', '.join(check.params['at'])}"
+    return CheckResult(
+        check.name, "model", verdict, summary, {"go_type": go_type, "tolerance": tolerance, "samples": rows}
+    )
+
+
+def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    expr = check.params["promql"]
+    below, above = check.params.get("below"), check.params.get("above")
+    if facts.prometheus is None:
+        return _inconclusive(check, "Prometheus was not available", query=expr)
+    step = scenario.scrape_interval_s
+    windows = []
+    values: list[float] = []
+    for phase_name in check.params["during"]:
+        window = journal.phase(phase_name)
+        if window is None:
+            return _inconclusive(check, f"phase '{phase_name}' did not run to its end", query=expr)
+        series = facts.prometheus.query_range(expr, window.start_wall, window.end_wall, step)
+        phase_values = [v for s in series for _, v in s.values if not math.isnan(v)]
+        windows.append(
+            {"phase": phase_name, "start": window.start_wall, "end": window.end_wall, "samples": len(phase_values)}
+        )
+        values += phase_values
+    evidence = {"query": expr, "below": below, "above": above, "windows": windows}
+    if not values:
+        return _inconclusive(check, f"no samples of `{expr}` during {', '.join(check.params['during'])}", **evidence)
+    worst_high, worst_low = max(values), min(values)
+    failures = []
+    if below is not None and worst_high >= below:
+        failures.append(f"reached {worst_high:.6g}, bound below {below:g}")
+    if above is not None and worst_low <= above:
+        failures.append(f"fell to {worst_low:.6g}, bound above {above:g}")
+    evidence.update({"max": worst_high, "min": worst_low, "samples": len(values)})
+    bounds = " and ".join(f"{word} {b:g}" for word, b in (("below", below), ("above", above)) if b is not None)
+    if failures:
+        return CheckResult(check.name, "promql", Verdict.FAIL, f"`{expr}` {'; '.join(failures)}", evidence)
+    return CheckResult(
+        check.name, "promql", Verdict.PASS,
+        f"`{expr}` stayed {bounds} over {len(values)} samples (max {worst_high:.6g}, min {worst_low:.6g})",
+        evidence,
+    )  # fmt: skip
+
+
+def check_crash(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    target = check.params["crash"]
+    expect = check.params["expect"]
+    crashes = [e for e in journal.crashes() if e.data.get("target") == target]
+    evidence = {"crashes": [{"component": e.name, "message": e.data.get("message"), "t": e.wall} for e in crashes]}
+    if expect == "none":
+        if crashes:
+            first = crashes[0]
+            return CheckResult(
+                check.name, "crash", Verdict.FAIL, f"{first.name} died: {first.data.get('message')}", evidence
+            )
+        return CheckResult(check.name, "crash", Verdict.PASS, f"no replica of '{target}' died", evidence)
+    wanted = check.params.get("message") or FATAL_DEFAULT
+    matching = [e for e in crashes if wanted in str(e.data.get("message", ""))]
+    if matching:
+        return CheckResult(
+            check.name, "crash", Verdict.PASS, f"{matching[0].name} died as expected: {matching[0].data['message']}",
+            evidence,
+        )  # fmt: skip
+    if crashes:
+        return CheckResult(
+            check.name, "crash", Verdict.FAIL,
+            f"'{target}' died, but not with '{wanted}': {crashes[0].data.get('message')}", evidence,
+        )  # fmt: skip
+    return CheckResult(
+        check.name, "crash", Verdict.FAIL, f"'{target}' was expected to die with '{wanted}' and did not", evidence
+    )
+
+
+_EVALUATORS = {"model": check_model, "promql": check_promql, "crash": check_crash}

@@ -1,0 +1,275 @@
+"""One run of a scenario, start to verdict. The lifecycle, in order:
+
+1. open the run: a run id and its ledger (everything created is recorded first);
+2. deploy the targets and take each replica's baseline heap (POST /admin/gc);
+3. start Prometheus and wait until it has scraped every replica;
+4. start the Locust master and workers; they follow the phases and stop by themselves;
+5. walk the phases on one monotonic timeline: record each boundary, take the heap
+   samples the model checks ask for, watch for components that die, show progress;
+6. wait for the load to end and for Prometheus to scrape past the end;
+7. compare: one verdict per check;
+8. teardown (always, shielded from a second signal) and write the report (always).
+
+SIGTERM and SIGINT unwind through the same teardown; the report says the run was
+interrupted and the verdict is inconclusive.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator import comparator, report
+from orchestrator.backends.base import ReplicaEndpoint
+from orchestrator.backends.local import LocalBackend
+from orchestrator.comparator import RangeSeries, RunFacts
+from orchestrator.errors import EXIT_INFRASTRUCTURE, InfrastructureError, MapquakeError, UsageError
+from orchestrator.journal import HeapSample, Journal
+from orchestrator.ledger import Ledger
+from orchestrator.progress import Progress
+from orchestrator.prometheus import PrometheusClient
+from orchestrator.scenario.spec import Scenario
+from orchestrator.signals import RunInterrupted, SignalGuard
+from orchestrator.targetapi import collect_garbage
+from orchestrator.verdict import Verdict, exit_code, overall
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+PROMETHEUS_FIRST_SCRAPE_S = 30.0
+LOAD_END_GRACE_S = 60.0
+FINAL_SCRAPE_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    report_dir: Path | None = None
+    progress: bool = True
+
+
+class PromRange:
+    """Adapts the Prometheus client to the comparator's range-query interface."""
+
+    def __init__(self, client: PrometheusClient) -> None:
+        self.client = client
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[RangeSeries]:
+        return [RangeSeries(s.labels, s.points) for s in self.client.query_range(expr, start=start, end=end, step=step)]
+
+
+def default_report_dir(scenario: Scenario, run_id: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{scenario.name}-{stamp}-{run_id}"
+
+
+def check_supported(scenario: Scenario) -> None:
+    """Refuse, before anything starts, what this version cannot run."""
+    if scenario.backend != "local":
+        raise UsageError(
+            f"backend '{scenario.backend}' is not available in this version; use backend: local",
+            hint="the Kubernetes backend is planned; see docs/ARCHITECTURE.md",
+        )
+    faults = sorted({f.kind for p in scenario.phases for f in p.faults})
+    if faults:
+        raise UsageError(
+            f"this version cannot inject faults yet ({', '.join(faults)}); the chaos engine is the next milestone",
+            hint="remove the faults from the phases, or run the scenario once chaos support lands",
+        )
+
+
+class Run:
+    def __init__(self, scenario: Scenario, options: RunOptions) -> None:
+        self.scenario = scenario
+        self.options = options
+        self.journal = Journal()
+        self.ledger = Ledger.create()
+        self.run_id = self.ledger.run_id
+        self.report_dir = (options.report_dir or default_report_dir(scenario, self.run_id)).resolve()
+        self.backend = LocalBackend(ledger=self.ledger, run_dir=self.report_dir / "run")
+        self.replicas: list[ReplicaEndpoint] = []
+        self.prometheus: PrometheusClient | None = None
+        self.progress = Progress(scenario, enabled=options.progress)
+        self.model_points = {
+            (c.params["target"], point) for c in scenario.checks if c.kind == "model" for point in c.params["at"]
+        }
+        self.expected: dict[str, list[int]] = {}
+        self.load_summary: dict[str, object] = {}
+
+    # --- the lifecycle --------------------------------------------------------------------
+
+    def execute(self) -> report.RunRecord:
+        started = time.monotonic()
+        results: list[comparator.CheckResult] = []
+        reason = "completed"
+        verdict = Verdict.INCONCLUSIVE
+        code = EXIT_INFRASTRUCTURE
+        problems: list[str] = []
+        with SignalGuard() as guard:
+            try:
+                self.journal.record("note", "run-start", run_id=self.run_id)
+                self._deploy()
+                self._timeline()
+                self._finish_load()
+                results = comparator.evaluate(
+                    self.scenario,
+                    self.journal,
+                    RunFacts(self.expected, PromRange(self.prometheus) if self.prometheus else None),
+                )
+                verdict = overall(results)
+                code = exit_code(verdict)
+            except RunInterrupted as signal_:
+                reason = f"interrupted by {signal_}"
+                self.journal.record("interrupted", str(signal_))
+                verdict, code = Verdict.INCONCLUSIVE, exit_code(Verdict.INCONCLUSIVE)
+            except MapquakeError as err:
+                reason = f"{type(err).__name__}: {err.message}"
+                self.journal.record("note", "error", message=err.message)
+                verdict, code = Verdict.INCONCLUSIVE, err.exit_code
+            finally:
+                with guard.shielded():
+                    self.progress.close()
+                    problems = self.backend.teardown()
+                    if problems:
+                        log.error("teardown left problems: %s", problems)
+                    else:
+                        self.ledger.remove()
+        record = report.RunRecord(
+            run_id=self.run_id,
+            scenario=self.scenario,
+            verdict=verdict,
+            exit_code=code,
+            reason=reason,
+            results=results,
+            journal=self.journal,
+            report_dir=self.report_dir,
+            duration_s=time.monotonic() - started,
+            expected_entries={"per_target": self.expected},
+            load=self.load_summary,
+            teardown_problems=problems,
+        )
+        report.write(record)
+        return record
+
+    def _deploy(self) -> None:
+        self.progress.status("deploying targets")
+        self.replicas = self.backend.deploy_targets(self.scenario)
+        for replica in self.replicas:
+            self._sample(replica, "deploy")
+        self.progress.status("starting Prometheus")
+        server = self.backend.start_prometheus(self.scenario, self.replicas)
+        self.prometheus = server.client
+        self.prometheus.wait_for_series(
+            'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
+        )
+        self.progress.status("starting load")
+        self.backend.start_load(self.scenario, self.replicas)
+
+    def _timeline(self) -> None:
+        """Walk the phases; the load follows the same schedule from its own start."""
+        phases = self.scenario.phases
+        start = time.monotonic()
+        boundary = start
+        for index, phase in enumerate(phases):
+            self.journal.record("phase-start", phase.name, index=index)
+            self._take_samples(f"{phase.name}.start")
+            boundary += phase.duration_s
+            while (now := time.monotonic()) < boundary:
+                self._watch_components()
+                self.progress.tick(phase, boundary - now, self.prometheus)
+                time.sleep(min(TICK_S, boundary - now))
+            last = index == len(phases) - 1
+            if not last:
+                self.journal.record("phase-end", phase.name, index=index)
+                self._take_samples(f"{phase.name}.end")
+        # The final boundary is recorded once the load has stopped (see _finish_load).
+
+    def _finish_load(self) -> None:
+        self.progress.status("waiting for the load to stop")
+        result = self.backend.wait_load(timeout_s=LOAD_END_GRACE_S)
+        final = self.scenario.phases[-1]
+        self.journal.record("phase-end", final.name, index=len(self.scenario.phases) - 1)
+        self._watch_components()
+        self._take_samples(f"{final.name}.end")
+        for problem in result.problems:
+            self.journal.record("note", "load-problem", message=problem)
+        try:
+            expected = result.expected()
+        except ValueError as err:
+            raise InfrastructureError(f"cannot tell the expected entries: {err}") from err
+        offset = 0
+        for target in self.scenario.targets:
+            self.expected[target.name] = expected.expected[offset : offset + target.replicas]
+            offset += target.replicas
+        self.load_summary = {
+            "writes": result.writes,
+            "errors": result.errors,
+            "exact": expected.exact,
+            "expected_low": expected.low,
+            "expected_high": expected.high,
+            "problems": result.problems,
+        }
+        if self.prometheus is not None:
+            self._wait_scrape_past(self.journal.events[-1].wall)
+
+    def _wait_scrape_past(self, wall: float) -> None:
+        """Wait until Prometheus holds a scrape taken after ``wall``, so the last window has data."""
+        assert self.prometheus is not None
+        deadline = time.monotonic() + FINAL_SCRAPE_TIMEOUT_S
+        while time.monotonic() < deadline:
+            samples = self.prometheus.query('max(timestamp(up{job="targets"}))')
+            if samples and samples[0].value >= wall:
+                return
+            time.sleep(0.2)
+        self.journal.record("note", "stale-prometheus", message="no scrape after the end of the run")
+
+    # --- samples and health -----------------------------------------------------------------
+
+    def _take_samples(self, point: str) -> None:
+        for replica in self.replicas:
+            if (replica.target, point) in self.model_points:
+                self._sample(replica, point)
+
+    def _sample(self, replica: ReplicaEndpoint, point: str) -> None:
+        try:
+            heap = collect_garbage(replica.http_addr)
+        except InfrastructureError as err:
+            self.journal.record("note", "sample-failed", target=replica.target, replica=replica.replica, error=str(err))
+            return
+        self.journal.add_sample(
+            HeapSample(
+                target=replica.target,
+                replica=replica.replica,
+                point=point,
+                wall=time.time(),
+                live_bytes=heap.live_bytes,
+                entries=heap.entries,
+                high_water=heap.high_water,
+                goroutines=heap.goroutines,
+                go_version=heap.go_version,
+                go_type=heap.go_type,
+            )
+        )
+
+    def _watch_components(self) -> None:
+        for exit_ in self.backend.exited_components():
+            kind, _, rest = exit_.component.partition(":")
+            target, _, replica = rest.partition(":")
+            self.journal.record(
+                "crash",
+                exit_.component,
+                target=target if kind == "target" else None,
+                replica=int(replica) if replica.isdigit() else None,
+                returncode=exit_.returncode,
+                message=exit_.message,
+            )
+            self.progress.event(f"{exit_.component} exited ({exit_.returncode}): {exit_.message}")
+            if kind == "prometheus":
+                raise InfrastructureError(f"Prometheus died during the run: {exit_.message}")
+
+
+def run(scenario: Scenario, options: RunOptions) -> report.RunRecord:
+    check_supported(scenario)
+    return Run(scenario, options).execute()
