@@ -16,8 +16,10 @@ Lifecycle::
     expected = result.expected()   # entries each target must hold (workloads.plan.ExpectedEntries)
 
 Readiness is the workers' metrics endpoints answering (each worker serves it
-from Locust's init event, after it connected to the master), polled against a
-deadline; a process that exits first fails the start with its log tail.
+from Locust's init event, after it connected to the master), then the master's
+log line ``LOAD_STARTED_MARKER`` (logged when the first phase starts, once all
+workers are connected), polled against a deadline; a process that exits first
+fails the start with its log tail.
 """
 
 from __future__ import annotations
@@ -39,7 +41,15 @@ from types import TracebackType
 
 import workloads
 from orchestrator.errors import InfrastructureError, UsageError
-from workloads.plan import PLAN_ENV, ExpectedEntries, WorkerSummary, WorkloadPlan, expected_entries, split_host_port
+from workloads.plan import (
+    LOAD_STARTED_MARKER,
+    PLAN_ENV,
+    ExpectedEntries,
+    WorkerSummary,
+    WorkloadPlan,
+    expected_entries,
+    split_host_port,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +197,8 @@ class LocustCluster:
         self.processes: list[LocustProcess] = []
         self.last_metrics: dict[int, str] = {}
         self._started_at: float | None = None
+        self.load_started_at: float | None = None
+        """time.monotonic() when the first phase started (set by start())."""
         self._validate()
 
     def _validate(self) -> None:
@@ -244,7 +256,8 @@ class LocustCluster:
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the master and the workers; return once every worker serves its metrics port."""
+        """Start the master and the workers; return once every worker serves its metrics port and
+        the master started the first phase (``load_started_at``)."""
         if self.processes:
             raise InfrastructureError("this Locust cluster was already started")
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -269,9 +282,11 @@ class LocustCluster:
         log.info("started locust %s (pid %d)", role, proc.pid)
 
     def _wait_ready(self) -> None:
+        """Every worker serves its metrics port, then the master logs that the first phase started."""
         deadline = time.monotonic() + self.ready_timeout_s
         pending = set(range(self.workers))
-        while pending:
+        master = self.processes[0]
+        while True:
             for p in self.processes:
                 if p.proc.poll() is not None:
                     raise InfrastructureError(
@@ -283,13 +298,19 @@ class LocustCluster:
                 if text is not None:
                     self.last_metrics[i] = text
                     pending.discard(i)
-            if pending and time.monotonic() > deadline:
+            if not pending and _log_contains(master.log_path, LOAD_STARTED_MARKER):
+                self.load_started_at = time.monotonic()
+                log.info("locust load started: %d workers connected", self.workers)
+                return
+            if time.monotonic() > deadline:
+                waiting = [f"worker-{i} metrics on {self.metrics_addrs[i]}" for i in sorted(pending)] or [
+                    "the master to start the first phase"
+                ]
                 raise InfrastructureError(
-                    f"locust workers {sorted(pending)} did not serve metrics within {self.ready_timeout_s:.0f}s:\n"
-                    + "\n".join(self.processes[1 + i].log_tail(10) for i in sorted(pending))
+                    f"locust was not ready within {self.ready_timeout_s:.0f}s: waiting for {', '.join(waiting)}\n"
+                    + "\n".join(p.log_tail(10) for p in self.processes)
                 )
-            if pending:
-                time.sleep(_POLL_S)
+            time.sleep(_POLL_S)
 
     def wait(self, timeout_s: float | None = None) -> LocustResult:
         """Wait for every process to exit (the master ends the run after the last phase), then collect.
@@ -400,6 +421,14 @@ class LocustCluster:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _log_contains(path: Path, marker: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return marker.encode() in f.read()
+    except FileNotFoundError:
+        return False
 
 
 def _scrape(addr: str, *, timeout_s: float) -> str | None:

@@ -17,7 +17,7 @@ from locust.runners import MasterRunner
 
 from workloads import users
 from workloads.grpc_user import init_gevent
-from workloads.plan import WorkloadPlan
+from workloads.plan import LOAD_STARTED_MARKER, WorkloadPlan
 from workloads.shape import Timeline
 
 # Locust finds the user classes among this module's attributes.
@@ -42,6 +42,11 @@ class PlanShape(LoadTestShape):
 @events.init.add_listener
 def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
+
+        def on_test_start(**_: Any) -> None:
+            log.info(LOAD_STARTED_MARKER)  # orchestrator.locust waits for this line
+
+        environment.events.test_start.add_listener(on_test_start)
         log.info(
             "mapquake master: %s over %s, %d phase(s), %.0fs",
             PLAN.user,

@@ -20,6 +20,8 @@ from typing import Any, Literal
 from workloads.keyspace import ChurnStream, KeySpec, expected_distinct_keys, expected_live_after_churn
 
 PLAN_ENV = "MAPQUAKE_PLAN"
+LOAD_STARTED_MARKER = "mapquake: load started"
+"""The master logs this line when the first phase starts (all workers connected)."""
 
 USERS: tuple[str, ...] = ("MapWriteUser", "SyncMapChurnUser", "DeleteChurnUser", "ReadWriteMix")
 PROTOCOLS: tuple[str, ...] = ("http", "grpc")

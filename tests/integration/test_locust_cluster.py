@@ -128,6 +128,7 @@ def test_stop_mid_run_ends_every_process_and_keeps_the_summaries(
     cluster = LocustCluster(plan, workers=2, work_dir=tmp_path / "load")
     with cluster:
         cluster.start()
+        assert cluster.load_started_at is not None  # start() returns once the first phase began
         pids = [p.pid for p in cluster.processes]
         assert all(os.path.exists(f"/proc/{pid}") for pid in pids)
     # __exit__ stopped everything by pid (SIGTERM: workers stop their users and write summaries)
