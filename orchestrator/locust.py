@@ -337,7 +337,7 @@ class LocustCluster:
                     log.error("locust run exceeded its bound of %.0fs; stopping it", bound)
                     break
                 if now >= next_scrape:
-                    self._scrape_workers()
+                    self.scrape_workers()
                     next_scrape = now + SCRAPE_INTERVAL_S
                 self._wait_any(min(next_scrape, deadline) - time.monotonic())
         finally:
@@ -353,13 +353,15 @@ class LocustCluster:
         else:
             time.sleep(min(_POLL_S, max(0.0, timeout_s)))
 
-    def _scrape_workers(self) -> None:
+    def scrape_workers(self) -> dict[int, str]:
+        """Scrape every running worker's /metrics now; updates and returns ``last_metrics``."""
         for i, addr in enumerate(self.metrics_addrs):
             proc = self.processes[1 + i].proc if len(self.processes) > 1 + i else None
             if proc is not None and proc.poll() is None:
                 text = _scrape(addr, timeout_s=0.5)
                 if text is not None:
                     self.last_metrics[i] = text
+        return self.last_metrics
 
     def run(self) -> LocustResult:
         """start() then wait(); every process is stopped whatever happens."""

@@ -47,6 +47,10 @@ from workloads.shape import Timeline, throttle_wait
 log = logging.getLogger(__name__)
 
 DEADLINE_EXIT_CODE = 3
+# After a failed task a user backs off 10 ms, doubling per consecutive failure up to 1 s,
+# so a dead target (racymap's expected crash, a kill fault) does not turn users into busy loops.
+ERROR_BACKOFF_S = 0.01
+ERROR_BACKOFF_MAX_S = 1.0
 
 
 class WorkerState:
@@ -243,12 +247,18 @@ class MapquakeUser(User):
     def wait_time(self) -> float:
         now = time.monotonic()
         wait = throttle_wait(self._st.rate_per_user(), self._last_start, now)
+        self._failures = self._failures + 1 if self._task_failed else 0
+        self._task_failed = False
+        if self._failures:
+            wait = max(wait, min(ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_S * 2 ** (self._failures - 1)))
         self._last_start = now + wait
         return wait
 
     def on_start(self) -> None:
         self._st = state()
         self._last_start: float | None = time.monotonic()  # the first task starts now
+        self._task_failed = False
+        self._failures = 0
         self.client = self._st.client_for(self)
 
     def on_stop(self) -> None:
@@ -261,6 +271,11 @@ class MapquakeUser(User):
             raise StopUser()
         return granted
 
+    def _finish(self, target: int, n: int, ok: bool, *, wrote: bool = True) -> None:
+        if not ok:
+            self._task_failed = True
+        self._st.finish(target, n, ok, wrote=wrote)
+
     def write_keys(self, n: int) -> None:
         """Draw ``n`` keys from the write stream and write them, per target, as the plan says."""
         st = self._st
@@ -271,11 +286,11 @@ class MapquakeUser(User):
             if st.plan.protocol == "http" or st.plan.write_mode == "put":
                 for key in keys:
                     ok = self.client.put(target, key, st.value)
-                    st.finish(target, 1, ok)
+                    self._finish(target, 1, ok)
             elif st.plan.write_mode == "stream":
-                st.finish(target, len(keys), self.client.put_stream(target, keys, st.value))
+                self._finish(target, len(keys), self.client.put_stream(target, keys, st.value))
             else:
-                st.finish(target, len(keys), self.client.batch_put(target, keys, st.value))
+                self._finish(target, len(keys), self.client.batch_put(target, keys, st.value))
 
 
 class MapWriteUser(MapquakeUser):
@@ -299,14 +314,14 @@ class SyncMapChurnUser(MapquakeUser):
         st.begin(target)
         found = self.client.get(target, key)
         if found is None:
-            st.finish(target, 1, False)
+            self._finish(target, 1, False)
             return
         st.reads_done += 1
         if found:
             st.read_hits += 1
-            st.finish(target, 1, True, wrote=False)
+            self._finish(target, 1, True, wrote=False)
             return
-        st.finish(target, 1, self.client.put(target, key, st.value))
+        self._finish(target, 1, self.client.put(target, key, st.value))
 
 
 class DeleteChurnUser(MapquakeUser):
@@ -324,10 +339,10 @@ class DeleteChurnUser(MapquakeUser):
         if op.delete is not None:
             del_target = st.target(op.delete)
             st.begin(del_target)
-        st.finish(ins_target, 1, self.client.put(ins_target, ins_key, st.value))
+        self._finish(ins_target, 1, self.client.put(ins_target, ins_key, st.value))
         if op.delete is not None:
             ok = self.client.delete(del_target, key_name(op.delete))
-            st.finish(del_target, 1, ok, wrote=False)
+            self._finish(del_target, 1, ok, wrote=False)
             if ok:
                 st.deletes += 1
 
@@ -344,6 +359,8 @@ class ReadWriteMix(MapquakeUser):
         self._claim(1)
         index = st.reads.next_index()
         found = self.client.get(st.target(index), key_name(index))
-        if found is not None:
+        if found is None:
+            self._task_failed = True
+        else:
             st.reads_done += 1
             st.read_hits += int(found)

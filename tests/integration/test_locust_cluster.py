@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +136,38 @@ def test_stop_mid_run_ends_every_process_and_keeps_the_summaries(
     _assert_all_gone(cluster)
     for i in (0, 1):
         assert (tmp_path / "load" / f"summary-worker-{i}.json").exists()
+
+
+def test_a_target_dying_mid_run_is_counted_not_fatal(
+    start_target: Callable[..., TargetProcess], tmp_path: Path
+) -> None:
+    target = start_target("mutexmap")
+    assert target.endpoints is not None
+    plan = WorkloadPlan(
+        user="MapWriteUser",
+        protocol="grpc",
+        targets=(target.endpoints.grpc_addr,),
+        keys=KeySpec(space=100_000, distribution="uniform"),
+        phases=(Phase("load", 4, users=2),),
+        write_mode="stream",
+        batch=20,
+        request_timeout_s=2.0,
+    )
+    cluster = LocustCluster(plan, workers=1, work_dir=tmp_path / "load")
+    with cluster:
+        cluster.start()
+        deadline = time.monotonic() + 10
+        while _sample_sum(cluster.last_metrics.get(0, ""), "mapquake_client_writes_total") == 0:
+            assert time.monotonic() < deadline, "no write acknowledged within 10s"
+            cluster.scrape_workers()
+            time.sleep(0.05)
+        target.stop()  # the target goes away under load
+        result = cluster.wait()
+    _assert_all_gone(cluster)
+    result.check()  # the load itself ended cleanly
+    (summary,) = result.summaries
+    assert summary.writes > 0
+    assert summary.errors > 0 and summary.errors_by_op.get("put_stream", 0) == summary.errors
+    assert summary.uncertain > 0
+    expected = result.expected()
+    assert not expected.exact and expected.low[0] < expected.high[0]
