@@ -23,7 +23,8 @@ from typing import Any
 
 from orchestrator.errors import UsageError
 from orchestrator.model import classic, swiss, syncmap
-from orchestrator.model.alloc import alloc
+from orchestrator.model.alloc import alloc, tiny_blocks
+from orchestrator.model.boxing import slot_box
 from orchestrator.model.estimate import Estimate
 from orchestrator.model.gotypes import Container, container_of
 
@@ -163,6 +164,17 @@ def _predict_maps(c: Container, entries: int, hw: int, hint: int | None, swiss_m
         for _ in range(count):
             total = one if total is None else total.plus(one)
     assert total is not None
+    # Boxes of all shards share the mcache's tiny blocks: count the blocks once, globally.
+    sizes = [b.size for b in (slot_box(c.key), slot_box(c.elem)) if b.size and b.tiny]
+    if sizes:
+        per_shard = sum(count * tiny_blocks(sizes, n_i) for (n_i, _), count in groups.items())
+        per_shard_cum = sum(count * tiny_blocks(sizes, h_i) for (_, h_i), count in groups.items())
+        delta = tiny_blocks(sizes, entries) - per_shard
+        total.live += delta
+        total.low += delta
+        total.high += delta
+        total.breakdown["boxing"] = total.breakdown.get("boxing", 0.0) + delta
+        total.cumulative += tiny_blocks(sizes, hw) - per_shard_cum
     arr = alloc(8 * s, True)
     total.breakdown = {"shard_array": arr, **total.breakdown}
     total.live += arr
