@@ -18,10 +18,11 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 APT_PACKAGES := gcc iproute2 prometheus
 GO_SOURCES := $(shell find go_targets -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
 
-.PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo clean
+.PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo smoke clean
 
 help:
-	@echo "make demo   set everything up and run the quickstart"
+	@echo "make demo   set everything up and run the quickstart scenario (needs root: network namespaces)"
+	@echo "make smoke  set everything up, start one Go target on loopback, load it, print heap and entries"
 	@echo "make test   set everything up and run every test (pytest and go test -race)"
 	@echo "make setup  only the set-up: Debian packages, Go toolchains, Python venv, Go build"
 	@echo "make lint   ruff, gofmt, go vet, generated-code freshness"
@@ -78,6 +79,9 @@ test-python:
 	$(VENV)/bin/pytest
 
 demo: setup
+	$(VENV)/bin/mapquake run scenarios/quickstart.yaml
+
+smoke: setup
 	$(VENV)/bin/mapquake smoke
 
 clean:

@@ -47,6 +47,8 @@ class HeapSample:
     goroutines: int
     go_version: str
     go_type: str
+    settled: bool = True
+    """False when load connections were still open (their buffers are in live_bytes)."""
 
 
 class Journal:

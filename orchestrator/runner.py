@@ -33,7 +33,7 @@ from orchestrator.progress import Progress
 from orchestrator.prometheus import PrometheusClient
 from orchestrator.scenario.spec import Scenario
 from orchestrator.signals import RunInterrupted, SignalGuard
-from orchestrator.targetapi import collect_garbage
+from orchestrator.targetapi import collect_garbage, settled_heap, warm_up
 from orchestrator.verdict import Verdict, exit_code, overall
 
 log = logging.getLogger(__name__)
@@ -88,10 +88,11 @@ class Run:
         self.ledger = Ledger.create()
         self.run_id = self.ledger.run_id
         self.report_dir = (options.report_dir or default_report_dir(scenario, self.run_id)).resolve()
+        self.progress = Progress(scenario, enabled=options.progress)
+        self.progress.status(f"run {self.run_id}: {scenario.name}, report in {self.report_dir}")
         self.backend = LocalBackend(ledger=self.ledger, run_dir=self.report_dir / "run")
         self.replicas: list[ReplicaEndpoint] = []
         self.prometheus: PrometheusClient | None = None
-        self.progress = Progress(scenario, enabled=options.progress)
         self.model_points = {
             (c.params["target"], point) for c in scenario.checks if c.kind == "model" for point in c.params["at"]
         }
@@ -156,22 +157,24 @@ class Run:
     def _deploy(self) -> None:
         self.progress.status("deploying targets")
         self.replicas = self.backend.deploy_targets(self.scenario)
-        for replica in self.replicas:
-            self._sample(replica, "deploy")
         self.progress.status("starting Prometheus")
         server = self.backend.start_prometheus(self.scenario, self.replicas)
         self.prometheus = server.client
         self.prometheus.wait_for_series(
             'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
         )
+        # The baseline heap: after Prometheus's first scrape and a gRPC warm-up, so the servers'
+        # one-time set-up (tens of KiB) is not charged to the map.
+        for replica in self.replicas:
+            warm_up(replica.grpc_addr)
+            self._sample(replica, "deploy", settle=True)
         self.progress.status("starting load")
         self.backend.start_load(self.scenario, self.replicas)
 
     def _timeline(self) -> None:
         """Walk the phases; the load follows the same schedule from its own start."""
         phases = self.scenario.phases
-        start = time.monotonic()
-        boundary = start
+        boundary = self.backend.load_started_at()
         for index, phase in enumerate(phases):
             self.journal.record("phase-start", phase.name, index=index)
             self._take_samples(f"{phase.name}.start")
@@ -192,7 +195,7 @@ class Run:
         final = self.scenario.phases[-1]
         self.journal.record("phase-end", final.name, index=len(self.scenario.phases) - 1)
         self._watch_components()
-        self._take_samples(f"{final.name}.end")
+        self._take_samples(f"{final.name}.end", settle=True)
         for problem in result.problems:
             self.journal.record("note", "load-problem", message=problem)
         try:
@@ -213,6 +216,17 @@ class Run:
         }
         if self.prometheus is not None:
             self._wait_scrape_past(self.journal.events[-1].wall)
+            self._record_sources()
+
+    def _record_sources(self) -> None:
+        """Which components Prometheus holds series from: the report's proof that every one was seen."""
+        assert self.prometheus is not None
+        samples = self.prometheus.query('count by (job, target, replica, worker) ({job=~"targets|load"})')
+        sources = sorted(
+            ({k: v for k, v in s.labels.items() if k in ("job", "target", "replica", "worker")} for s in samples),
+            key=lambda labels: sorted(labels.items()),
+        )
+        self.journal.record("note", "prometheus-sources", sources=sources)
 
     def _wait_scrape_past(self, wall: float) -> None:
         """Wait until Prometheus holds a scrape taken after ``wall``, so the last window has data."""
@@ -227,14 +241,15 @@ class Run:
 
     # --- samples and health -----------------------------------------------------------------
 
-    def _take_samples(self, point: str) -> None:
+    def _take_samples(self, point: str, *, settle: bool = False) -> None:
         for replica in self.replicas:
             if (replica.target, point) in self.model_points:
-                self._sample(replica, point)
+                self._sample(replica, point, settle=settle)
 
-    def _sample(self, replica: ReplicaEndpoint, point: str) -> None:
+    def _sample(self, replica: ReplicaEndpoint, point: str, *, settle: bool = False) -> None:
+        """POST /admin/gc; with ``settle``, once the load's connections are closed (exact)."""
         try:
-            heap = collect_garbage(replica.http_addr)
+            heap, settled = settled_heap(replica.http_addr) if settle else (collect_garbage(replica.http_addr), False)
         except InfrastructureError as err:
             self.journal.record("note", "sample-failed", target=replica.target, replica=replica.replica, error=str(err))
             return
@@ -250,6 +265,7 @@ class Run:
                 goroutines=heap.goroutines,
                 go_version=heap.go_version,
                 go_type=heap.go_type,
+                settled=settled,
             )
         )
 
@@ -272,4 +288,9 @@ class Run:
 
 def run(scenario: Scenario, options: RunOptions) -> report.RunRecord:
     check_supported(scenario)
+    if options.report_dir is not None and options.report_dir.exists() and any(options.report_dir.iterdir()):
+        raise UsageError(
+            f"report directory {options.report_dir} is not empty",
+            hint="give a new --report-dir (or none: each run gets its own under reports/)",
+        )
     return Run(scenario, options).execute()

@@ -7,6 +7,7 @@ callers get those addresses from processes they started.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class HeapSample:
     go_version: str
     store: str
     go_type: str
+    http_connections: int = 0
+    grpc_connections: int = 0
 
 
 def _request(url: str, *, method: str = "GET") -> bytes:
@@ -57,9 +60,32 @@ def collect_garbage(http_addr: str) -> HeapSample:
             go_version=str(data.get("go_version", "")),
             store=str(data.get("store", "")),
             go_type=str(data.get("go_type", "")),
+            http_connections=int(data.get("http_connections", 0)),
+            grpc_connections=int(data.get("grpc_connections", 0)),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise InfrastructureError(f"POST http://{http_addr}/admin/gc answered unexpected JSON: {raw[:200]!r}") from err
+
+
+# A settled target has no gRPC client and at most two HTTP ones: Prometheus's keep-alive scrape
+# connection and the /admin/gc request asking.
+SETTLED_HTTP_CONNECTIONS = 2
+SETTLE_TIMEOUT_S = 10.0
+
+
+def settled_heap(http_addr: str, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[HeapSample, bool]:
+    """The exact heap once the load's connections have closed (each holds transport buffers).
+
+    Polls /admin/gc until no gRPC and at most SETTLED_HTTP_CONNECTIONS HTTP connections are open,
+    up to ``timeout_s``; returns the last sample and whether it settled.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sample = collect_garbage(http_addr)
+        settled = sample.grpc_connections == 0 and sample.http_connections <= SETTLED_HTTP_CONNECTIONS
+        if settled or time.monotonic() >= deadline:
+            return sample, settled
+        time.sleep(0.05)
 
 
 def scrape(http_addr: str) -> dict[str, float]:
@@ -71,3 +97,22 @@ def scrape(http_addr: str) -> dict[str, float]:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
+
+
+def warm_up(grpc_addr: str) -> None:
+    """Exercise the gRPC server once without changing the store (a Get of a key never written, an empty
+    BatchPut and PutStream, Stats), so its one-time allocations (transport, codec and pool set-up: tens
+    of KiB) are in the baseline heap and not charged to the map."""
+    import grpc
+
+    from workloads.pb import store_pb2, store_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(grpc_addr) as channel:
+            stub = store_pb2_grpc.MapStoreStub(channel)
+            stub.Get(store_pb2.GetRequest(key="mapquake-warm-up"), timeout=HTTP_TIMEOUT_S)
+            stub.BatchPut(store_pb2.BatchPutRequest(entries=[]), timeout=HTTP_TIMEOUT_S)
+            stub.PutStream(iter(()), timeout=HTTP_TIMEOUT_S)
+            stub.Stats(store_pb2.StatsRequest(gc=False), timeout=HTTP_TIMEOUT_S)
+    except grpc.RpcError as err:
+        raise InfrastructureError(f"gRPC warm-up of {grpc_addr} failed: {err}") from err

@@ -52,6 +52,10 @@ class Backend(Protocol):
         """Start the Locust master and workers; the load follows the phases and stops by itself."""
         ...
 
+    def load_started_at(self) -> float:
+        """time.monotonic() when the load's first phase began: the origin of the phase timeline."""
+        ...
+
     def load_finished(self) -> bool:
         """True once the load cluster has ended (its shape ran out of phases)."""
         ...

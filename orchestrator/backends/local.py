@@ -90,6 +90,8 @@ def workload_plan(scenario: Scenario, replicas: list[ReplicaEndpoint]) -> Worklo
         read_ratio=load.read_ratio,
         replicated=replicated,
         max_ops_per_worker=load.max_ops,
+        # Workers keep serving their final counters for two scrapes after the load stops.
+        linger_s=2 * scenario.scrape_interval_s,
         extra={"scenario": scenario.name},
     )
 
@@ -213,6 +215,12 @@ class LocalBackend:
             metrics_addrs=[f"{node.address}:{WORKER_METRICS_PORT + i}" for i in range(scenario.load.workers)],
         )
         self.locust.start()
+
+    def load_started_at(self) -> float:
+        """time.monotonic() when the load's first phase began (the master starts once all workers joined)."""
+        if self.locust is None or self.locust.load_started_at is None:
+            raise InfrastructureError("the load has not started")
+        return self.locust.load_started_at
 
     def load_finished(self) -> bool:
         return self.locust is not None and all(p.proc.poll() is not None for p in self.locust.processes)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18workloads/pb/store.proto\x12\x0bmapquake.v1\"(\n\nPutRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\r\n\x0bPutResponse\"\x19\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x1c\n\rDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\";\n\x0f\x42\x61tchPutRequest\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.mapquake.v1.PutRequest\"#\n\x10\x42\x61tchPutResponse\x12\x0f\n\x07written\x18\x01 \x01(\x04\"\x1a\n\x0cStatsRequest\x12\n\n\x02gc\x18\x01 \x01(\x08\"\xf7\x01\n\rStatsResponse\x12\r\n\x05store\x18\x01 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04\x12\x12\n\nhigh_water\x18\x03 \x01(\x04\x12\x12\n\nlive_bytes\x18\x04 \x01(\x04\x12\x14\n\x0cheap_objects\x18\x05 \x01(\x04\x12\x12\n\ngoroutines\x18\x06 \x01(\x04\x12\x19\n\x11total_alloc_bytes\x18\x07 \x01(\x04\x12\x12\n\ngo_version\x18\x08 \x01(\t\x12\x10\n\x08key_type\x18\t \x01(\t\x12\x12\n\nvalue_type\x18\n \x01(\t\x12\x0f\n\x07go_type\x18\x0b \x01(\t\x12\x0e\n\x06num_gc\x18\x0c \x01(\r\"\x93\x01\n\x0bReplicateOp\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.mapquake.v1.ReplicateOp.Kind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\";\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_PUT\x10\x01\x12\x0f\n\x0bKIND_DELETE\x10\x02\"I\n\x10ReplicateRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12%\n\x03ops\x18\x02 \x03(\x0b\x32\x18.mapquake.v1.ReplicateOp\"$\n\x11ReplicateResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x04\x32\x91\x03\n\x08MapStore\x12\x38\n\x03Put\x12\x17.mapquake.v1.PutRequest\x1a\x18.mapquake.v1.PutResponse\x12\x38\n\x03Get\x12\x17.mapquake.v1.GetRequest\x1a\x18.mapquake.v1.GetResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.mapquake.v1.DeleteRequest\x1a\x1b.mapquake.v1.DeleteResponse\x12G\n\x08\x42\x61tchPut\x12\x1c.mapquake.v1.BatchPutRequest\x1a\x1d.mapquake.v1.BatchPutResponse\x12\x45\n\tPutStream\x12\x17.mapquake.v1.PutRequest\x1a\x1d.mapquake.v1.BatchPutResponse(\x01\x12>\n\x05Stats\x12\x19.mapquake.v1.StatsRequest\x1a\x1a.mapquake.v1.StatsResponse2U\n\x07Replica\x12J\n\tReplicate\x12\x1d.mapquake.v1.ReplicateRequest\x1a\x1e.mapquake.v1.ReplicateResponseBFZDgithub.com/mapquake/mapquake/go_targets/proto/mapquake/v1;mapquakev1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18workloads/pb/store.proto\x12\x0bmapquake.v1\"(\n\nPutRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\r\n\x0bPutResponse\"\x19\n\nGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"+\n\x0bGetResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x1c\n\rDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x65xisted\x18\x01 \x01(\x08\";\n\x0f\x42\x61tchPutRequest\x12(\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x17.mapquake.v1.PutRequest\"#\n\x10\x42\x61tchPutResponse\x12\x0f\n\x07written\x18\x01 \x01(\x04\"\x1a\n\x0cStatsRequest\x12\n\n\x02gc\x18\x01 \x01(\x08\"\xab\x02\n\rStatsResponse\x12\r\n\x05store\x18\x01 \x01(\t\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x04\x12\x12\n\nhigh_water\x18\x03 \x01(\x04\x12\x12\n\nlive_bytes\x18\x04 \x01(\x04\x12\x14\n\x0cheap_objects\x18\x05 \x01(\x04\x12\x12\n\ngoroutines\x18\x06 \x01(\x04\x12\x19\n\x11total_alloc_bytes\x18\x07 \x01(\x04\x12\x12\n\ngo_version\x18\x08 \x01(\t\x12\x10\n\x08key_type\x18\t \x01(\t\x12\x12\n\nvalue_type\x18\n \x01(\t\x12\x0f\n\x07go_type\x18\x0b \x01(\t\x12\x0e\n\x06num_gc\x18\x0c \x01(\r\x12\x18\n\x10http_connections\x18\r \x01(\x04\x12\x18\n\x10grpc_connections\x18\x0e \x01(\x04\"\x93\x01\n\x0bReplicateOp\x12+\n\x04kind\x18\x01 \x01(\x0e\x32\x1d.mapquake.v1.ReplicateOp.Kind\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x0c\";\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x0c\n\x08KIND_PUT\x10\x01\x12\x0f\n\x0bKIND_DELETE\x10\x02\"I\n\x10ReplicateRequest\x12\x0e\n\x06origin\x18\x01 \x01(\t\x12%\n\x03ops\x18\x02 \x03(\x0b\x32\x18.mapquake.v1.ReplicateOp\"$\n\x11ReplicateResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x04\x32\x91\x03\n\x08MapStore\x12\x38\n\x03Put\x12\x17.mapquake.v1.PutRequest\x1a\x18.mapquake.v1.PutResponse\x12\x38\n\x03Get\x12\x17.mapquake.v1.GetRequest\x1a\x18.mapquake.v1.GetResponse\x12\x41\n\x06\x44\x65lete\x12\x1a.mapquake.v1.DeleteRequest\x1a\x1b.mapquake.v1.DeleteResponse\x12G\n\x08\x42\x61tchPut\x12\x1c.mapquake.v1.BatchPutRequest\x1a\x1d.mapquake.v1.BatchPutResponse\x12\x45\n\tPutStream\x12\x17.mapquake.v1.PutRequest\x1a\x1d.mapquake.v1.BatchPutResponse(\x01\x12>\n\x05Stats\x12\x19.mapquake.v1.StatsRequest\x1a\x1a.mapquake.v1.StatsResponse2U\n\x07Replica\x12J\n\tReplicate\x12\x1d.mapquake.v1.ReplicateRequest\x1a\x1e.mapquake.v1.ReplicateResponseBFZDgithub.com/mapquake/mapquake/go_targets/proto/mapquake/v1;mapquakev1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -51,17 +51,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATSREQUEST']._serialized_start=333
   _globals['_STATSREQUEST']._serialized_end=359
   _globals['_STATSRESPONSE']._serialized_start=362
-  _globals['_STATSRESPONSE']._serialized_end=609
-  _globals['_REPLICATEOP']._serialized_start=612
-  _globals['_REPLICATEOP']._serialized_end=759
-  _globals['_REPLICATEOP_KIND']._serialized_start=700
-  _globals['_REPLICATEOP_KIND']._serialized_end=759
-  _globals['_REPLICATEREQUEST']._serialized_start=761
-  _globals['_REPLICATEREQUEST']._serialized_end=834
-  _globals['_REPLICATERESPONSE']._serialized_start=836
-  _globals['_REPLICATERESPONSE']._serialized_end=872
-  _globals['_MAPSTORE']._serialized_start=875
-  _globals['_MAPSTORE']._serialized_end=1276
-  _globals['_REPLICA']._serialized_start=1278
-  _globals['_REPLICA']._serialized_end=1363
+  _globals['_STATSRESPONSE']._serialized_end=661
+  _globals['_REPLICATEOP']._serialized_start=664
+  _globals['_REPLICATEOP']._serialized_end=811
+  _globals['_REPLICATEOP_KIND']._serialized_start=752
+  _globals['_REPLICATEOP_KIND']._serialized_end=811
+  _globals['_REPLICATEREQUEST']._serialized_start=813
+  _globals['_REPLICATEREQUEST']._serialized_end=886
+  _globals['_REPLICATERESPONSE']._serialized_start=888
+  _globals['_REPLICATERESPONSE']._serialized_end=924
+  _globals['_MAPSTORE']._serialized_start=927
+  _globals['_MAPSTORE']._serialized_end=1328
+  _globals['_REPLICA']._serialized_start=1330
+  _globals['_REPLICA']._serialized_end=1415
 # @@protoc_insertion_point(module_scope)

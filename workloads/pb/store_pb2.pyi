@@ -64,7 +64,7 @@ class StatsRequest(_message.Message):
     def __init__(self, gc: _Optional[bool] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("store", "entries", "high_water", "live_bytes", "heap_objects", "goroutines", "total_alloc_bytes", "go_version", "key_type", "value_type", "go_type", "num_gc")
+    __slots__ = ("store", "entries", "high_water", "live_bytes", "heap_objects", "goroutines", "total_alloc_bytes", "go_version", "key_type", "value_type", "go_type", "num_gc", "http_connections", "grpc_connections")
     STORE_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     HIGH_WATER_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,8 @@ class StatsResponse(_message.Message):
     VALUE_TYPE_FIELD_NUMBER: _ClassVar[int]
     GO_TYPE_FIELD_NUMBER: _ClassVar[int]
     NUM_GC_FIELD_NUMBER: _ClassVar[int]
+    HTTP_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
+    GRPC_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     store: str
     entries: int
     high_water: int
@@ -89,7 +91,9 @@ class StatsResponse(_message.Message):
     value_type: str
     go_type: str
     num_gc: int
-    def __init__(self, store: _Optional[str] = ..., entries: _Optional[int] = ..., high_water: _Optional[int] = ..., live_bytes: _Optional[int] = ..., heap_objects: _Optional[int] = ..., goroutines: _Optional[int] = ..., total_alloc_bytes: _Optional[int] = ..., go_version: _Optional[str] = ..., key_type: _Optional[str] = ..., value_type: _Optional[str] = ..., go_type: _Optional[str] = ..., num_gc: _Optional[int] = ...) -> None: ...
+    http_connections: int
+    grpc_connections: int
+    def __init__(self, store: _Optional[str] = ..., entries: _Optional[int] = ..., high_water: _Optional[int] = ..., live_bytes: _Optional[int] = ..., heap_objects: _Optional[int] = ..., goroutines: _Optional[int] = ..., total_alloc_bytes: _Optional[int] = ..., go_version: _Optional[str] = ..., key_type: _Optional[str] = ..., value_type: _Optional[str] = ..., go_type: _Optional[str] = ..., num_gc: _Optional[int] = ..., http_connections: _Optional[int] = ..., grpc_connections: _Optional[int] = ...) -> None: ...
 
 class ReplicateOp(_message.Message):
     __slots__ = ("kind", "key", "value")

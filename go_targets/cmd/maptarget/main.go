@@ -299,9 +299,10 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	httpSrv := &http.Server{
 		Handler:           httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready, MaxBodyBytes: int64(c.maxBodyBytes)}),
 		ReadHeaderTimeout: 10 * time.Second,
+		ConnState:         n.HTTPConns.HTTPConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(64 << 20))
+	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()))
 	grpcapi.Register(grpcSrv, n)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)

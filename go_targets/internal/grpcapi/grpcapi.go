@@ -156,6 +156,8 @@ func (s mapStore) Stats(_ context.Context, req *pb.StatsRequest) (*pb.StatsRespo
 		ValueType:       st.ValueType,
 		GoType:          st.GoType,
 		NumGc:           st.NumGC,
+		HttpConnections: uint64(max(st.HTTPConnections, 0)),
+		GrpcConnections: uint64(max(st.GRPCConnections, 0)),
 	}, nil
 }
 

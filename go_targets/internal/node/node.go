@@ -5,6 +5,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/mapquake/mapquake/go_targets/internal/conntrack"
 	"runtime"
 	"runtime/metrics"
 
@@ -44,6 +45,10 @@ type Node struct {
 	m    *mqmetrics.Metrics
 	repl Replicator
 	info store.Info
+	// HTTPConns and GRPCConns count the servers' open client connections
+	// (wired by the servers' ConnState hook and stats handler).
+	HTTPConns conntrack.Counter
+	GRPCConns conntrack.Counter
 }
 
 // New builds a node; repl may be nil (no peers).
@@ -127,6 +132,11 @@ type Stats struct {
 	KeyType         string `json:"key_type"`
 	ValueType       string `json:"value_type"`
 	GoType          string `json:"go_type"`
+	// HTTPConnections and GRPCConnections are the client connections open
+	// now; each holds transport buffers, so an exact heap comparison waits
+	// until the load's connections are gone.
+	HTTPConnections int64 `json:"http_connections"`
+	GRPCConnections int64 `json:"grpc_connections"`
 	// Replication is each peer's backlog; absent without peers.
 	Replication []replicate.PeerStatus `json:"replication,omitempty"`
 }
@@ -159,6 +169,8 @@ func (n *Node) Stats(gc bool) Stats {
 		KeyType:         n.info.KeyType,
 		ValueType:       n.info.ValueType,
 		GoType:          n.info.GoType,
+		HTTPConnections: n.HTTPConns.Open(),
+		GRPCConnections: n.GRPCConns.Open(),
 	}
 	if live[0].Value.Kind() == metrics.KindUint64 {
 		s.GCHeapLiveBytes = live[0].Value.Uint64()

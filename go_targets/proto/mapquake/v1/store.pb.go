@@ -496,10 +496,13 @@ type StatsResponse struct {
 	ValueType       string `protobuf:"bytes,10,opt,name=value_type,json=valueType,proto3" json:"value_type,omitempty"`
 	// go_type is the container's Go type in the model's syntax,
 	// e.g. "map[string]any(int64)" or "sync.Map[string][32]byte".
-	GoType        string `protobuf:"bytes,11,opt,name=go_type,json=goType,proto3" json:"go_type,omitempty"`
-	NumGc         uint32 `protobuf:"varint,12,opt,name=num_gc,json=numGc,proto3" json:"num_gc,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GoType string `protobuf:"bytes,11,opt,name=go_type,json=goType,proto3" json:"go_type,omitempty"`
+	NumGc  uint32 `protobuf:"varint,12,opt,name=num_gc,json=numGc,proto3" json:"num_gc,omitempty"`
+	// Client connections open now (each holds transport buffers).
+	HttpConnections uint64 `protobuf:"varint,13,opt,name=http_connections,json=httpConnections,proto3" json:"http_connections,omitempty"`
+	GrpcConnections uint64 `protobuf:"varint,14,opt,name=grpc_connections,json=grpcConnections,proto3" json:"grpc_connections,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *StatsResponse) Reset() {
@@ -612,6 +615,20 @@ func (x *StatsResponse) GetGoType() string {
 func (x *StatsResponse) GetNumGc() uint32 {
 	if x != nil {
 		return x.NumGc
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetHttpConnections() uint64 {
+	if x != nil {
+		return x.HttpConnections
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetGrpcConnections() uint64 {
+	if x != nil {
+		return x.GrpcConnections
 	}
 	return 0
 }
@@ -798,7 +815,7 @@ const file_mapquake_v1_store_proto_rawDesc = "" +
 	"\x10BatchPutResponse\x12\x18\n" +
 	"\awritten\x18\x01 \x01(\x04R\awritten\"\x1e\n" +
 	"\fStatsRequest\x12\x0e\n" +
-	"\x02gc\x18\x01 \x01(\bR\x02gc\"\xf5\x02\n" +
+	"\x02gc\x18\x01 \x01(\bR\x02gc\"\xcb\x03\n" +
 	"\rStatsResponse\x12\x14\n" +
 	"\x05store\x18\x01 \x01(\tR\x05store\x12\x18\n" +
 	"\aentries\x18\x02 \x01(\x04R\aentries\x12\x1d\n" +
@@ -818,7 +835,9 @@ const file_mapquake_v1_store_proto_rawDesc = "" +
 	"value_type\x18\n" +
 	" \x01(\tR\tvalueType\x12\x17\n" +
 	"\ago_type\x18\v \x01(\tR\x06goType\x12\x15\n" +
-	"\x06num_gc\x18\f \x01(\rR\x05numGc\"\xa5\x01\n" +
+	"\x06num_gc\x18\f \x01(\rR\x05numGc\x12)\n" +
+	"\x10http_connections\x18\r \x01(\x04R\x0fhttpConnections\x12)\n" +
+	"\x10grpc_connections\x18\x0e \x01(\x04R\x0fgrpcConnections\"\xa5\x01\n" +
 	"\vReplicateOp\x121\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1d.mapquake.v1.ReplicateOp.KindR\x04kind\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x14\n" +

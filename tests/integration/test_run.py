@@ -1,0 +1,187 @@
+"""`mapquake run` for real: namespaces, Go targets, Locust master and workers, Prometheus, teardown.
+
+Each test runs the CLI as a subprocess with its own state directory, so the
+run's ledger (and so its run id) is found there, and checks afterwards that no
+namespace, link, process or state the run made is left, also after SIGTERM and
+after SIGKILL followed by `mapquake cleanup`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.gotargets import REPO_ROOT
+from orchestrator.ledger import RUN_ID_ENV, list_runs
+from orchestrator.netns import list_links, list_netns
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="runs create network namespaces: needs root"),
+]
+
+SCENARIO = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: two-by-two
+targets:
+  - {name: kv, store: mutexmap, replicas: 2}
+load:
+  user: MapWriteUser
+  protocol: grpc
+  workers: 2
+  users: 4
+  batch: 50
+  keys: {space: 20000, distribution: uniform, seed: 11}
+  value: {type: "[16]byte"}
+phases:
+  - {name: fill, duration: 6s}
+  - {name: steady, duration: 4s}
+checks:
+  - {name: heap, model: live_heap, target: kv, tolerance: 10%, at: [steady.end]}
+  - {name: alive, crash: kv, expect: none}
+"""
+
+
+def _processes_of(run_id: str) -> list[int]:
+    """Pids whose environment carries this run's id (every process a run starts does)."""
+    found = []
+    marker = f"{RUN_ID_ENV}={run_id}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def leftovers(run_id: str, state_dir: Path) -> dict[str, list[str]]:
+    return {
+        "netns": [n for n in list_netns() if run_id in n],
+        "links": [link for link in list_links() if run_id in link],
+        "processes": [str(p) for p in _processes_of(run_id)],
+        "state": [str(p) for p in (state_dir / "runs").glob(f"{run_id}*")],
+    }
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    """A private state directory; anything a test run leaves is cleaned up even if the test fails."""
+    path = tmp_path / "state"
+    yield path
+    env = {**os.environ, "MAPQUAKE_STATE_DIR": str(path)}
+    subprocess.run([sys.executable, "-m", "orchestrator.cli", "cleanup"], env=env, capture_output=True, timeout=120)
+
+
+def start_run(scenario: Path, report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "MAPQUAKE_STATE_DIR": str(state_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_load(report_dir: Path, proc: subprocess.Popen[str], timeout_s: float = 120) -> None:
+    """Block until the run's Locust workers are up (their plans and logs exist and a worker wrote its log)."""
+    deadline = time.monotonic() + timeout_s
+    marker = report_dir / "run" / "locust" / "worker-0.log"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the run ended early:\n{proc.stdout.read() if proc.stdout else ''}")
+        if marker.exists() and marker.stat().st_size > 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the load never started")
+
+
+def the_run_id(state_dir: Path) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = list_runs(state_dir)
+        if runs:
+            return runs[0].run_id
+        time.sleep(0.05)
+    raise AssertionError("no run appeared in the state directory")
+
+
+def test_two_replicas_two_workers_end_to_end(tmp_path: Path, state_dir: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO)
+    report_dir = tmp_path / "report"
+    proc = start_run(scenario, report_dir, state_dir)
+    run_id = the_run_id(state_dir)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, output
+
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["run_id"] == run_id
+    assert report["verdict"] == "pass", output
+
+    # Prometheus held series from every target replica and every worker.
+    notes = [e for e in report["timeline"]["events"] if e["name"] == "prometheus-sources"]
+    sources = notes[0]["data"]["sources"]
+    assert {(s.get("target"), s.get("replica")) for s in sources if s["job"] == "targets"} == {("kv", "0"), ("kv", "1")}
+    assert {s.get("worker") for s in sources if s["job"] == "load"} == {"0", "1"}
+
+    # Each replica holds exactly the distinct keys the controller expected from the workers' streams.
+    expected = report["expected_entries"]["per_target"]["kv"]
+    samples = {s["replica"]: s for s in report["timeline"]["samples"] if s["point"] == "steady.end"}
+    assert [samples[0]["entries"], samples[1]["entries"]] == expected
+    assert sum(expected) > 10_000  # uniform draws over 20 000 keys: most of the space was written
+    assert report["load"]["errors"] == 0
+
+    assert (report_dir / "junit.xml").exists()
+    assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
+
+
+def test_sigterm_mid_run_tears_down_and_reports(tmp_path: Path, state_dir: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 6s", "duration: 60s"))
+    report_dir = tmp_path / "report"
+    proc = start_run(scenario, report_dir, state_dir)
+    run_id = the_run_id(state_dir)
+    wait_for_load(report_dir, proc)
+    assert leftovers(run_id, state_dir)["netns"], "the run should be live before it is stopped"
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 4, output
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["reason"] == "interrupted by SIGTERM"
+    assert report["verdict"] == "inconclusive"
+    assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
+
+
+def test_sigkill_then_cleanup_removes_everything(tmp_path: Path, state_dir: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 6s", "duration: 60s"))
+    report_dir = tmp_path / "report"
+    proc = start_run(scenario, report_dir, state_dir)
+    run_id = the_run_id(state_dir)
+    wait_for_load(report_dir, proc)
+    proc.kill()
+    proc.communicate(timeout=30)
+    left = leftovers(run_id, state_dir)
+    assert left["netns"] and left["processes"], "a SIGKILLed controller leaves its run behind"
+
+    env = {**os.environ, "MAPQUAKE_STATE_DIR": str(state_dir)}
+    cleanup = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "cleanup"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert f"run {run_id}: removed" in cleanup.stdout
+    assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
