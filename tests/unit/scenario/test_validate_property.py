@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.cli import main
+from orchestrator.netns import list_netns
 from orchestrator.scenario.yamlsource import format_path, parse
 
 from .test_validate import VALID
@@ -107,3 +108,44 @@ def test_malformed_scenarios_exit_2_naming_the_field(
         for line in lines
         for reference in ("no target named", "no phase named", "is not <phase>", "replica", "already the name")
     ), (mutated_path, lines)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=mutated())
+def test_run_refuses_malformed_scenarios_before_starting_anything(
+    case: tuple[dict[str, Any], tuple[Any, ...]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data, _ = case
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    state = tmp_path / "state"
+    netns_before = set(list_netns())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MAPQUAKE_STATE_DIR", str(state))
+        # A run that got past validation would start here; make that loud instead of running it.
+        patch.setattr("orchestrator.runner.run", _must_not_start)
+        try:
+            code = main(["run", str(path), "--report-dir", str(tmp_path / "report")])
+        except _Started:
+            code = _STARTED
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    if code == 2:
+        assert "invalid scenario" in err
+        assert ERROR_LINE.match(err.splitlines()[1])
+    else:
+        assert code == _STARTED, err  # valid after all: it reached the runner
+    assert not (state / "runs").exists() or not any((state / "runs").iterdir())
+    assert set(list_netns()) == netns_before
+    assert not (tmp_path / "report").exists()
+
+
+_STARTED = 99
+
+
+class _Started(BaseException):
+    """Raised instead of running: the scenario passed validation."""
+
+
+def _must_not_start(*args: object, **kwargs: object) -> object:
+    raise _Started
