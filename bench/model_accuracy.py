@@ -169,8 +169,9 @@ def _pct(x: float) -> str:
 
 def summarize(rows: list[Row]) -> list[str]:
     out = [
-        "| matrix | Go | family | cases | median abs error | worst error | in range | cumulative median abs error |",
-        "|---|---|---|---|---|---|---|---|",
+        "| matrix | Go | family | cases | median abs error | worst error (one run) | worst error (mean of runs) "
+        "| all runs in range | cumulative median abs error |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(r.matrix, r.go, r.family) for r in rows}, key=lambda k: (k[0] != "tuning", k[1], k[2]))
     for key in keys:
