@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import Protocol
 
+from orchestrator.checks_baseline import check_baseline
+from orchestrator.checks_recovery import check_recovery
 from orchestrator.errors import MapquakeError
 from orchestrator.journal import Journal
 from orchestrator.model.predict import predict
@@ -93,9 +95,9 @@ def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
             final = point == f"{scenario.phases[-1].name}.end"
             entries = expected[replica] if final else here[0].entries
             prediction = predict(go_type, entries, go_version=target.go, high_water=max(entries, here[0].high_water))
-            # Overwrites in scattered order leave each key string alone in its tiny block (payload.py).
+            # Overwrites in scattered order leave a tiny payload alone in its block (payload.py).
             scattered = scenario.load.keys.distribution != "sequential"
-            extra = key_bytes(entries, scenario.load.keys.space, scattered=scattered) + value_payload_bytes(
+            extra = key_bytes(entries) + value_payload_bytes(
                 entries, target.value_type, scenario.load.value.size, scattered=scattered
             )
             predicted = prediction.live_bytes + extra.expected
@@ -206,4 +208,10 @@ def check_crash(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
     )
 
 
-_EVALUATORS = {"model": check_model, "promql": check_promql, "crash": check_crash}
+_EVALUATORS = {
+    "model": check_model,
+    "promql": check_promql,
+    "crash": check_crash,
+    "recovery": check_recovery,
+    "baseline": check_baseline,
+}
