@@ -115,9 +115,16 @@ class KeySpec:
         return cls(**data)
 
 
+KEY_PREFIX = "k"
+KEY_LENGTH = 16
+"""Keys are exactly 16 bytes ("k" and 15 zero-padded digits): one size-class-16 allocation each on
+the target, so a key costs a known 16 B. Shorter keys would share 16-B tiny-allocator blocks, and
+how they share depends on what else the server allocated in between: no model could predict it."""
+
+
 def key_name(index: int) -> str:
-    """The wire name of key ``index``: "k<index>", as mapload names them."""
-    return f"k{index}"
+    """The wire name of key ``index``: "k000000000000017" for 17, exactly as mapload names them."""
+    return KEY_PREFIX + str(index).zfill(KEY_LENGTH - len(KEY_PREFIX))
 
 
 def target_of(key: str, replicas: int) -> int:
@@ -201,7 +208,7 @@ def _count_per_target(indices: Iterable[int], replicas: int, replicated: bool) -
         return [total] * replicas
     counts = [0] * replicas
     for i in indices:
-        counts[zlib.crc32(f"k{i}".encode()) % replicas] += 1
+        counts[zlib.crc32(key_name(i).encode()) % replicas] += 1
     return counts
 
 

@@ -2,7 +2,7 @@
 // against one maptarget over HTTP or gRPC.
 //
 // Keys. Write j (j = 0, 1, …, Ops-1, shared by all workers) goes to key
-// number i, named Prefix + decimal i ("k0", "k1", …; the Python workloads use
+// number i, named Prefix + i zero-padded to 16 bytes ("k000000000000000", …; the Python workloads use
 // the same names):
 //
 //	sequential  i = j mod KeySpace, so Ops = KeySpace writes each key once
@@ -29,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,8 +176,21 @@ func (g *keyGen) key(j uint64) uint64 {
 	}
 }
 
-// KeyName is the name of key number i.
-func KeyName(prefix string, i uint64) string { return prefix + strconv.FormatUint(i, 10) }
+// KeyLength is the length of every key name with a prefix shorter than it: the
+// prefix and the zero-padded index. 16 bytes make each key one size-class-16
+// allocation on the target, an exact 16 B; shorter keys would share 16-B
+// tiny-allocator blocks in a way that depends on what else the server allocated.
+const KeyLength = 16
+
+// KeyName is key i's name: prefix + i zero-padded to KeyLength bytes
+// ("k000000000000017"), the same naming as mapquake's Python workloads.
+func KeyName(prefix string, i uint64) string {
+	digits := strconv.FormatUint(i, 10)
+	if pad := KeyLength - len(prefix) - len(digits); pad > 0 {
+		return prefix + strings.Repeat("0", pad) + digits
+	}
+	return prefix + digits
+}
 
 // Value returns the value mapload writes: size ASCII digits.
 func Value(size int) []byte {

@@ -79,7 +79,7 @@ func TestKeysDeterministic(t *testing.T) {
 		}
 	}
 	c := Config{Keys: Sequential, KeySpace: 10}
-	if g := newKeyGen(&c); g.key(13) != 3 || KeyName("k", 3) != "k3" {
+	if g := newKeyGen(&c); g.key(13) != 3 || KeyName("k", 3) != "k000000000000003" || KeyName("key-", 12345678901234) != "key-12345678901234" {
 		t.Error("sequential")
 	}
 	if string(Value(12)) != "123456789012" {
@@ -159,8 +159,8 @@ func TestRunAgainstRealTarget(t *testing.T) {
 	if got := int64(st.Len()); got != distinct {
 		t.Errorf("store holds %d keys, runs report %d distinct", got, distinct)
 	}
-	if v, ok := st.Get("k2999"); !ok || string(v) != "1234567890123456" {
-		t.Errorf("k2999 = %q %v", v, ok)
+	if v, ok := st.Get(KeyName("k", 2999)); !ok || string(v) != "1234567890123456" {
+		t.Errorf("key 2999 = %q %v", v, ok)
 	}
 }
 
