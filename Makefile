@@ -16,7 +16,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 # Debian packages the runs and tests use (iproute2: network namespaces; gcc: go test -race;
 # prometheus: the server binary each local run starts itself; its packaged service is not used;
 # chromium: the headless browser the report test opens report.html in).
-APT_PACKAGES := gcc iproute2 prometheus chromium
+APT_PACKAGES := gcc iproute2 nftables prometheus chromium
 GO_SOURCES := $(shell find go_targets -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
 
 .PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo smoke clean

@@ -19,6 +19,10 @@ generate() { # $1: output root
   # The virtual path makes the generated Python import itself as workloads.pb.store_pb2.
   "$PY" -m grpc_tools.protoc -Iworkloads/pb=go_targets/proto/mapquake/v1 \
     --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" workloads/pb/store.proto
+  # The chaos agent (Python only); imports itself as chaos.agent.pb.agent_pb2.
+  mkdir -p "$out/chaos/agent/pb"
+  "$PY" -m grpc_tools.protoc -Ichaos/agent/pb=chaos/agent \
+    --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" chaos/agent/pb/agent.proto
 }
 
 if [[ "${1:-}" == "--check" ]]; then
@@ -27,7 +31,8 @@ if [[ "${1:-}" == "--check" ]]; then
   generate "$scratch"
   status=0
   for f in go_targets/proto/mapquake/v1/store.pb.go go_targets/proto/mapquake/v1/store_grpc.pb.go \
-           workloads/pb/store_pb2.py workloads/pb/store_pb2.pyi workloads/pb/store_pb2_grpc.py; do
+           workloads/pb/store_pb2.py workloads/pb/store_pb2.pyi workloads/pb/store_pb2_grpc.py \
+           chaos/agent/pb/agent_pb2.py chaos/agent/pb/agent_pb2.pyi chaos/agent/pb/agent_pb2_grpc.py; do
     if ! cmp -s "$f" "$scratch/$f"; then
       echo "stale generated file: $f (run: make proto)" >&2
       status=1

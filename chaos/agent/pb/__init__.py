@@ -1,0 +1,1 @@
+"""Generated gRPC code for chaos/agent/agent.proto (scripts/gen-proto.sh)."""

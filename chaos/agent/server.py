@@ -1,0 +1,393 @@
+"""The chaos agent's service: Apply, Renew, Heal, List under leases, with token auth.
+
+``FaultTable`` holds the faults and their leases (time.monotonic) and does the
+work through the engines; ``AgentService`` is the gRPC face; ``serve`` runs both
+with the self-heal thread. Safety rules, enforced here:
+
+* only namespaces and pids a run it serves created (``ownership``), never others;
+* only its own nft table (``mapquake_<run>``) and its own qdisc handle (6d71:);
+* every fault expires unless renewed (default lease 5 s); expired faults heal
+  within ``REAP_INTERVAL_S``;
+* at start it sweeps its runs' leftovers: its table in every run namespace, its
+  qdiscs, delay proxies recorded in the ledger, replicas left stopped (SIGCONT).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused
+from chaos.agent.pb import agent_pb2 as pb
+from chaos.agent.pb import agent_pb2_grpc as pb_grpc
+from chaos.engines import delayproxy, netem, nft, process
+from chaos.engines.command import NetnsHandle, Runner, subprocess_runner
+from chaos.probe import Capabilities
+from orchestrator.errors import MapquakeError
+from orchestrator.processes import terminate_pid
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 5.0
+MAX_LEASE_S = 600.0
+REAP_INTERVAL_S = 0.05
+PROXY_LABEL_PREFIX = "chaos-proxy:"
+
+
+@dataclass
+class Held:
+    """One applied fault and everything it changed (so heal undoes exactly that)."""
+
+    fault: pb.Fault
+    expires_at: float
+    applied_at: float
+    mechanisms: list[str] = field(default_factory=list)
+    rules: dict[str, tuple[NetnsHandle, nft.NamespaceRules]] = field(default_factory=dict)
+    qdiscs: list[tuple[NetnsHandle, str]] = field(default_factory=list)
+    proxies: list[delayproxy.ProxyProcess] = field(default_factory=list)
+    paused: OwnedProcess | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.fault.run_id, self.fault.id)
+
+
+class FaultTable:
+    """Active faults by (run, id), their leases, and the engines that apply and heal them.
+
+    Thread-safe; every public method holds the lock for its whole effect, so the
+    reaper never heals a fault half-applied.
+    """
+
+    def __init__(
+        self,
+        namespaces: Namespaces,
+        capabilities: Capabilities,
+        *,
+        runner: Runner = subprocess_runner,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.namespaces = namespaces
+        self.caps = capabilities
+        self.runner = runner
+        self.clock = clock
+        self.faults: dict[tuple[str, str], Held] = {}
+        self.lock = threading.RLock()
+        self.healed_log: list[tuple[str, str, float, str]] = []  # (run, id, monotonic, reason)
+
+    # --- the four calls ------------------------------------------------------------------
+
+    def apply(self, fault: pb.Fault, lease_s: float) -> Held:
+        """Apply ``fault`` (or renew it if already held). Raises Refused / MapquakeError; partial work is undone."""
+        lease_s = _lease(lease_s)
+        with self.lock:
+            key = (fault.run_id, fault.id)
+            if key in self.faults:
+                held = self.faults[key]
+                held.expires_at = self.clock() + lease_s
+                return held
+            held = Held(fault=fault, expires_at=self.clock() + lease_s, applied_at=self.clock())
+            try:
+                self._apply(held)
+            except BaseException:
+                self._undo(held)
+                raise
+            held.applied_at = self.clock()
+            held.expires_at = held.applied_at + lease_s
+            self.faults[key] = held
+            log.info("applied %s/%s (%s): %s", fault.run_id, fault.id, fault.summary, ", ".join(held.mechanisms))
+            return held
+
+    def renew(self, run_id: str, fault_ids: Iterable[str], lease_s: float) -> tuple[list[str], list[str]]:
+        lease_s = _lease(lease_s)
+        renewed, unknown = [], []
+        with self.lock:
+            now = self.clock()
+            for fid in fault_ids:
+                held = self.faults.get((run_id, fid))
+                if held is None:
+                    unknown.append(fid)
+                else:
+                    held.expires_at = now + lease_s
+                    renewed.append(fid)
+        return renewed, unknown
+
+    def heal(self, run_id: str, fault_ids: Iterable[str] = (), *, reason: str = "heal") -> tuple[list[str], list[str]]:
+        """Heal the given faults of ``run_id`` (all of the run when empty). Returns (healed ids, errors)."""
+        ids = list(fault_ids)
+        healed, errors = [], []
+        with self.lock:
+            keys = [k for k in self.faults if k[0] == run_id and (not ids or k[1] in ids)]
+            for key in keys:
+                held = self.faults.pop(key)
+                errors += self._undo(held)
+                healed.append(key[1])
+                self.healed_log.append((key[0], key[1], self.clock(), reason))
+                log.info("healed %s/%s (%s)", key[0], key[1], reason)
+        return healed, errors
+
+    def list(self, run_id: str = "") -> list[Held]:
+        with self.lock:
+            return [h for k, h in self.faults.items() if not run_id or k[0] == run_id]
+
+    def reap(self) -> list[tuple[str, str]]:
+        """Heal every fault whose lease expired. Returns their keys."""
+        with self.lock:
+            now = self.clock()
+            expired = [k for k, h in self.faults.items() if h.expires_at <= now]
+            for run_id, fid in expired:
+                log.warning("lease of %s/%s expired: healing", run_id, fid)
+                self.heal(run_id, [fid], reason="lease-expired")
+        return expired
+
+    def heal_everything(self, reason: str) -> None:
+        with self.lock:
+            for run_id in sorted({k[0] for k in self.faults}):
+                self.heal(run_id, reason=reason)
+
+    # --- engines ---------------------------------------------------------------------------
+
+    def _apply(self, held: Held) -> None:
+        fault = held.fault
+        run_id = fault.run_id
+        kind = fault.WhichOneof("kind")
+        if kind == "partition":
+            mode = fault.partition.mode or "drop"
+            if mode not in ("drop", "reject"):
+                raise Refused(f"partition mode {mode!r} is not drop or reject")
+            handles = [(self.namespaces.handle(run_id, c.netns), c) for c in fault.partition.cuts]
+            for handle, cut in handles:
+                rules = nft.NamespaceRules(cuts=[nft.Cut(fault.id, tuple(cut.sources), mode)])
+                self._add_rules(held, handle, rules)
+            held.mechanisms.append(f"nft {mode}")
+        elif kind == "netem":
+            handles = [(self.namespaces.handle(run_id, d.netns), d) for d in fault.netem.nodes]
+            for handle, d in handles:
+                if d.loss > 0:
+                    self._add_rules(held, handle, nft.NamespaceRules(losses=[nft.Loss(fault.id, d.loss)]))
+                if d.delay_s > 0:
+                    if self.caps.netem:
+                        held.qdiscs.append((handle, d.ifname))
+                        netem.apply(handle, d.ifname, d.delay_s, d.jitter_s, self.runner)
+                    else:
+                        ledger = getattr(self.namespaces, "ledger", lambda _r: None)(run_id)
+                        proxy = delayproxy.start(
+                            handle,
+                            d.delay_s,
+                            d.jitter_s,
+                            label=f"{PROXY_LABEL_PREFIX}{fault.id}:{d.netns}",
+                            ledger=ledger,
+                        )
+                        held.proxies.append(proxy)
+                        self._add_rules(
+                            held, handle, nft.NamespaceRules(redirects=[nft.Redirect(fault.id, proxy.port)])
+                        )
+            if any(d.loss > 0 for d in fault.netem.nodes):
+                held.mechanisms.append("nft numgen loss")
+            if any(d.delay_s > 0 for d in fault.netem.nodes):
+                held.mechanisms.append("tc netem delay" if self.caps.netem else "delay proxy")
+        elif kind == "signal":
+            sig = fault.signal
+            self.namespaces.handle(run_id, sig.netns)
+            owned = self.namespaces.process(run_id, int(sig.pid))
+            if sig.action == "kill":
+                process.kill(owned.pid, owned.start_time)
+                held.mechanisms.append("SIGKILL")
+            elif sig.action == "pause":
+                held.paused = owned
+                process.pause(owned.pid, owned.start_time)
+                held.mechanisms.append("SIGSTOP")
+            else:
+                raise Refused(f"signal action {sig.action!r} is not kill or pause")
+        else:
+            raise Refused(f"fault {fault.id} has no kind")
+
+    def _add_rules(self, held: Held, handle: NetnsHandle, rules: nft.NamespaceRules) -> None:
+        old = held.rules.get(handle.name, (handle, nft.NamespaceRules()))[1]
+        merged = nft.NamespaceRules(
+            cuts=old.cuts + rules.cuts, losses=old.losses + rules.losses, redirects=old.redirects + rules.redirects
+        )
+        held.rules[handle.name] = (handle, merged)
+        self._render(handle, held.fault.run_id, extra=held)
+
+    def _render(self, handle: NetnsHandle, run_id: str, *, extra: Held | None = None, skip: str = "") -> None:
+        """Rewrite the run's table in ``handle`` from every held fault (plus ``extra``, minus ``skip``)."""
+        total = nft.NamespaceRules()
+        holders = [h for h in self.faults.values() if h.fault.run_id == run_id and h.fault.id != skip]
+        if extra is not None and extra not in holders:
+            holders.append(extra)
+        for h in holders:
+            part = h.rules.get(handle.name)
+            if part is not None:
+                total.cuts += part[1].cuts
+                total.losses += part[1].losses
+                total.redirects += part[1].redirects
+        nft.apply(handle, run_id, total, self.runner)
+
+    def _undo(self, held: Held) -> list[str]:
+        """Remove everything ``held`` changed; collects errors instead of stopping."""
+        errors: list[str] = []
+        fid, run_id = held.fault.id, held.fault.run_id
+        for handle, _ in list(held.rules.values()):
+            try:
+                self._render(handle, run_id, skip=fid)
+            except MapquakeError as err:
+                errors.append(f"{handle.name}: {err.message}")
+        for proxy in held.proxies:
+            try:
+                proxy.stop()
+            except Exception as err:  # keep healing the rest
+                errors.append(f"proxy {proxy.label}: {err}")
+        for handle, ifname in held.qdiscs:
+            try:
+                netem.remove(handle, ifname, self.runner)
+            except MapquakeError as err:
+                errors.append(f"{handle.name} {ifname}: {err.message}")
+        if held.paused is not None:
+            process.resume(held.paused.pid, held.paused.start_time)
+        return errors
+
+    # --- startup ---------------------------------------------------------------------------
+
+    def sweep(self, run_id: str) -> list[str]:
+        """Remove what an earlier agent of ``run_id`` left: tables, qdiscs, proxies, stopped replicas."""
+        removed = []
+        for handle, ifname in self.namespaces.interfaces(run_id):
+            if nft.delete_table(handle, run_id, self.runner):
+                removed.append(f"nft table {nft.table_name(run_id)} in {handle.name}")
+            try:
+                if netem.remove(handle, ifname, self.runner):
+                    removed.append(f"qdisc {netem.HANDLE} on {handle.name} {ifname}")
+            except MapquakeError as err:
+                log.warning("sweep: %s", err.message)
+        for owned in self.namespaces.processes(run_id):
+            if owned.label.startswith(PROXY_LABEL_PREFIX):
+                if terminate_pid(owned.pid, owned.start_time, grace_s=2.0):
+                    removed.append(f"delay proxy pid {owned.pid}")
+            elif _stopped(owned.pid) and process.resume(owned.pid, owned.start_time):
+                removed.append(f"SIGCONT to stopped pid {owned.pid} ({owned.label})")
+        for line in removed:
+            log.warning("sweep of run %s: removed %s", run_id, line)
+        return removed
+
+
+def _stopped(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
+
+
+def _lease(lease_s: float) -> float:
+    if lease_s <= 0:
+        return DEFAULT_LEASE_S
+    return min(lease_s, MAX_LEASE_S)
+
+
+# --- gRPC ---------------------------------------------------------------------------------------
+
+
+class TokenAuth(grpc.ServerInterceptor):
+    """Reject every call whose ``authorization`` metadata is not ``Bearer <token>``."""
+
+    def __init__(self, token: str) -> None:
+        self.expected = f"Bearer {token}".encode()
+
+        def deny(_request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token")
+
+        self.deny = grpc.unary_unary_rpc_method_handler(deny)
+
+    def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
+        meta = dict(handler_call_details.invocation_metadata or ())
+        given = str(meta.get("authorization", "")).encode()
+        if hmac.compare_digest(given, self.expected):
+            return continuation(handler_call_details)
+        return self.deny
+
+
+class AgentService(pb_grpc.ChaosAgentServicer):
+    def __init__(self, table: FaultTable) -> None:
+        self.table = table
+
+    def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
+        try:
+            held = self.table.apply(request.fault, request.lease_s)
+        except Refused as err:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
+        except MapquakeError as err:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+        return pb.ApplyReply(
+            fault_id=held.fault.id,
+            mechanisms=held.mechanisms,
+            expires_in_s=max(0.0, held.expires_at - self.table.clock()),
+        )
+
+    def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
+        renewed, unknown = self.table.renew(request.run_id, request.fault_ids, request.lease_s)
+        return pb.RenewReply(renewed=renewed, unknown=unknown)
+
+    def Heal(self, request: pb.HealRequest, context: grpc.ServicerContext) -> pb.HealReply:
+        healed, errors = self.table.heal(request.run_id, request.fault_ids)
+        return pb.HealReply(healed=healed, errors=errors)
+
+    def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:
+        now = self.table.clock()
+        return pb.ListReply(
+            faults=[
+                pb.FaultStatus(
+                    id=h.fault.id,
+                    run_id=h.fault.run_id,
+                    kind=h.fault.WhichOneof("kind") or "",
+                    summary=h.fault.summary,
+                    expires_in_s=max(0.0, h.expires_at - now),
+                    mechanisms=h.mechanisms,
+                )
+                for h in self.table.list(request.run_id)
+            ]
+        )
+
+
+class Agent:
+    """A running agent: the gRPC server, the fault table and the self-heal thread. ``stop()`` heals all."""
+
+    def __init__(self, table: FaultTable, token: str, listen: str = "127.0.0.1:0") -> None:
+        self.table = table
+        self.server = grpc.server(_executor(), interceptors=[TokenAuth(token)], options=[("grpc.so_reuseport", 0)])
+        pb_grpc.add_ChaosAgentServicer_to_server(AgentService(table), self.server)
+        self.port = self.server.add_insecure_port(listen)
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="chaos-reaper", daemon=True)
+
+    def start(self) -> None:
+        self.server.start()
+        self._reaper.start()
+
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(REAP_INTERVAL_S):
+            try:
+                self.table.reap()
+            except Exception:  # the reaper must survive one bad heal
+                log.exception("reaping failed")
+
+    def stop(self, reason: str = "agent stopping") -> None:
+        self._stop.set()
+        self.server.stop(grace=1.0).wait(2.0)
+        self.table.heal_everything(reason)
+
+
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="chaos-rpc")
+
+
+def local_table(runs: list[str], capabilities: Capabilities) -> FaultTable:
+    return FaultTable(LocalNamespaces(runs), capabilities)

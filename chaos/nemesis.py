@@ -1,0 +1,228 @@
+"""The controller's side of chaos: apply each phase's faults through the agent, keep their leases, heal.
+
+    nemesis = Nemesis.start_local(ledger, work_dir)        # starts the agent helper process
+    applied = nemesis.begin_phase(phase, topology, scheduled_at=boundary)
+    ...                                                    # a thread renews leases meanwhile
+    nemesis.end_phase(phase)                               # heals that phase's faults
+    nemesis.close()                                        # heals everything, stops the agent
+
+Every fault gets an ``AppliedFault`` record with its schedule, applied and healed
+times on time.monotonic() and wall time, the mechanisms the agent used, and why
+it healed (phase-end, for-elapsed, lease-expired, close). If this process dies,
+the renewals stop and the agent heals every fault within its lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from chaos.agent.client import AgentClient, AgentProcess, start_local_agent, to_proto
+from chaos.resolve import ResolvedFault, RunTopology, resolve_phase
+from orchestrator.errors import InfrastructureError
+from orchestrator.ledger import Ledger
+from orchestrator.scenario.spec import PhaseSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LEASE_S = 5.0
+RENEW_INTERVAL_S = 1.0
+
+
+@dataclass
+class AppliedFault:
+    """One fault as it happened. Times: ``*_mono`` on time.monotonic(), ``*_wall`` on time.time()."""
+
+    id: str
+    phase: str
+    kind: str
+    summary: str
+    resolved: ResolvedFault
+    scheduled_mono: float
+    applied_mono: float
+    applied_wall: float
+    mechanisms: list[str] = field(default_factory=list)
+    heal_due_mono: float | None = None
+    healed_mono: float | None = None
+    healed_wall: float | None = None
+    heal_reason: str | None = None
+
+    @property
+    def lateness_s(self) -> float:
+        """How long after its scheduled time the fault was in place."""
+        return self.applied_mono - self.scheduled_mono
+
+    @property
+    def active(self) -> bool:
+        return self.healed_mono is None
+
+    def journal_data(self) -> dict[str, Any]:
+        """A JSON-able summary for the run journal and report."""
+        return {
+            "id": self.id,
+            "phase": self.phase,
+            "kind": self.kind,
+            "summary": self.summary,
+            "mechanisms": list(self.mechanisms),
+            "scheduled_mono": self.scheduled_mono,
+            "applied_mono": self.applied_mono,
+            "applied_wall": self.applied_wall,
+            "lateness_s": round(self.lateness_s, 6),
+            "healed_mono": self.healed_mono,
+            "healed_wall": self.healed_wall,
+            "heal_reason": self.heal_reason,
+            "grudge": {k: sorted(v) for k, v in self.resolved.grudge.items()},
+        }
+
+
+class Nemesis:
+    """Applies and heals a run's faults through one agent; renews leases in a background thread."""
+
+    def __init__(
+        self,
+        client: AgentClient,
+        run_id: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        renew_interval_s: float = RENEW_INTERVAL_S,
+        agent: AgentProcess | None = None,
+    ) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.lease_s = lease_s
+        self.renew_interval_s = renew_interval_s
+        self.agent = agent
+        self.records: list[AppliedFault] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew_loop, name="nemesis-renew", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def start_local(cls, ledger: Ledger, work_dir: Path, *, lease_s: float = DEFAULT_LEASE_S) -> Nemesis:
+        """Start the local agent helper (recorded in ``ledger``) and a nemesis talking to it."""
+        agent = start_local_agent(ledger, work_dir)
+        return cls(agent.client, ledger.run_id, lease_s=lease_s, agent=agent)
+
+    # --- phases ----------------------------------------------------------------------------
+
+    def begin_phase(
+        self, phase: PhaseSpec, topology: RunTopology, *, scheduled_at: float | None = None
+    ) -> list[AppliedFault]:
+        """Resolve and apply every fault of ``phase``. Returns their records (empty for a quiet phase).
+
+        Side effects: the agent applies rules; records are kept in ``self.records``.
+        Raises InfrastructureError if the agent refuses or fails one (faults already applied stay
+        recorded and are healed by ``end_phase``/``close``).
+        """
+        scheduled = time.monotonic() if scheduled_at is None else scheduled_at
+        out = []
+        for fault in resolve_phase(phase, topology):
+            out.append(self.apply(fault, scheduled_at=scheduled))
+        return out
+
+    def apply(self, fault: ResolvedFault, *, scheduled_at: float | None = None) -> AppliedFault:
+        """Apply one resolved fault now (id: its key ``<phase>.<index>``)."""
+        scheduled = time.monotonic() if scheduled_at is None else scheduled_at
+        try:
+            reply = self.client.apply(to_proto(fault, self.run_id, fault.key), self.lease_s)
+        except grpc.RpcError as err:
+            raise InfrastructureError(f"chaos agent refused {fault.key} ({fault.summary}): {_rpc_text(err)}") from None
+        applied = AppliedFault(
+            id=fault.key,
+            phase=fault.phase,
+            kind=fault.kind,
+            summary=fault.summary,
+            resolved=fault,
+            scheduled_mono=scheduled,
+            applied_mono=time.monotonic(),
+            applied_wall=time.time(),
+            mechanisms=list(reply.mechanisms),
+        )
+        if fault.heal_after_s is not None:
+            applied.heal_due_mono = applied.applied_mono + fault.heal_after_s
+        with self._lock:
+            self.records.append(applied)
+        log.info("run %s: applied %s: %s [%s]", self.run_id, fault.key, fault.summary, ", ".join(reply.mechanisms))
+        return applied
+
+    def end_phase(self, phase: PhaseSpec | str) -> list[AppliedFault]:
+        """Heal the still-active faults of ``phase``. Returns the records healed now."""
+        name = phase if isinstance(phase, str) else phase.name
+        return self._heal([r for r in self.active() if r.phase == name], "phase-end")
+
+    def active(self) -> list[AppliedFault]:
+        with self._lock:
+            return [r for r in self.records if r.active]
+
+    def close(self) -> list[str]:
+        """Heal everything still active, stop renewing, stop the agent we started. Never raises; returns problems."""
+        problems: list[str] = []
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+        try:
+            self._heal(self.active(), "close")
+            self.client.heal(self.run_id)
+        except (grpc.RpcError, InfrastructureError) as err:
+            problems.append(f"heal at close: {err}")
+        if self.agent is not None:
+            try:
+                self.agent.stop()
+            except Exception as err:  # the agent heals by lease anyway; report it
+                problems.append(f"agent stop: {err}")
+        return problems
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _heal(self, records: list[AppliedFault], reason: str) -> list[AppliedFault]:
+        if not records:
+            return []
+        try:
+            reply = self.client.heal(self.run_id, [r.id for r in records])
+        except grpc.RpcError as err:
+            raise InfrastructureError(
+                f"chaos agent could not heal {[r.id for r in records]}: {_rpc_text(err)}"
+            ) from None
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            for r in records:
+                if r.active:
+                    r.healed_mono, r.healed_wall, r.heal_reason = now, wall, reason
+        if reply.errors:
+            raise InfrastructureError("healing left problems: " + "; ".join(reply.errors))
+        return records
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.renew_interval_s):
+            try:
+                self._renew_once()
+            except Exception:  # a failed renewal is retried; the lease covers several intervals
+                log.exception("run %s: lease renewal failed", self.run_id)
+
+    def _renew_once(self) -> None:
+        due = [r for r in self.active() if r.heal_due_mono is not None and time.monotonic() >= r.heal_due_mono]
+        if due:
+            self._heal(due, "for-elapsed")
+        ids = [r.id for r in self.active()]
+        if not ids:
+            return
+        reply = self.client.renew(self.run_id, ids, self.lease_s)
+        if reply.unknown:
+            now, wall = time.monotonic(), time.time()
+            with self._lock:
+                for r in self.records:
+                    if r.active and r.id in reply.unknown:
+                        r.healed_mono, r.healed_wall, r.heal_reason = now, wall, "lease-expired"
+                        log.error("run %s: the agent no longer holds %s (lease expired)", self.run_id, r.id)
+
+
+def _rpc_text(err: grpc.RpcError) -> str:
+    code = err.code() if hasattr(err, "code") else None
+    details = err.details() if hasattr(err, "details") else str(err)
+    return f"{code.name if code else 'error'}: {details}"

@@ -1,0 +1,371 @@
+"""Scenario faults → concrete rules for one run: pure, no I/O.
+
+``resolve_fault`` turns a ``FaultSpec`` (what the scenario says) and a
+``RunTopology`` (which node has which address, namespace, pid) into a
+``ResolvedFault``: the nodes' grudge, per-namespace drop/reject rules on source
+addresses, per-node netem settings, or a signal for one replica's pid. The
+nemesis sends these to the chaos agent; ``describe_timeline`` prints them for
+``mapquake run --dry-run``.
+
+Node naming follows the local backend: replica i of target T is node ``T-i``,
+plus nodes ``load`` and ``prometheus``; namespace ``mq-<run>-<node>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from chaos import topology
+from chaos.probe import Capabilities, mechanisms_for
+from orchestrator.errors import UsageError
+from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
+
+GROUP_TARGETS = "targets"
+GROUP_LOAD = "load"
+GROUP_PROMETHEUS = "prometheus"
+ROLE_TARGET = "target"
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of a run: its namespace, address, interface, role and (for a replica) target and pid."""
+
+    name: str
+    netns: str
+    address: str
+    ifname: str
+    role: str  # target | load | prometheus
+    target: str | None = None
+    replica: int | None = None
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class RunTopology:
+    """The nodes of one run, in creation order (replicas of a target in replica order)."""
+
+    run_id: str
+    nodes: tuple[NodeInfo, ...]
+
+    def node(self, name: str) -> NodeInfo:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise UsageError(f"run {self.run_id} has no node named '{name}' (nodes: {', '.join(self.names())})")
+
+    def names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    def replicas(self, target: str) -> list[NodeInfo]:
+        found = sorted((n for n in self.nodes if n.role == ROLE_TARGET and n.target == target), key=_replica_key)
+        if not found:
+            targets = sorted({n.target for n in self.nodes if n.target})
+            raise UsageError(f"no target named '{target}' in this run (targets: {', '.join(targets)})")
+        return found
+
+    def group(self, name: str) -> list[NodeInfo]:
+        """Members of a partition group: targets, load, prometheus, or a target name."""
+        if name == GROUP_TARGETS:
+            return [n for n in self.nodes if n.role == ROLE_TARGET]
+        if name in (GROUP_LOAD, GROUP_PROMETHEUS):
+            found = [n for n in self.nodes if n.role == name]
+            if not found:
+                raise UsageError(f"this run has no '{name}' node")
+            return found
+        return self.replicas(name)
+
+
+def _replica_key(n: NodeInfo) -> int:
+    return n.replica if n.replica is not None else -1
+
+
+def planned_topology(scenario: Scenario, run_id: str = "00000000", subnet: str = "198.18.0.0/24") -> RunTopology:
+    """The topology the local backend will build for ``scenario``: same node order and addresses, no pids.
+
+    Node order as orchestrator/backends/local.py adds them: every replica of every
+    target, then ``prometheus``, then ``load``; addresses .2, .3, … of ``subnet``.
+    """
+    net = ipaddress.IPv4Network(subnet)
+    specs: list[tuple[str, str, str | None, int | None]] = []
+    for t in scenario.targets:
+        for i in range(t.replicas):
+            specs.append((f"{t.name}-{i}", ROLE_TARGET, t.name, i))
+    specs += [("prometheus", GROUP_PROMETHEUS, None, None), ("load", GROUP_LOAD, None, None)]
+    nodes = tuple(
+        NodeInfo(
+            name=name,
+            netns=f"mq-{run_id}-{name}",
+            address=str(net.network_address + 2 + i),
+            ifname=f"mq{run_id}n{i}",
+            role=role,
+            target=target,
+            replica=replica,
+        )
+        for i, (name, role, target, replica) in enumerate(specs)
+    )
+    return RunTopology(run_id=run_id, nodes=nodes)
+
+
+# --- rules ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CutRule:
+    """In namespace ``netns`` (node ``node``), refuse packets from ``sources`` (addresses of ``from_nodes``)."""
+
+    node: str
+    netns: str
+    sources: tuple[str, ...]
+    from_nodes: tuple[str, ...]
+    mode: str  # drop | reject
+
+
+@dataclass(frozen=True)
+class NetemRule:
+    """Degrade one node: packets arriving at it are lost with ``loss`` (0..1); what it sends is delayed."""
+
+    node: str
+    netns: str
+    ifname: str
+    address: str
+    delay_s: float = 0.0
+    jitter_s: float = 0.0
+    loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class SignalRule:
+    """Kill (SIGKILL, permanent) or pause (SIGSTOP until heal, then SIGCONT) one replica's process."""
+
+    action: str  # kill | pause
+    node: str
+    netns: str
+    target: str
+    replica: int
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class ResolvedFault:
+    """One scenario fault made concrete for one run.
+
+    ``key`` is stable across runs (phase name + index); ``grudge`` uses node names;
+    ``heal_after_s`` is set when the fault ends before its phase (pause ``for``).
+    """
+
+    key: str
+    phase: str
+    kind: str
+    summary: str
+    grudge: topology.Grudge = field(default_factory=dict)
+    cuts: tuple[CutRule, ...] = ()
+    netem: tuple[NetemRule, ...] = ()
+    signal: SignalRule | None = None
+    heal_after_s: float | None = None
+
+    def namespaces(self) -> list[str]:
+        names = [c.netns for c in self.cuts] + [n.netns for n in self.netem]
+        if self.signal is not None:
+            names.append(self.signal.netns)
+        return sorted(set(names))
+
+
+def parse_duration_s(text: str) -> float:
+    """'500ms', '2s', '1m30s' → seconds."""
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    total, num, i = 0.0, "", 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        if unit not in units or not num:
+            raise UsageError(f"'{text}' is not a duration such as 500ms, 20s, 1m30s")
+        total += float(num) * units[unit]
+        num, i = "", i + len(unit)
+    if num:
+        raise UsageError(f"'{text}' is not a duration: a number needs a unit (ms, s, m, h)")
+    return total
+
+
+def parse_percent(text: str) -> float:
+    """'5%' → 0.05."""
+    if not text.endswith("%"):
+        raise UsageError(f"'{text}' is not a percentage such as 5%")
+    value = float(text[:-1]) / 100.0
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"loss {text} is not between 0% and 100%")
+    return value
+
+
+def grudge_cuts(grudge: topology.Grudge, topo: RunTopology, mode: str) -> tuple[CutRule, ...]:
+    """One CutRule per node holding a grudge, sources as addresses, in topology order."""
+    order = topo.names()
+    cuts = []
+    for name in order:
+        if name not in grudge:
+            continue
+        node = topo.node(name)
+        from_nodes = tuple(sorted(grudge[name], key=order.index))
+        cuts.append(
+            CutRule(
+                node=name,
+                netns=node.netns,
+                sources=tuple(topo.node(s).address for s in from_nodes),
+                from_nodes=from_nodes,
+                mode=mode,
+            )
+        )
+    return tuple(cuts)
+
+
+def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int) -> ResolvedFault:
+    """Make one scenario fault concrete for ``topo``. Raises UsageError for what cannot apply."""
+    key = f"{phase}.{index}"
+    p = fault.params
+    if fault.kind == "partition":
+        mode = p.get("mode", "drop")
+        if mode not in ("drop", "reject"):
+            raise UsageError(f"{key}: partition mode '{mode}' is not one of: drop, reject")
+        shape = p.get("shape")
+        if "among" in p:
+            names = [n.name for n in topo.replicas(p["among"])]
+            try:
+                grudge = topology.shape_grudge(shape or "", names)
+            except ValueError as err:
+                raise UsageError(f"{key}: {err}") from None
+            where = f"among {p['among']} ({shape})"
+        elif "groups" in p:
+            a_name, b_name = p["groups"]
+            a = [n.name for n in topo.group(a_name)]
+            b = [n.name for n in topo.group(b_name)]
+            if set(a) & set(b):
+                raise UsageError(
+                    f"{key}: groups '{a_name}' and '{b_name}' overlap ({', '.join(sorted(set(a) & set(b)))})"
+                )
+            if shape not in (None, "one-way", "halves"):
+                raise UsageError(f"{key}: between groups the shape is one-way or omitted (both ways), not '{shape}'")
+            if shape == "one-way":
+                grudge = topology.one_way_grudge(a, b)
+                where = f"{a_name} → {b_name} (one-way)"
+            else:
+                grudge = topology.complete_grudge([a, b])
+                where = f"{a_name} ⟷ {b_name}"
+        else:
+            raise UsageError(f"{key}: a partition needs among or groups")
+        return ResolvedFault(
+            key=key,
+            phase=phase,
+            kind="partition",
+            summary=f"partition {where}, {mode}",
+            grudge=grudge,
+            cuts=grudge_cuts(grudge, topo, mode),
+        )
+    if fault.kind == "netem":
+        delay = parse_duration_s(p["delay"]) if "delay" in p else 0.0
+        jitter = parse_duration_s(p["jitter"]) if "jitter" in p else 0.0
+        loss = parse_percent(p["loss"]) if "loss" in p else 0.0
+        rules = tuple(
+            NetemRule(
+                node=n.name,
+                netns=n.netns,
+                ifname=n.ifname,
+                address=n.address,
+                delay_s=delay,
+                jitter_s=jitter,
+                loss=loss,
+            )
+            for n in topo.replicas(p["target"])
+        )
+        parts = [f"delay {delay * 1000:g}ms" + (f" ±{jitter * 1000:g}ms" if jitter else "")] if delay else []
+        parts += [f"loss {loss * 100:g}%"] if loss else []
+        return ResolvedFault(
+            key=key, phase=phase, kind="netem", summary=f"netem {p['target']}: {', '.join(parts)}", netem=rules
+        )
+    if fault.kind in ("kill", "pause"):
+        replica = int(p.get("replica", 0))
+        nodes = topo.replicas(p["target"])
+        if replica >= len(nodes):
+            raise UsageError(f"{key}: target '{p['target']}' has {len(nodes)} replica(s); no replica {replica}")
+        node = nodes[replica]
+        heal_after = parse_duration_s(p["for"]) if fault.kind == "pause" and "for" in p else None
+        return ResolvedFault(
+            key=key,
+            phase=phase,
+            kind=fault.kind,
+            summary=f"{fault.kind} {p['target']} replica {replica}" + (f" for {p['for']}" if heal_after else ""),
+            signal=SignalRule(
+                action=fault.kind,
+                node=node.name,
+                netns=node.netns,
+                target=p["target"],
+                replica=replica,
+                pid=node.pid,
+            ),
+            heal_after_s=heal_after,
+        )
+    raise UsageError(f"{key}: unknown fault kind '{fault.kind}' (partition, netem, kill, pause)")
+
+
+def resolve_phase(phase: PhaseSpec, topo: RunTopology) -> list[ResolvedFault]:
+    """Every fault of ``phase``, resolved, in scenario order."""
+    return [resolve_fault(f, topo, phase=phase.name, index=i) for i, f in enumerate(phase.faults)]
+
+
+def describe_fault(fault: ResolvedFault, topo: RunTopology, capabilities: Capabilities | None = None) -> list[str]:
+    """Human lines for one resolved fault: its summary, the mechanism, and each concrete rule."""
+    lines = [fault.summary]
+    if capabilities is not None:
+        lines += [f"  mechanism: {m}" for m in mechanisms_for(fault, capabilities)]
+    for cut in fault.cuts:
+        sources = ", ".join(f"{n} {a}" for n, a in zip(cut.from_nodes, cut.sources, strict=True))
+        lines.append(f"  {cut.node} ({cut.netns}): {cut.mode} from {sources}")
+    for rule in fault.netem:
+        bits = []
+        if rule.delay_s:
+            bits.append(f"delay {rule.delay_s * 1000:g}ms" + (f" ±{rule.jitter_s * 1000:g}ms" if rule.jitter_s else ""))
+        if rule.loss:
+            bits.append(f"loss {rule.loss * 100:g}% of packets arriving")
+        lines.append(f"  {rule.node} {rule.address} ({rule.netns}): {', '.join(bits)}")
+    if fault.signal is not None:
+        s = fault.signal
+        pid = f"pid {s.pid}" if s.pid is not None else "pid known at run time"
+        what = "SIGKILL" if s.action == "kill" else "SIGSTOP, SIGCONT at heal"
+        lines.append(f"  {s.node} ({s.netns}, {pid}): {what}")
+    return lines
+
+
+def describe_timeline(
+    scenario: Scenario, topo: RunTopology | None = None, capabilities: Capabilities | None = None
+) -> str:
+    """The phase timeline with every fault resolved to concrete rules (for ``--dry-run``).
+
+    Without ``topo``, the planned local layout (``planned_topology``) is used and addresses are illustrative.
+    """
+    planned = topo is None
+    topo = topo or planned_topology(scenario)
+    out = []
+    if planned:
+        out.append(
+            f"(addresses as planned in {topo.nodes[0].address.rsplit('.', 1)[0]}.0/24; each run picks its own /24)"
+        )
+    t = 0.0
+    for phase in scenario.phases:
+        out.append(f"{_clock(t)}–{_clock(t + phase.duration_s)}  {phase.name}")
+        for fault in resolve_phase(phase, topo):
+            lines = describe_fault(fault, topo, capabilities)
+            heal = "phase end" if fault.heal_after_s is None else f"+{fault.heal_after_s:g}s"
+            if fault.kind == "kill":
+                heal = "never (a killed replica stays down)"
+            out.append(f"    {lines[0]}  [heal: {heal}]")
+            out += [f"    {line}" for line in lines[1:]]
+        t += phase.duration_s
+    return "\n".join(out)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m):02d}:{s:04.1f}"
