@@ -27,12 +27,16 @@ PARTITION_SHAPES = ("isolate-one", "halves", "majorities-ring", "bridge", "one-w
 GROUPS = ("targets", "load", "prometheus")
 BACKENDS = ("local", "kubernetes")
 
-NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$"
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
 PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
 GO_VERSION_PATTERN = r"^1\.[0-9]+(\.[0-9]+)?$"
 
-_name = {"type": "string", "pattern": NAME_PATTERN, "description": "lowercase letters, digits and '-'"}
+_name = {
+    "type": "string",
+    "pattern": NAME_PATTERN,
+    "description": "lowercase letters, digits and '-', starting with a letter, at most 24 characters",
+}
 _duration = {"type": "string", "pattern": DURATION_PATTERN, "description": "a duration such as 500ms, 20s, 1m30s"}
 _go_version = {"type": "string", "pattern": GO_VERSION_PATTERN, "description": 'a Go version such as "1.26"'}
 
@@ -95,10 +99,22 @@ _target = _object(
 _keys = _object(
     {
         "space": _int(1, 1_000_000_000, description="number of distinct keys k0 .. k<space-1>"),
-        "distribution": _enum(KEY_DISTRIBUTIONS, "sequential"),
-        "s": {"type": "number", "exclusiveMinimum": 1, "default": 1.1, "description": "zipf exponent"},
-        "hot_fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 0.01},
-        "hot_ops_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.9},
+        "distribution": _enum(KEY_DISTRIBUTIONS, "sequential", "how each worker draws keys (docs/workloads.md)"),
+        "s": {"type": "number", "exclusiveMinimum": 1, "default": 1.1, "description": "zipf: the exponent"},
+        "hot_fraction": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 1,
+            "default": 0.01,
+            "description": "hot-set: the fraction of keys that are hot",
+        },
+        "hot_ops_fraction": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.9,
+            "description": "hot-set: the fraction of draws that go to a hot key",
+        },
         "seed": _int(0, 2**63 - 1, 1, "seeds every generator: same seed, same keys"),
     },
     required=("space",),
@@ -106,7 +122,7 @@ _keys = _object(
 
 _value = _object(
     {
-        "type": _enum(VALUE_TYPES, "[32]byte"),
+        "type": _enum(VALUE_TYPES, "[32]byte", "Go type of the stored values (the targets' --value-type)"),
         "size": _int(0, 1 << 20, 32, "bytes sent per value ([]byte and string values)"),
     }
 )
@@ -114,24 +130,30 @@ _value = _object(
 _load = _object(
     {
         "user": _enum(USERS, "MapWriteUser", "Locust user class"),
-        "protocol": _enum(PROTOCOLS, "grpc"),
+        "protocol": _enum(PROTOCOLS, "grpc", "how users talk to the targets"),
         "workers": _int(1, 64, 1, "Locust worker processes"),
         "users": _int(1, 100_000, 8, "concurrent users (a phase may override)"),
         "spawn_rate": {"type": "number", "exclusiveMinimum": 0, "description": "users started per second"},
         "batch": _int(1, 100_000, 1, "writes per request (gRPC BatchPut or PutStream)"),
         "stream": {"type": "boolean", "default": False, "description": "send batches as a client stream"},
-        "read_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5},
+        "read_ratio": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "default": 0.5,
+            "description": "ReadWriteMix: the fraction of operations that are reads",
+        },
         "rate": {"type": "number", "exclusiveMinimum": 0, "description": "requests per second per user"},
         "max_ops": _int(1, 10**12, description="stop each worker after this many writes"),
-        "keys": _keys,
-        "value": _value,
+        "keys": {**_keys, "description": "the key space: k000000000000000 … (16-byte names)"},
+        "value": {**_value, "description": "what every write stores"},
     },
     required=("keys",),
 )
 
 _partition = _object(
     {
-        "shape": _enum(PARTITION_SHAPES),
+        "shape": _enum(PARTITION_SHAPES, description="how the replicas of `among` are cut (docs/chaos.md)"),
         "among": {"type": "string", "description": "target name whose replicas are cut"},
         "groups": {
             "type": "array",
@@ -140,20 +162,32 @@ _partition = _object(
             "items": {"type": "string"},
             "description": "cut between two groups: targets, load, prometheus, or a target name",
         },
-        "mode": _enum(("drop", "reject"), "drop"),
+        "mode": _enum(("drop", "reject"), "drop", "drop packets silently, or reject them (TCP reset, ICMP)"),
     }
 )
 _netem = _object(
     {
-        "delay": _duration,
-        "jitter": _duration,
-        "loss": {"type": "string", "pattern": PERCENT_PATTERN},
-        "target": {"type": "string"},
+        "delay": {**_duration, "description": "added to every packet the target sends"},
+        "jitter": {**_duration, "description": "random variation of the delay"},
+        "loss": {"type": "string", "pattern": PERCENT_PATTERN, "description": "packets dropped, e.g. 5%"},
+        "target": {"type": "string", "description": "target name (every replica)"},
     },
     required=("target",),
 )
-_kill = _object({"target": {"type": "string"}, "replica": _int(0, 15, 0)}, required=("target",))
-_pause = _object({"target": {"type": "string"}, "replica": _int(0, 15, 0), "for": _duration}, required=("target",))
+_kill = _object(
+    {"target": {"type": "string", "description": "target name"}, "replica": _int(0, 15, 0, "replica index")},
+    required=("target",),
+    description="SIGKILL one replica",
+)
+_pause = _object(
+    {
+        "target": {"type": "string", "description": "target name"},
+        "replica": _int(0, 15, 0, "replica index"),
+        "for": {**_duration, "description": "resume after this long (default: the end of the phase)"},
+    },
+    required=("target",),
+    description="SIGSTOP one replica, SIGCONT at the end",
+)
 FAULT_KINDS: dict[str, dict[str, Any]] = {"partition": _partition, "netem": _netem, "kill": _kill, "pause": _pause}
 _fault = {
     "type": "object",
@@ -170,7 +204,7 @@ _phase = _object(
         "duration": _duration,
         "users": _int(0, 100_000, description="users during this phase (default: load.users)"),
         "rate": {"type": "number", "exclusiveMinimum": 0, "description": "requests per second per user"},
-        "faults": {"type": "array", "items": _fault, "default": []},
+        "faults": {"type": "array", "items": _fault, "default": [], "description": "see Faults below"},
     },
     required=("name", "duration"),
 )
@@ -180,9 +214,14 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
     "model": _object(
         {
             **_check_name,
-            "model": _enum(("live_heap",)),
+            "model": _enum(("live_heap",), description="what is compared with the reference model"),
             "target": {"type": "string", "description": "target name"},
-            "tolerance": {"type": "string", "pattern": PERCENT_PATTERN, "default": "5%"},
+            "tolerance": {
+                "type": "string",
+                "pattern": PERCENT_PATTERN,
+                "default": "5%",
+                "description": "allowed relative distance outside the model's range",
+            },
             "at": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "phase.start|phase.end"},
         },
         required=("model", "target", "at"),
@@ -190,9 +229,9 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
     "promql": _object(
         {
             **_check_name,
-            "promql": {"type": "string", "minLength": 1},
-            "below": {"type": "number"},
-            "above": {"type": "number"},
+            "promql": {"type": "string", "minLength": 1, "description": "PromQL expression"},
+            "below": {"type": "number", "description": "every sample must be below"},
+            "above": {"type": "number", "description": "every sample must be above"},
             "during": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "phase names"},
         },
         required=("promql", "during"),
@@ -201,8 +240,8 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
         {
             **_check_name,
             "recovery": {"type": "string", "minLength": 1, "description": "metric or PromQL expression"},
-            "below": {"type": "number"},
-            "within": _duration,
+            "below": {"type": "number", "description": "the bound it must return under"},
+            "within": {**_duration, "description": "how soon after each heal"},
         },
         required=("recovery", "below", "within"),
     ),
@@ -210,7 +249,7 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
         {
             **_check_name,
             "crash": {"type": "string", "description": "target name"},
-            "expect": _enum(("none", "fatal"), "none"),
+            "expect": _enum(("none", "fatal"), "none", "no replica may die, or one must die"),
             "message": {"type": "string", "description": "text the fatal error must contain"},
         },
         required=("crash",),
@@ -219,10 +258,16 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
         {
             **_check_name,
             "baseline": {"type": "string", "minLength": 1, "description": "PromQL expression sampled per run"},
-            "during": {"type": "array", "minItems": 1, "items": {"type": "string"}},
-            "worse_if": _enum(("higher", "lower"), "higher"),
-            "alpha": {"type": "number", "exclusiveMinimum": 0, "maximum": 0.5, "default": 0.05},
-            "min_runs": _int(2, 1000, 3),
+            "during": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "phase names"},
+            "worse_if": _enum(("higher", "lower"), "higher", "which direction is a regression"),
+            "alpha": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": 0.5,
+                "default": 0.05,
+                "description": "significance level of the Mann-Whitney U test",
+            },
+            "min_runs": _int(2, 1000, 3, "earlier runs needed, else inconclusive"),
         },
         required=("baseline", "during"),
     ),
@@ -242,17 +287,42 @@ SCENARIO_SCHEMA: dict[str, Any] = {
     "title": "mapquake scenario",
     **_object(
         {
-            "apiVersion": {"const": API_VERSION},
-            "kind": {"const": KIND},
+            "apiVersion": {"const": API_VERSION, "description": "the scenario format version"},
+            "kind": {"const": KIND, "description": "always Scenario"},
             "name": _name,
-            "description": {"type": "string"},
+            "description": {"type": "string", "description": "one line for reports"},
             "go": {**_go_version, "default": "1.26"},
-            "backend": _enum(BACKENDS, "local"),
-            "targets": {"type": "array", "minItems": 1, "maxItems": 16, "items": _target},
-            "load": _load,
-            "phases": {"type": "array", "minItems": 1, "items": _phase},
-            "checks": {"type": "array", "items": _check, "default": []},
-            "prometheus": _object({"scrape_interval": {**_duration, "default": "1s"}}),
+            "backend": _enum(BACKENDS, "local", "where components run (kubernetes: a later release)"),
+            "targets": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 16,
+                "items": _target,
+                "description": "the Go services under test",
+            },
+            "load": {**_load, "description": "the Locust workload: users, key space, values"},
+            "phases": {
+                "type": "array",
+                "minItems": 1,
+                "items": _phase,
+                "description": "one timeline: each phase follows the previous",
+            },
+            "checks": {
+                "type": "array",
+                "items": _check,
+                "default": [],
+                "description": "what must hold; the worst verdict is the run's",
+            },
+            "prometheus": _object(
+                {
+                    "scrape_interval": {
+                        **_duration,
+                        "default": "1s",
+                        "description": "how often every component is scraped",
+                    }
+                },
+                description="the run's own Prometheus server",
+            ),
         },
         required=("apiVersion", "kind", "name", "targets", "load", "phases"),
     ),

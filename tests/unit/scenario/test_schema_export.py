@@ -13,3 +13,12 @@ REPO = Path(__file__).resolve().parents[3]
 def test_exported_schema_is_current() -> None:
     exported = json.loads((REPO / "docs" / "scenario.schema.json").read_text())
     assert exported == SCENARIO_SCHEMA, "run: .venv/bin/mapquake validate --schema > docs/scenario.schema.json"
+
+
+def test_scenario_reference_is_current() -> None:
+    from orchestrator.scenario.reference import render
+
+    committed = (REPO / "docs" / "scenario-reference.md").read_text()
+    assert committed == render(), (
+        "run: .venv/bin/python -m orchestrator.scenario.reference > docs/scenario-reference.md"
+    )
