@@ -39,6 +39,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     cleanup.add_argument("--run", dest="run_id", help="only this run id")
     cleanup.add_argument("--list", action="store_true", help="list known runs and exit")
+    cleanup.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove objects named with a run id that has no ledger here (e.g. another state dir's)",
+    )
     cleanup.set_defaults(handler=_cleanup)
 
 
@@ -70,15 +75,25 @@ def _run(args: argparse.Namespace) -> int:
 
 def _cleanup(args: argparse.Namespace) -> int:
     from orchestrator.ledger import list_runs
-    from orchestrator.netns import cleanup_all_dead_runs, cleanup_run
+    from orchestrator.netns import cleanup_all_dead_runs, cleanup_run, orphaned_run_ids
 
     if args.list:
         for info in list_runs():
             state = "alive" if info.controller_alive else "dead"
             print(f"{info.run_id}  controller {info.controller_pid} ({state})  {info.open_resources} open resources")
+        for run_id in orphaned_run_ids():
+            print(f"{run_id}  no ledger here: namespaces or links named with it exist (cleanup --force)")
         return EXIT_OK
     _require_root("mapquake cleanup")
-    reports = [cleanup_run(args.run_id)] if args.run_id else cleanup_all_dead_runs()
+    if args.run_id:
+        reports = [cleanup_run(args.run_id, force=args.force)]
+    else:
+        reports = cleanup_all_dead_runs()
+        if args.force:
+            reports += [cleanup_run(run_id, force=True) for run_id in orphaned_run_ids()]
+        else:
+            for run_id in orphaned_run_ids():
+                print(f"run {run_id}: objects named with it but no ledger here; use --force to remove them")
     failed = False
     for rep in reports:
         removed = (
