@@ -14,7 +14,9 @@ plus nodes ``load`` and ``prometheus``; namespace ``mq-<run>-<node>``.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from chaos import topology
 from chaos.probe import Capabilities, mechanisms_for
@@ -369,3 +371,31 @@ def describe_timeline(
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m):02d}:{s:04.1f}"
+
+
+def topology_from_network(network: Any, pids: Mapping[str, int] | None = None) -> RunTopology:
+    """The topology of a live ``orchestrator.netns.LocalNetwork`` (reads its node table only).
+
+    Nodes named ``load`` and ``prometheus`` get those roles; every other node ``<target>-<i>`` is
+    replica i of target ``<target>``. ``pids`` maps node name → the replica's pid (for kill/pause).
+    """
+    pids = pids or {}
+    nodes = []
+    for node in network.nodes.values():
+        role, target, replica = node.name, None, None
+        if node.name not in (GROUP_LOAD, GROUP_PROMETHEUS):
+            base, _, index = node.name.rpartition("-")
+            role, target, replica = ROLE_TARGET, base, int(index) if index.isdigit() else 0
+        nodes.append(
+            NodeInfo(
+                name=node.name,
+                netns=node.netns,
+                address=node.address,
+                ifname=node.ifname,
+                role=role,
+                target=target,
+                replica=replica,
+                pid=pids.get(node.name),
+            )
+        )
+    return RunTopology(run_id=network.run_id, nodes=tuple(nodes))

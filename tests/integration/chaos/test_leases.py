@@ -1,0 +1,149 @@
+"""Leases and processes: a SIGKILLed controller's faults heal by lease; pause/kill by recorded pid; refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from chaos.agent.client import AgentClient, to_proto
+from chaos.engines import nft
+from chaos.resolve import resolve_fault, topology_from_network
+from orchestrator.ledger import ResourceKind
+from orchestrator.scenario.spec import FaultSpec
+from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env
+from tests.integration.netfixtures import needs_root, read_line
+
+pytestmark = [pytest.mark.integration, needs_root]
+
+LEASE_S = 5.0
+
+
+def test_sigkilled_controller_heals_within_lease(chaos_net: ChaosNet, tmp_path: Path) -> None:
+    cn = chaos_net
+    topo = json.dumps([dataclasses.asdict(n) for n in cn.topo.nodes])
+    controller = subprocess.Popen(
+        [PROBE[0], "-m", "tests.integration.chaos.controller", cn.net.run_id, str(tmp_path / "ctl"), topo],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env=_env(),
+        start_new_session=True,
+    )
+    agent_pid = 0
+    try:
+        line = read_line(controller, 30)
+        assert line.startswith("applied "), line
+        agent_pid = int(line.split()[1])
+        assert cn.connect("kv-0", "kv-2") == {"kv-2": "timeout"}
+        table = nft.table_name(cn.net.run_id)
+        assert table in cn.tables("kv-0")
+        os.kill(controller.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        controller.wait(5)
+        deadline = killed + LEASE_S + 3.0
+        while time.monotonic() < deadline and any(table in cn.tables(n) for n in ("kv-0", "kv-1", "kv-2", "kv-3")):
+            time.sleep(0.02)
+        healed_after = time.monotonic() - killed
+        assert healed_after <= LEASE_S + 1.0, f"healed {healed_after:.2f}s after the SIGKILL"
+        assert cn.connect("kv-0", "kv-2") == {"kv-2": "ok"}
+        # With its controller gone and nothing left to hold, the agent exits by itself.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and _alive(agent_pid):
+            time.sleep(0.05)
+        assert not _alive(agent_pid)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait(5)
+        if controller.stdout is not None:
+            controller.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _pid_of(cn: ChaosNet, label: str) -> int:
+    for res in cn.net.ledger.open_resources():
+        if res.kind == ResourceKind.PROCESS and res.name == label and res.pid is not None:
+            return res.pid
+    raise AssertionError(f"no process {label}")
+
+
+def test_pause_then_heal_resumes_and_kill_is_final(chaos_net: ChaosNet) -> None:
+    cn = chaos_net
+    pids = {"kv-1": _pid_of(cn, "probe:kv-1"), "kv-3": _pid_of(cn, "probe:kv-3")}
+    topo = topology_from_network(cn.net, pids)
+    pause = resolve_fault(FaultSpec("pause", {"target": "kv", "replica": 1}), topo, phase="t", index=0)
+    applied = cn.nemesis.apply(pause)
+    assert applied.mechanisms == ["SIGSTOP"]
+    assert cn.connect("load", "kv-1") == {"kv-1": "timeout"}  # the kernel accepts; the stopped server never echoes
+    cn.nemesis.end_phase("t")
+    assert cn.connect("load", "kv-1") == {"kv-1": "ok"}
+    kill = resolve_fault(FaultSpec("kill", {"target": "kv", "replica": 3}), topo, phase="k", index=0)
+    cn.nemesis.apply(kill)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(pids["kv-3"]):
+        time.sleep(0.02)
+    assert cn.connect("load", "kv-3") == {"kv-3": "refused"}
+    cn.nemesis.end_phase("k")
+
+
+def test_agent_refuses_foreign_namespaces_pids_and_bad_tokens(chaos_net: ChaosNet) -> None:
+    cn = chaos_net
+    fault = resolve_fault(FaultSpec("partition", {"shape": "halves", "among": "kv"}), cn.topo, phase="x", index=0)
+    message = to_proto(fault, cn.net.run_id, "x.0")
+    message.partition.cuts[0].netns = "mq-ffffffff-kv-0"  # another run's name
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(message, LEASE_S)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert nft.table_name(cn.net.run_id) not in cn.tables("kv-1")  # nothing half-applied
+    stranger = to_proto(fault, "ffffffff", "x.0")
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(stranger, LEASE_S)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    signal_fault = resolve_fault(
+        FaultSpec("kill", {"target": "kv", "replica": 0}),
+        topology_from_network(cn.net, {"kv-0": os.getpid()}),  # a pid the run never recorded
+        phase="x",
+        index=1,
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(to_proto(signal_fault, cn.net.run_id, "x.1"), LEASE_S)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    wrong = AgentClient(cn.agent.client.address, "not-the-token")
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            wrong.list()
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        wrong.close()
+    assert cn.agent.client.list() == []
+
+
+def test_agent_startup_sweeps_its_leftovers(chaos_net: ChaosNet, tmp_path: Path) -> None:
+    """A table left by a dead agent (simulated by writing one) is removed when an agent for the run starts."""
+    from chaos.agent.client import start_local_agent
+    from chaos.engines.command import NetnsHandle
+
+    cn = chaos_net
+    handle = NetnsHandle.local(cn.node("kv-2").netns)
+    nft.apply(handle, cn.net.run_id, nft.NamespaceRules(cuts=[nft.Cut("old", (cn.node("kv-0").address,), "drop")]))
+    assert cn.connect("kv-0", "kv-2") == {"kv-2": "timeout"}
+    second = start_local_agent(cn.net.ledger, tmp_path / "second", label="chaos-agent-2")
+    try:
+        assert nft.table_name(cn.net.run_id) not in cn.tables("kv-2")
+        assert cn.connect("kv-0", "kv-2") == {"kv-2": "ok"}
+    finally:
+        second.stop()
