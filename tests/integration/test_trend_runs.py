@@ -19,7 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
+import xmlschema
 
 from orchestrator import cli, runner
 from orchestrator.gotargets import REPO_ROOT
@@ -86,6 +88,11 @@ def test_three_runs_and_the_third_is_flagged(tmp_path: Path) -> None:
         assert proc.returncode in (0, 1, 4), proc.stdout + proc.stderr
         assert (tmp_path / f"run{i}" / "series.json").exists()
         assert (tmp_path / f"run{i}" / "report.html").exists()
+        # Real reports validate: report.json against its schema, junit.xml against the JUnit XSD.
+        schema = json.loads((REPO_ROOT / "docs" / "report.schema.json").read_text())
+        doc = json.loads((tmp_path / f"run{i}" / "report.json").read_text())
+        jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
+        xmlschema.XMLSchema(REPO_ROOT / "tests" / "fixtures" / "junit.xsd").validate(tmp_path / f"run{i}" / "junit.xml")
     # The first two cannot compare (fewer than min_runs earlier runs): inconclusive; the third is worse.
     assert codes == [4, 4, 1]
     third = json.loads((tmp_path / "run2" / "report.json").read_text())
