@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.model.alloc import TINY_BLOCK, alloc, tiny_blocks
+from orchestrator.model.gotypes import GoType, container_of
 from workloads.keyspace import KEY_LENGTH
 
 
@@ -55,3 +56,26 @@ def value_payload_bytes(entries: int, value_type: str, value_size: int, *, scatt
         return PayloadBytes(size, size, size)
     packed, alone = tiny_blocks([value_size], entries), entries * TINY_BLOCK
     return PayloadBytes(alone if scattered else packed, packed, alone)
+
+
+MAX_OWNED_DEPTH = 8
+
+
+def owned_bytes(value: GoType, depth: int = 0) -> int:
+    """Heap bytes one stored value owns through typed pointers: ``*T`` allocates a T, and T's own
+    ``*U`` fields allocate a U, and so on. ``unsafe.Pointer`` fields are links to objects owned
+    elsewhere (ptrcycle's neighbours), so they add nothing. The model counts the slot; this the pointee.
+    """
+    if value.kind != "pointer" or value.elem is None or depth >= MAX_OWNED_DEPTH:
+        return 0
+    pointee = value.elem
+    total = alloc(pointee.size, pointee.has_pointers) if pointee.size > 0 else 0
+    for member in pointee.fields:
+        total += owned_bytes(member.type, depth + 1)
+    return total
+
+
+def pointee_bytes(entries: int, go_type: str) -> PayloadBytes:
+    """Heap bytes of the objects ``entries`` values of the container own through typed pointers."""
+    size = max(0, entries) * owned_bytes(container_of(go_type).elem)
+    return PayloadBytes(size, size, size)
