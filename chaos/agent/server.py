@@ -82,6 +82,7 @@ class FaultTable:
         self.faults: dict[tuple[str, str], Held] = {}
         self.lock = threading.RLock()
         self.healed_log: list[tuple[str, str, float, str]] = []  # (run, id, monotonic, reason)
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaos-ns")
 
     # --- the four calls ------------------------------------------------------------------
 
@@ -165,34 +166,42 @@ class FaultTable:
                 raise Refused(f"partition mode {mode!r} is not drop or reject")
             handles = [(self.namespaces.handle(run_id, c.netns), c) for c in fault.partition.cuts]
             for handle, cut in handles:
-                rules = nft.NamespaceRules(cuts=[nft.Cut(fault.id, tuple(cut.sources), mode)])
-                self._add_rules(held, handle, rules)
+                self._add_rules(held, handle, nft.NamespaceRules(cuts=[nft.Cut(fault.id, tuple(cut.sources), mode)]))
+            self._render_all([h for h, _ in handles], run_id, extra=held)
             held.mechanisms.append(f"nft {mode}")
         elif kind == "netem":
-            handles = [(self.namespaces.handle(run_id, d.netns), d) for d in fault.netem.nodes]
-            for handle, d in handles:
+            nodes = [(self.namespaces.handle(run_id, d.netns), d) for d in fault.netem.nodes]
+            delayed = [(h, d) for h, d in nodes if d.delay_s > 0]
+            if delayed and self.caps.netem:
+                for handle, d in delayed:
+                    held.qdiscs.append((handle, d.ifname))
+                list(self._pool.map(lambda hd: netem.apply(hd[0], hd[1].ifname, hd[1].delay_s, hd[1].jitter_s,
+                                                             self.runner), delayed))  # fmt: skip
+            elif delayed:
+                ledger = getattr(self.namespaces, "ledger", lambda _r: None)(run_id)
+                futures = [
+                    self._pool.submit(delayproxy.start, h, d.delay_s, d.jitter_s,
+                                      label=f"{PROXY_LABEL_PREFIX}{fault.id}:{d.netns}", ledger=ledger)
+                    for h, d in delayed
+                ]  # fmt: skip
+                errors = []
+                for (handle, _), future in zip(delayed, futures, strict=True):
+                    try:
+                        proxy = future.result()
+                    except Exception as err:  # collect: every started proxy must be recorded for the undo
+                        errors.append(err)
+                        continue
+                    held.proxies.append(proxy)
+                    self._add_rules(held, handle, nft.NamespaceRules(redirects=[nft.Redirect(fault.id, proxy.port)]))
+                if errors:
+                    raise errors[0]
+            for handle, d in nodes:
                 if d.loss > 0:
                     self._add_rules(held, handle, nft.NamespaceRules(losses=[nft.Loss(fault.id, d.loss)]))
-                if d.delay_s > 0:
-                    if self.caps.netem:
-                        held.qdiscs.append((handle, d.ifname))
-                        netem.apply(handle, d.ifname, d.delay_s, d.jitter_s, self.runner)
-                    else:
-                        ledger = getattr(self.namespaces, "ledger", lambda _r: None)(run_id)
-                        proxy = delayproxy.start(
-                            handle,
-                            d.delay_s,
-                            d.jitter_s,
-                            label=f"{PROXY_LABEL_PREFIX}{fault.id}:{d.netns}",
-                            ledger=ledger,
-                        )
-                        held.proxies.append(proxy)
-                        self._add_rules(
-                            held, handle, nft.NamespaceRules(redirects=[nft.Redirect(fault.id, proxy.port)])
-                        )
+            self._render_all([handle for handle, _ in held.rules.values()], run_id, extra=held)
             if any(d.loss > 0 for d in fault.netem.nodes):
                 held.mechanisms.append("nft numgen loss")
-            if any(d.delay_s > 0 for d in fault.netem.nodes):
+            if delayed:
                 held.mechanisms.append("tc netem delay" if self.caps.netem else "delay proxy")
         elif kind == "signal":
             sig = fault.signal
@@ -216,7 +225,14 @@ class FaultTable:
             cuts=old.cuts + rules.cuts, losses=old.losses + rules.losses, redirects=old.redirects + rules.redirects
         )
         held.rules[handle.name] = (handle, merged)
-        self._render(handle, held.fault.run_id, extra=held)
+
+    def _render_all(
+        self, handles: list[NetnsHandle], run_id: str, *, extra: Held | None = None, skip: str = ""
+    ) -> None:
+        """Rewrite the run's table in every namespace of ``handles`` at once (one nft transaction each, in parallel)."""
+        futures = [self._pool.submit(self._render, h, run_id, extra=extra, skip=skip) for h in handles]
+        for f in futures:
+            f.result()
 
     def _render(self, handle: NetnsHandle, run_id: str, *, extra: Held | None = None, skip: str = "") -> None:
         """Rewrite the run's table in ``handle`` from every held fault (plus ``extra``, minus ``skip``)."""
@@ -233,24 +249,21 @@ class FaultTable:
         nft.apply(handle, run_id, total, self.runner)
 
     def _undo(self, held: Held) -> list[str]:
-        """Remove everything ``held`` changed; collects errors instead of stopping."""
+        """Remove everything ``held`` changed (namespaces in parallel); collects errors instead of stopping."""
         errors: list[str] = []
         fid, run_id = held.fault.id, held.fault.run_id
-        for handle, _ in list(held.rules.values()):
+
+        def attempt(what: str, fn: Callable[[], object]) -> None:
             try:
-                self._render(handle, run_id, skip=fid)
-            except MapquakeError as err:
-                errors.append(f"{handle.name}: {err.message}")
-        for proxy in held.proxies:
-            try:
-                proxy.stop()
+                fn()
             except Exception as err:  # keep healing the rest
-                errors.append(f"proxy {proxy.label}: {err}")
-        for handle, ifname in held.qdiscs:
-            try:
-                netem.remove(handle, ifname, self.runner)
-            except MapquakeError as err:
-                errors.append(f"{handle.name} {ifname}: {err.message}")
+                errors.append(f"{what}: {err}")
+
+        jobs = [(h.name, lambda h=h: self._render(h, run_id, skip=fid)) for h, _ in held.rules.values()]
+        jobs += [(f"proxy {p.label}", p.stop) for p in held.proxies]
+        jobs += [(f"{h.name} {i}", lambda h=h, i=i: netem.remove(h, i, self.runner)) for h, i in held.qdiscs]
+        for future in [self._pool.submit(attempt, what, fn) for what, fn in jobs]:
+            future.result()
         if held.paused is not None:
             process.resume(held.paused.pid, held.paused.start_time)
         return errors
@@ -261,7 +274,8 @@ class FaultTable:
         """Remove what an earlier agent of ``run_id`` left: tables, qdiscs, proxies, stopped replicas."""
         removed = []
         for handle, ifname in self.namespaces.interfaces(run_id):
-            if nft.delete_table(handle, run_id, self.runner):
+            if nft.table_name(run_id) in nft.list_tables(handle, self.runner):
+                nft.delete_table(handle, run_id, self.runner)
                 removed.append(f"nft table {nft.table_name(run_id)} in {handle.name}")
             try:
                 if netem.remove(handle, ifname, self.runner):

@@ -1,7 +1,7 @@
 """Running a command inside one network namespace, through a replaceable runner.
 
-A ``NetnsHandle`` says how to enter a namespace: ``ip netns exec <name>`` for a
-named local namespace, ``nsenter --net=/proc/<pid>/ns/net`` for a Kubernetes
+A ``NetnsHandle`` says how to enter a namespace: ``nsenter --net=/run/netns/<name>``
+for a named local namespace, ``nsenter --net=/proc/<pid>/ns/net`` for a Kubernetes
 pod's. Engines build argv lists and hand them to a ``Runner``; tests pass a fake
 runner that records them.
 """
@@ -37,7 +37,9 @@ class NetnsHandle:
 
     @classmethod
     def local(cls, netns: str) -> NetnsHandle:
-        return cls(name=netns, prefix=("ip", "netns", "exec", netns))
+        """A named namespace (``ip netns add``), entered with nsenter: no mount namespace or /sys remount
+        as ``ip netns exec`` does, so a command starts several times faster."""
+        return cls(name=netns, prefix=("nsenter", f"--net=/run/netns/{netns}"))
 
     @classmethod
     def of_pid(cls, name: str, pid: int) -> NetnsHandle:

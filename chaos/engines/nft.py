@@ -145,10 +145,8 @@ def list_tables(handle: NetnsHandle, runner: Runner = subprocess_runner) -> list
     return [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("table inet ")]
 
 
-def delete_table(handle: NetnsHandle, run_id: str, runner: Runner = subprocess_runner) -> bool:
-    """Delete this run's table from the namespace if present; True if it was there. Touches no other table."""
-    name = table_name(run_id)
-    if name not in list_tables(handle, runner):
-        return False
-    check(runner(handle.argv("nft", "delete", "table", "inet", name), None), f"nft delete {name} in {handle.name}")
-    return True
+def delete_table(handle: NetnsHandle, run_id: str, runner: Runner = subprocess_runner) -> None:
+    """Delete this run's table from the namespace (one idempotent transaction). Touches no other table."""
+    table = f"inet {table_name(run_id)}"
+    script = f"table {table} {{}}\ndelete table {table}\n"
+    check(runner(handle.argv("nft", "-f", "-"), script), f"nft delete {table} in {handle.name}")

@@ -67,7 +67,7 @@ def test_lease_expiry_heals(table) -> None:  # type: ignore[no-untyped-def]
     clock.now += 0.2
     assert t.reap() == [(RUN, "p.0")]
     assert t.list() == []
-    assert runner.calls[-1][0][-5:] == ["nft", "delete", "table", "inet", "mapquake_0a0b0c0d"]
+    assert runner.calls[-1][1] == "table inet mapquake_0a0b0c0d {}\ndelete table inet mapquake_0a0b0c0d\n"
     assert t.healed_log[-1][3] == "lease-expired"
 
 

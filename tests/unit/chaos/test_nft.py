@@ -51,14 +51,15 @@ def test_render_drop_reject_loss_redirect() -> None:
 
 
 def test_apply_empty_deletes_only_our_table() -> None:
-    runner = FakeRunner({"list tables": CommandResult(0, "table inet other\ntable inet mapquake_0a0b0c0d\n", "")})
+    runner = FakeRunner()
     handle = NetnsHandle.local("mq-0a0b0c0d-a")
     nft.apply(handle, "0a0b0c0d", nft.NamespaceRules(), runner)
-    assert runner.calls[-1][0] == [
-        *("ip", "netns", "exec", "mq-0a0b0c0d-a"),
-        *("nft", "delete", "table", "inet", "mapquake_0a0b0c0d"),
+    assert runner.calls == [
+        (
+            ["nsenter", "--net=/run/netns/mq-0a0b0c0d-a", "nft", "-f", "-"],
+            "table inet mapquake_0a0b0c0d {}\ndelete table inet mapquake_0a0b0c0d\n",
+        )
     ]
-    assert not any("other" in " ".join(argv) for argv, _ in runner.calls)
 
 
 def test_without_removes_one_fault() -> None:
@@ -77,7 +78,7 @@ def test_netem_refuses_a_foreign_root_and_removes_only_its_own() -> None:
     assert netem.remove(handle, "eth0", foreign) is False
     ours = FakeRunner({"qdisc show": CommandResult(0, '[{"kind":"noqueue","handle":"0:","root":true}]', "")})
     netem.apply(handle, "eth0", 0.05, 0.002, ours)
-    assert ours.calls[-1][0][4:] == [
+    assert ours.calls[-1][0][2:] == [
         *("tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "6d71:"),
         *("netem", "delay", "50000us", "2000us"),
     ]

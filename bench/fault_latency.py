@@ -1,0 +1,102 @@
+"""How late faults land against their schedule: apply and heal latency through the real agent.
+
+    sudo .venv/bin/python bench/fault_latency.py [--rounds 30] [--interval 0.25] [--replicas 4]
+
+Builds a run network (``--replicas`` namespaces plus a load node), starts the chaos
+agent as the controller does, then for each fault kind schedules ``--rounds`` applies
+``--interval`` seconds apart on a monotonic timeline and heals each one an interval
+later. Lateness = the moment the agent's reply says the rules are in the kernel minus
+the scheduled moment (the nemesis's ``AppliedFault.lateness_s``). Prints a Markdown
+table (p50, p95, max, in ms) for BENCHMARKS.md. Goal: under 100 ms. Everything it
+creates is removed at the end, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from chaos.agent.client import start_local_agent
+from chaos.nemesis import Nemesis
+from chaos.resolve import resolve_fault, topology_from_network
+from orchestrator.ledger import Ledger
+from orchestrator.netns import LocalNetwork, cleanup_run
+from orchestrator.scenario.spec import FaultSpec
+
+KINDS = {
+    "partition halves (drop)": FaultSpec("partition", {"shape": "halves", "among": "kv"}),
+    "partition isolate-one (reject)": FaultSpec("partition", {"shape": "isolate-one", "among": "kv", "mode": "reject"}),
+    "netem loss 10%": FaultSpec("netem", {"target": "kv", "loss": "10%"}),
+    "netem delay 20ms": FaultSpec("netem", {"target": "kv", "delay": "20ms"}),
+}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--interval", type=float, default=0.25)
+    parser.add_argument("--replicas", type=int, default=4)
+    args = parser.parse_args()
+    ledger = Ledger.create()
+    net = LocalNetwork.create(ledger.run_id, ledger)
+    nemesis = None
+    rows = []
+    try:
+        for i in range(args.replicas):
+            net.add_node(f"kv-{i}")
+        net.add_node("load")
+        topo = topology_from_network(net)
+        with tempfile.TemporaryDirectory() as tmp:
+            agent = start_local_agent(ledger, Path(tmp))
+            nemesis = Nemesis(agent.client, ledger.run_id, agent=agent)
+            for label, spec in KINDS.items():
+                apply_late, heal_late = [], []
+                start = time.monotonic() + args.interval
+                for r in range(args.rounds):
+                    fault = resolve_fault(spec, topo, phase=f"r{r}", index=0)
+                    at = start + 2 * r * args.interval
+                    time.sleep(max(0.0, at - time.monotonic()))
+                    applied = nemesis.apply(fault, scheduled_at=at)
+                    apply_late.append(applied.lateness_s)
+                    heal_at = at + args.interval
+                    time.sleep(max(0.0, heal_at - time.monotonic()))
+                    nemesis.end_phase(f"r{r}")
+                    assert applied.healed_mono is not None
+                    heal_late.append(applied.healed_mono - heal_at)
+                mech = ", ".join(applied.mechanisms)
+                rows.append((label, mech, apply_late, heal_late))
+            problems = nemesis.close()
+            nemesis = None
+            if problems:
+                print("problems:", problems, file=sys.stderr)
+    finally:
+        if nemesis is not None:
+            nemesis.close()
+        net.teardown()
+        cleanup_run(ledger.run_id, force=True)
+    ms = 1000.0
+    print(f"machine: {platform.node()} {platform.machine()}, kernel {platform.release()}, {time.strftime('%Y-%m-%d')}")
+    print(f"command: bench/fault_latency.py --rounds {args.rounds} --interval {args.interval}", end="")
+    print(f" --replicas {args.replicas}")
+    print()
+    print("| fault | mechanism | apply p50 ms | apply p95 ms | apply max ms", end="")
+    print(" | heal p50 ms | heal p95 ms | heal max ms |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for label, mech, a, h in rows:
+        cells = [statistics.median(a), percentile(a, 0.95), max(a), statistics.median(h), percentile(h, 0.95), max(h)]
+        print(f"| {label} | {mech} | " + " | ".join(f"{c * ms:.1f}" for c in cells) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
