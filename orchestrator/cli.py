@@ -42,7 +42,7 @@ def add_version(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     # Imported here so that `mapquake --version` stays fast and a broken optional
     # module cannot break the whole CLI's import.
-    from orchestrator import run_cli, smoke
+    from orchestrator import report_cli, run_cli, smoke
     from orchestrator.model import cli as model_cli
     from orchestrator.scenario import cli as scenario_cli
 
@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     scenario_cli.register(subparsers)
     model_cli.register(subparsers)
     smoke.register(subparsers)
+    report_cli.register(subparsers)
     return parser
 
 

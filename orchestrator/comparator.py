@@ -8,8 +8,8 @@ Each check kind has one function here:
   plus the key strings and value payloads the target built (payload.py);
 - ``promql``: an expression evaluated over named phase windows against a bound;
 - ``crash``: no target death, or the expected fatal death (racymap);
-- ``recovery`` and ``baseline`` are not evaluated yet: they answer
-  inconclusive and say so, never pass.
+- ``recovery`` (checks_recovery.py): back under a bound within N s of each heal;
+- ``baseline`` (checks_baseline.py): Mann-Whitney U against earlier runs in the trend store.
 
 Missing data (no sample, no series, NaN only) is inconclusive, never a pass.
 """

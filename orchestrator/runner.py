@@ -8,7 +8,8 @@
    samples the model checks ask for, watch for components that die, show progress;
 6. wait for the load to end and for Prometheus to scrape past the end;
 7. compare: one verdict per check;
-8. teardown (always, shielded from a second signal) and write the report (always).
+8. collect the raw series, teardown (always, shielded from a second signal), write the report
+   (always: report.json, junit.xml, series.json, report.html) and record the run in the trend store.
 
 SIGTERM and SIGINT unwind through the same teardown; the report says the run was
 interrupted and the verdict is inconclusive.
@@ -21,8 +22,9 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from orchestrator import comparator, report
+from orchestrator import comparator, report, series, trends
 from orchestrator.backends.base import ReplicaEndpoint
 from orchestrator.backends.local import LocalBackend
 from orchestrator.comparator import RangeSeries, RunFacts
@@ -108,6 +110,7 @@ class Run:
         verdict = Verdict.INCONCLUSIVE
         code = EXIT_INFRASTRUCTURE
         problems: list[str] = []
+        collected: dict[str, Any] | None = None
         with SignalGuard() as guard:
             try:
                 self.journal.record("note", "run-start", run_id=self.run_id)
@@ -132,6 +135,8 @@ class Run:
             finally:
                 with guard.shielded():
                     self.progress.close()
+                    if self.prometheus is not None:  # the raw series, while Prometheus still runs
+                        collected = series.collect(self.prometheus, self.scenario, self.journal)
                     problems = self.backend.teardown()
                     if problems:
                         log.error("teardown left problems: %s", problems)
@@ -151,7 +156,12 @@ class Run:
             load=self.load_summary,
             teardown_problems=problems,
         )
-        report.write(record)
+        report.write(record, collected)
+        try:
+            with trends.TrendStore.open() as store:
+                trends.record_run(store, record, collected)
+        except MapquakeError as err:
+            log.warning("run not recorded in the trend store: %s", err.message)
         return record
 
     def _deploy(self) -> None:

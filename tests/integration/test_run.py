@@ -85,7 +85,11 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def start_run(scenario: Path, report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "MAPQUAKE_STATE_DIR": str(state_dir)}
+    env = {
+        **os.environ,
+        "MAPQUAKE_STATE_DIR": str(state_dir),
+        "MAPQUAKE_TREND_STORE": str(state_dir.parent / "trends.sqlite"),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir)],
         cwd=REPO_ROOT,
@@ -145,7 +149,8 @@ def test_two_replicas_two_workers_end_to_end(tmp_path: Path, state_dir: Path) ->
     assert sum(expected) > 10_000  # uniform draws over 20 000 keys: most of the space was written
     assert report["load"]["errors"] == 0
 
-    assert (report_dir / "junit.xml").exists()
+    for name in ("junit.xml", "report.html", "series.json"):
+        assert (report_dir / name).stat().st_size > 0, name
     assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
 
 
