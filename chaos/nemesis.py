@@ -52,6 +52,7 @@ class AppliedFault:
     healed_mono: float | None = None
     healed_wall: float | None = None
     heal_reason: str | None = None
+    healing: bool = field(default=False, repr=False)  # a heal is in flight: renewals leave it alone
 
     @property
     def lateness_s(self) -> float:
@@ -183,6 +184,9 @@ class Nemesis:
     def _heal(self, records: list[AppliedFault], reason: str) -> list[AppliedFault]:
         if not records:
             return []
+        with self._lock:
+            for r in records:
+                r.healing = True
         try:
             reply = self.client.heal(self.run_id, [r.id for r in records])
         except grpc.RpcError as err:
@@ -209,7 +213,7 @@ class Nemesis:
         due = [r for r in self.active() if r.heal_due_mono is not None and time.monotonic() >= r.heal_due_mono]
         if due:
             self._heal(due, "for-elapsed")
-        ids = [r.id for r in self.active()]
+        ids = [r.id for r in self.active() if not r.healing]
         if not ids:
             return
         reply = self.client.renew(self.run_id, ids, self.lease_s)
@@ -217,7 +221,7 @@ class Nemesis:
             now, wall = time.monotonic(), time.time()
             with self._lock:
                 for r in self.records:
-                    if r.active and r.id in reply.unknown:
+                    if r.active and not r.healing and r.id in reply.unknown:
                         r.healed_mono, r.healed_wall, r.heal_reason = now, wall, "lease-expired"
                         log.error("run %s: the agent no longer holds %s (lease expired)", self.run_id, r.id)
 
