@@ -58,7 +58,7 @@ class Journal:
         self.started_mono = time.monotonic()
         self.started_wall = time.time()
 
-    def record(self, kind: str, name: str, **data: Any) -> Event:
+    def record(self, kind: str, name: str, /, **data: Any) -> Event:
         event = Event(kind=kind, name=name, mono=time.monotonic(), wall=time.time(), data=data)
         self.events.append(event)
         return event

@@ -51,7 +51,13 @@ class Progress:
         if self.enabled:
             self._write_line(f"[mapquake] ! {text}")
 
-    def tick(self, phase: PhaseSpec, remaining_s: float, prometheus: PrometheusClient | None) -> None:
+    def tick(
+        self,
+        phase: PhaseSpec,
+        remaining_s: float,
+        prometheus: PrometheusClient | None,
+        active_faults: list[str] | None = None,
+    ) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -59,6 +65,8 @@ class Progress:
             return
         self._last_log = now
         line = f"[mapquake] {phase.name} {remaining_s:4.0f}s left | " + self._numbers(prometheus)
+        if active_faults:
+            line += " | faults: " + "; ".join(active_faults)
         if self.tty:
             self.stream.write("\r\033[K" + line)
             self.stream.flush()

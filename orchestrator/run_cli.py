@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument("--backend", choices=("local", "kubernetes"), help="override the scenario's backend")
     run.add_argument("--report-dir", type=Path, help="where the report goes (default reports/<name>-<time>-<run id>)")
     run.add_argument("--no-progress", action="store_true", help="do not print live progress")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the timeline with every fault resolved to concrete rules, and the mechanism "
+        "this kernel would use for each; start nothing",
+    )
     add_set_option(run)
     run.set_defaults(handler=_run)
 
@@ -62,6 +68,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.backend:
         overrides.append(f"backend={args.backend}")
     scenario = load_scenario(args.scenario, overrides)  # exit 2 with every error before anything starts
+    if args.dry_run:
+        from chaos.probe import probe_kernel
+        from chaos.resolve import describe_timeline
+
+        # Probing needs root (it creates a throwaway namespace); without it the mechanisms are not named.
+        print(describe_timeline(scenario, capabilities=probe_kernel() if os.geteuid() == 0 else None))
+        return EXIT_OK
     _require_root("mapquake run (local backend)")
     record = run(scenario, RunOptions(report_dir=args.report_dir, progress=not args.no_progress))
     print(f"\n{scenario.name}: {record.verdict.value.upper()} ({record.reason}), exit {record.exit_code}")

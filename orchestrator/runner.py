@@ -4,7 +4,8 @@
 2. deploy the targets and take each replica's baseline heap (POST /admin/gc);
 3. start Prometheus and wait until it has scraped every replica;
 4. start the Locust master and workers; they follow the phases and stop by themselves;
-5. walk the phases on one monotonic timeline: record each boundary, take the heap
+5. walk the phases on one monotonic timeline: apply each phase's faults at its start (through
+   the lease-guarded chaos agent) and heal them at its end, record each boundary, take the heap
    samples the model checks ask for, watch for components that die, show progress;
 6. wait for the load to end and for Prometheus to scrape past the end;
 7. compare: one verdict per check;
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chaos.nemesis import Nemesis
 from orchestrator import comparator, report, series, trends
 from orchestrator.backends.base import ReplicaEndpoint
 from orchestrator.backends.local import LocalBackend
@@ -33,7 +35,7 @@ from orchestrator.journal import HeapSample, Journal
 from orchestrator.ledger import Ledger
 from orchestrator.progress import Progress
 from orchestrator.prometheus import PrometheusClient
-from orchestrator.scenario.spec import Scenario
+from orchestrator.scenario.spec import PhaseSpec, Scenario
 from orchestrator.signals import RunInterrupted, SignalGuard
 from orchestrator.targetapi import collect_garbage, settled_heap, warm_up
 from orchestrator.verdict import Verdict, exit_code, overall
@@ -74,12 +76,6 @@ def check_supported(scenario: Scenario) -> None:
             f"backend '{scenario.backend}' is not available in this version; use backend: local",
             hint="the Kubernetes backend is planned; see docs/ARCHITECTURE.md",
         )
-    faults = sorted({f.kind for p in scenario.phases for f in p.faults})
-    if faults:
-        raise UsageError(
-            f"this version cannot inject faults yet ({', '.join(faults)}); the chaos engine is the next milestone",
-            hint="remove the faults from the phases, or run the scenario once chaos support lands",
-        )
 
 
 class Run:
@@ -98,6 +94,7 @@ class Run:
         self.model_points = {
             (c.params["target"], point) for c in scenario.checks if c.kind == "model" for point in c.params["at"]
         }
+        self.nemesis: Nemesis | None = None
         self.expected: dict[str, list[int]] = {}
         self.load_summary: dict[str, object] = {}
 
@@ -132,11 +129,18 @@ class Run:
                 reason = f"{type(err).__name__}: {err.message}"
                 self.journal.record("note", "error", message=err.message)
                 verdict, code = Verdict.INCONCLUSIVE, err.exit_code
+            except Exception as err:  # a bug in mapquake: still tear down and still report
+                log.exception("internal error during the run")
+                reason = f"internal error: {type(err).__name__}: {err}"
+                self.journal.record("note", "internal-error", message=reason)
+                verdict, code = Verdict.INCONCLUSIVE, EXIT_INFRASTRUCTURE
             finally:
                 with guard.shielded():
                     self.progress.close()
                     if self.prometheus is not None:  # the raw series, while Prometheus still runs
                         collected = series.collect(self.prometheus, self.scenario, self.journal)
+                    for component, path in self.backend.logs().items():
+                        self.journal.record("note", "log", component=component, path=str(path))
                     problems = self.backend.teardown()
                     if problems:
                         log.error("teardown left problems: %s", problems)
@@ -178,6 +182,9 @@ class Run:
         for replica in self.replicas:
             warm_up(replica.grpc_addr)
             self._sample(replica, "deploy", settle=True)
+        if any(p.faults for p in self.scenario.phases):
+            self.progress.status("starting the chaos agent")
+            self.nemesis = self.backend.start_faults()
         self.progress.status("starting load")
         self.backend.start_load(self.scenario, self.replicas)
 
@@ -187,22 +194,26 @@ class Run:
         boundary = self.backend.load_started_at()
         for index, phase in enumerate(phases):
             self.journal.record("phase-start", phase.name, index=index)
+            self._begin_faults(phase, scheduled_at=boundary)
             self._take_samples(f"{phase.name}.start")
             boundary += phase.duration_s
             while (now := time.monotonic()) < boundary:
                 self._watch_components()
-                self.progress.tick(phase, boundary - now, self.prometheus)
+                active = [f.summary for f in self.nemesis.active()] if self.nemesis else []
+                self.progress.tick(phase, boundary - now, self.prometheus, active)
                 time.sleep(min(TICK_S, boundary - now))
             last = index == len(phases) - 1
             if not last:
+                self._end_faults(phase)
                 self.journal.record("phase-end", phase.name, index=index)
                 self._take_samples(f"{phase.name}.end")
         # The final boundary is recorded once the load has stopped (see _finish_load).
 
     def _finish_load(self) -> None:
         self.progress.status("waiting for the load to stop")
-        result = self.backend.wait_load(timeout_s=LOAD_END_GRACE_S)
         final = self.scenario.phases[-1]
+        self._end_faults(final)
+        result = self.backend.wait_load(timeout_s=LOAD_END_GRACE_S)
         self.journal.record("phase-end", final.name, index=len(self.scenario.phases) - 1)
         self._watch_components()
         self._take_samples(f"{final.name}.end", settle=True)
@@ -237,6 +248,22 @@ class Run:
             key=lambda labels: sorted(labels.items()),
         )
         self.journal.record("note", "prometheus-sources", sources=sources)
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def _begin_faults(self, phase: PhaseSpec, *, scheduled_at: float) -> None:
+        if self.nemesis is None or not phase.faults:
+            return
+        for fault in self.nemesis.begin_phase(phase, self.backend.topology(), scheduled_at=scheduled_at):
+            self.journal.record("fault-applied", fault.id, **fault.journal_data())
+            self.progress.event(f"fault applied: {fault.summary} ({fault.lateness_s * 1000:.0f} ms late)")
+
+    def _end_faults(self, phase: PhaseSpec) -> None:
+        if self.nemesis is None:
+            return
+        for fault in self.nemesis.end_phase(phase):
+            self.journal.record("fault-healed", fault.id, **fault.journal_data())
+            self.progress.event(f"fault healed: {fault.summary}")
 
     def _wait_scrape_past(self, wall: float) -> None:
         """Wait until Prometheus holds a scrape taken after ``wall``, so the last window has data."""

@@ -8,8 +8,11 @@ that died, and tears everything down, idempotently, on every exit path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from chaos.nemesis import Nemesis
+from chaos.resolve import RunTopology
 from orchestrator.prometheus import PrometheusServer
 from orchestrator.scenario.spec import Scenario
 
@@ -52,6 +55,14 @@ class Backend(Protocol):
         """Start the Locust master and workers; the load follows the phases and stops by itself."""
         ...
 
+    def start_faults(self) -> Nemesis:
+        """Start the fault engine (the chaos agent); faults then go through the returned nemesis."""
+        ...
+
+    def topology(self) -> RunTopology:
+        """The run's nodes, groups and pids, to resolve faults against."""
+        ...
+
     def load_started_at(self) -> float:
         """time.monotonic() when the load's first phase began: the origin of the phase timeline."""
         ...
@@ -62,6 +73,10 @@ class Backend(Protocol):
 
     def wait_load(self, timeout_s: float) -> dict[str, object]:
         """Wait for the load to end; return its summary (writes per worker, errors, CSV paths)."""
+        ...
+
+    def logs(self) -> dict[str, Path]:
+        """Each component's log file, by component name (kept with the report)."""
         ...
 
     def exited_components(self) -> list[ComponentExit]:

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chaos.nemesis import Nemesis
+from chaos.resolve import RunTopology, topology_from_network
 from orchestrator.backends.base import ComponentExit, ReplicaEndpoint
 from orchestrator.errors import InfrastructureError, UsageError
 from orchestrator.gotargets import TargetProcess, ensure_built
@@ -110,6 +112,7 @@ class LocalBackend:
         self.locust: LocustCluster | None = None
         self.locust_result: LocustResult | None = None
         self._load_node: Node | None = None
+        self.nemesis: Nemesis | None = None
         self._reported: set[str] = set()
 
     # --- targets ------------------------------------------------------------------------
@@ -231,7 +234,28 @@ class LocalBackend:
         self.locust_result = self.locust.wait(timeout_s=timeout_s)
         return self.locust_result
 
-    # --- health -------------------------------------------------------------------------
+    # --- faults -------------------------------------------------------------------------
+
+    def start_faults(self) -> Nemesis:
+        """Start the chaos agent for this run (a helper process that heals by lease if we die)."""
+        self.nemesis = Nemesis.start_local(self.ledger, self.run_dir / "chaos")
+        return self.nemesis
+
+    def topology(self) -> RunTopology:
+        """Every node's address and group, and each target replica's pid (for kill and pause)."""
+        assert self.network is not None, "deploy_targets first"
+        pids = {f"{name}-{replica}": p.pid for (name, replica), p in self.targets.items() if p.pid is not None}
+        return topology_from_network(self.network, pids)
+
+    # --- health and logs ----------------------------------------------------------------
+
+    def logs(self) -> dict[str, Path]:
+        found = {f"target:{name}:{replica}": p.log_path for (name, replica), p in self.targets.items()}
+        if self.prometheus is not None:
+            found["prometheus"] = self.prometheus.log_path
+        if self.locust is not None:
+            found.update({f"locust-{p.role}": p.log_path for p in self.locust.processes})
+        return {name: path for name, path in found.items() if path.exists()}
 
     def exited_components(self) -> list[ComponentExit]:
         exits = []
@@ -253,6 +277,9 @@ class LocalBackend:
     def teardown(self) -> list[str]:
         """Stop load, Prometheus and targets, then remove the network. Never raises; returns problems."""
         problems: list[str] = []
+        if self.nemesis is not None:  # heal first: nothing may stay cut or paused
+            problems += self.nemesis.close()
+            self.nemesis = None
         steps: list[tuple[str, Any]] = [
             ("locust", self.locust.stop if self.locust is not None else None),
             ("prometheus", self.prometheus.stop if self.prometheus is not None else None),

@@ -1,0 +1,87 @@
+"""A run with faults, end to end: the runner applies them through the agent at the phase start,
+heals them at its end, journals both, and leaves no rule behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.gotargets import REPO_ROOT
+
+from .test_run import leftovers, the_run_id
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(os.geteuid() != 0, reason="runs create network namespaces: needs root"),
+]
+
+SCENARIO = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: cut-and-heal
+targets:
+  - {name: kv, store: syncmap, replicas: 3, replicate: {queue: bounded, capacity: 100000}}
+load:
+  user: MapWriteUser
+  protocol: grpc
+  users: 2
+  batch: 10
+  rate: 20
+  keys: {space: 2000, distribution: uniform, seed: 3}
+phases:
+  - {name: before, duration: 3s}
+  - {name: cut, duration: 5s, faults: [{partition: {shape: isolate-one, among: kv}}]}
+  - {name: after, duration: 6s}
+checks:
+  - {name: drains, recovery: 'max(mapquake_replication_backlog{target="kv"})', below: 1, within: 5s}
+  - name: grew
+    promql: 'max(max_over_time(mapquake_replication_backlog{target="kv"}[10s]))'
+    above: 10
+    during: [after]
+"""
+
+
+def _nft_tables_of(run_id: str) -> list[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    return [line for line in out.splitlines() if run_id in line]
+
+
+def test_partition_is_applied_journaled_and_healed(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO)
+    state, report_dir = tmp_path / "state", tmp_path / "report"
+    env = {**os.environ, "MAPQUAKE_STATE_DIR": str(state), "MAPQUAKE_TREND_STORE": str(tmp_path / "t.sqlite")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        run_id = the_run_id(state)
+        output, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+            subprocess.run([sys.executable, "-m", "orchestrator.cli", "cleanup"], env=env, timeout=120, check=False)
+    assert proc.returncode == 0, output
+    assert "fault applied: partition among kv (isolate-one)" in output
+
+    events = json.loads((report_dir / "report.json").read_text())["timeline"]["events"]
+    applied = [e for e in events if e["kind"] == "fault-applied"]
+    healed = [e for e in events if e["kind"] == "fault-healed"]
+    assert len(applied) == len(healed) == 1
+    cut_start = next(e for e in events if e["kind"] == "phase-start" and e["name"] == "cut")
+    cut_end = next(e for e in events if e["kind"] == "phase-end" and e["name"] == "cut")
+    assert cut_start["t"] <= applied[0]["t"] < cut_end["t"] <= healed[0]["t"]
+    assert healed[0]["data"]["heal_reason"] == "phase-end"
+    assert leftovers(run_id, state) == {"netns": [], "links": [], "processes": [], "state": []}
+    assert _nft_tables_of(run_id) == []
