@@ -16,19 +16,28 @@ Missing data (no sample, no series, NaN only) is inconclusive, never a pass.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.checks_baseline import check_baseline
 from orchestrator.checks_recovery import check_recovery
 from orchestrator.errors import MapquakeError
-from orchestrator.journal import Journal
+from orchestrator.journal import HeapSample, Journal
 from orchestrator.model.predict import predict
-from orchestrator.payload import key_bytes, pointee_bytes, value_payload_bytes
-from orchestrator.scenario.spec import CheckSpec, Scenario, parse_percent
+from orchestrator.payload import PayloadBytes, backlog_bytes, key_bytes, pointee_bytes, value_payload_bytes
+from orchestrator.scenario.spec import (
+    REPLICATE_DEFAULTS,
+    CheckSpec,
+    ReplicateSpec,
+    Scenario,
+    TargetSpec,
+    parse_percent,
+)
 from orchestrator.targettypes import designed_go_type
 from orchestrator.verdict import CheckResult, Verdict, worst
+from workloads.keyspace import KEY_LENGTH
 
 FATAL_DEFAULT = "fatal error"
 
@@ -72,60 +81,142 @@ def _not_evaluated(check: CheckSpec, scenario: Scenario, journal: Journal, facts
     return _inconclusive(check, f"{check.kind} checks are not evaluated by this version of mapquake yet")
 
 
+@dataclass(frozen=True)
+class HeapPrediction:
+    """What the design says a replica's heap holds at one sample (bytes over the deploy baseline)."""
+
+    expected: int
+    low: int
+    high: int
+    container: int
+    """The model's container bytes (structure, slots, boxing)."""
+    beside: int
+    """Keys, value payloads, owned pointees and replication backlog."""
+
+
+def predict_heap(
+    scenario: Scenario, target: TargetSpec, go_type: str, sample: HeapSample, entries: int
+) -> HeapPrediction:
+    """The designed heap of one replica holding ``entries`` keys, with the backlog its sample shows.
+
+    The replication backlog is predicted as the design allows it: a bounded queue never holds more
+    than its capacity, so a queue that lost its bound is heap the model does not expect.
+    """
+    prediction = predict(go_type, entries, go_version=target.go, high_water=max(entries, sample.high_water))
+    # Overwrites in scattered order leave a tiny payload alone in its block (payload.py).
+    scattered = scenario.load.keys.distribution != "sequential"
+    beside = (
+        key_bytes(entries)
+        + value_payload_bytes(entries, target.value_type, scenario.load.value.size, scattered=scattered)
+        + pointee_bytes(entries, go_type)
+        + designed_backlog(scenario, target, sample)
+    )
+    low, high = prediction.live_bytes_range
+    return HeapPrediction(
+        expected=prediction.live_bytes + beside.expected,
+        low=low + beside.low,
+        high=high + beside.high,
+        container=prediction.live_bytes,
+        beside=beside.expected,
+    )
+
+
+def designed_backlog(scenario: Scenario, target: TargetSpec, sample: HeapSample) -> PayloadBytes:
+    """The replication queues' heap for the backlog in ``sample``, capped at the designed bound."""
+    capacity = target.replicate.capacity if target.replicate and target.replicate.queue == "bounded" else None
+    op_payload = KEY_LENGTH + wire_value_size(target, scenario)
+    return backlog_bytes(sample.replication_backlog, op_payload, capacity)
+
+
+def wire_value_size(target: TargetSpec, scenario: Scenario) -> int:
+    """Bytes of one write's value as sent (and replicated): decimal text for int64, N for [N]byte."""
+    value_type = target.value_type
+    if value_type == "int64":
+        return len(b"42")  # workloads.plan.value_bytes
+    if value_type.startswith("[") and value_type.endswith("]byte") and value_type != "[]byte":
+        return int(value_type[1:-5])
+    return scenario.load.value.size
+
+
+def designed_target(deployed: TargetSpec, design: dict[str, Any] | None) -> TargetSpec:
+    """The target as the check says it is designed: its own fields, overridden by the check's ``design``."""
+    if not design:
+        return deployed
+    changes: dict[str, Any] = {k: v for k, v in design.items() if k in ("store", "value_type")}
+    if "replicate" in design:
+        spec = {**REPLICATE_DEFAULTS, **design["replicate"]}
+        changes["replicate"] = ReplicateSpec(queue=spec["queue"], capacity=spec["capacity"])
+    return dataclasses.replace(deployed, **changes)
+
+
 def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
-    target = scenario.target(check.params["target"])
+    """Observed heap growth against the designed container's, at each ``at`` point and replica.
+
+    The growth is measured since deploy, or with ``since`` between two points: then whatever the
+    replica held at ``since`` (a container the model cannot spell, say) cancels out when its entries
+    did not change, and only what changed in between (backlog, new keys) is predicted.
+    """
+    target = designed_target(scenario.target(check.params["target"]), check.params.get("design"))
     tolerance = parse_percent(check.params["tolerance"])
     go_type = designed_go_type(target)
     expected = facts.expected_keys.get(target.name)
     if expected is None:
         return _inconclusive(check, f"the expected keys of target '{target.name}' are unknown (no load summary)")
+    since = check.params.get("since", "deploy")
     rows = []
     verdict = Verdict.PASS
     for point in check.params["at"]:
         for replica in range(target.replicas):
-            base = [s for s in journal.sample_at(target.name, "deploy") if s.replica == replica]
+            base = [s for s in journal.sample_at(target.name, since) if s.replica == replica]
             here = [s for s in journal.sample_at(target.name, point) if s.replica == replica]
             if not base or not here:
                 verdict = worst(verdict, Verdict.INCONCLUSIVE)
-                rows.append({"point": point, "replica": replica, "missing": "no heap sample"})
+                rows.append({"point": point, "replica": replica, "missing": f"no heap sample at {since} or {point}"})
                 continue
             # After the last phase the load has stopped and the workers' streams say exactly which keys
             # each replica holds; at an earlier boundary writes are in flight, so the model is asked
             # about the entries the replica reported and the count itself is not judged.
             final = point == f"{scenario.phases[-1].name}.end"
             entries = expected[replica] if final else here[0].entries
-            prediction = predict(go_type, entries, go_version=target.go, high_water=max(entries, here[0].high_water))
-            # Overwrites in scattered order leave a tiny payload alone in its block (payload.py).
-            scattered = scenario.load.keys.distribution != "sequential"
-            extra = (
-                key_bytes(entries)
-                + value_payload_bytes(entries, target.value_type, scenario.load.value.size, scattered=scattered)
-                + pointee_bytes(entries, go_type)
-            )
-            predicted = prediction.live_bytes + extra.expected
-            low, high = prediction.live_bytes_range
+            if since != "deploy" and base[0].entries == entries and base[0].high_water == here[0].high_water:
+                # The same keys at both points: the container, its keys and what they own did not
+                # change, whatever they cost (no model needed); only the replication backlog can.
+                b_now, b_then = (designed_backlog(scenario, target, s) for s in (here[0], base[0]))
+                now = HeapPrediction(b_now.expected, b_now.low, b_now.high, 0, b_now.expected)
+                then = HeapPrediction(b_then.expected, b_then.low, b_then.high, 0, b_then.expected)
+            else:
+                now = predict_heap(scenario, target, go_type, here[0], entries)
+                then = (
+                    HeapPrediction(0, 0, 0, 0, 0)
+                    if since == "deploy"
+                    else predict_heap(scenario, target, go_type, base[0], base[0].entries)
+                )
+            predicted = now.expected - then.expected
+            low, high = now.low - then.high, now.high - then.low
             observed = here[0].live_bytes - base[0].live_bytes
-            allowed_low = (low + extra.low) * (1 - tolerance)
-            allowed_high = (high + extra.high) * (1 + tolerance)
-            ok = allowed_low <= observed <= allowed_high
+            slack = tolerance * max(abs(predicted), 1)
+            ok = low - slack <= observed <= high + slack
             if final and here[0].entries != entries:
                 ok = False
             rows.append(
                 {
                     "point": point,
+                    "since": since,
                     "replica": replica,
                     "entries_expected": entries,
                     "entries_observed": here[0].entries,
                     "predicted_bytes": predicted,
-                    "predicted_container_bytes": prediction.live_bytes,
-                    "predicted_range": [low + extra.low, high + extra.high],
-                    "keys_and_payload_bytes": extra.expected,
+                    "predicted_container_bytes": now.container - then.container,
+                    "predicted_range": [low, high],
+                    "keys_payload_backlog_bytes": now.beside - then.beside,
+                    "replication_backlog_ops": list(here[0].replication_backlog),
                     "observed_bytes": observed,
                     "error": round((observed - predicted) / predicted, 4) if predicted else None,
                     "within_tolerance": ok,
                 }
             )
-            if not ok and not here[0].settled and observed > allowed_high:
+            unsettled_points = not here[0].settled or (since != "deploy" and not base[0].settled)
+            if not ok and since == "deploy" and unsettled_points and observed > high + slack:
                 # Load connections were open: their transport buffers are in the sample, so "too
                 # high" cannot be told from a leak here. The settled sample at the end can.
                 rows[-1]["unsettled"] = "load connections were open; their buffers are in the sample"
@@ -135,12 +226,15 @@ def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
     measured = [r for r in rows if "observed_bytes" in r]
     if measured:
         worst_row = max(measured, key=lambda r: abs(r["error"] or 0))
+        growth = "" if since == "deploy" else f" since {since}"
         summary = (
-            f"{target.name} ({go_type}, Go {target.go}): observed {worst_row['observed_bytes']:,} B vs model "
-            f"{worst_row['predicted_bytes']:,} B at {worst_row['point']} (error {worst_row['error']:+.1%}, "
+            f"{target.name} ({go_type}, Go {target.go}): observed {worst_row['observed_bytes']:,} B{growth} vs model "
+            f"{worst_row['predicted_bytes']:,} B at {worst_row['point']} (error {worst_row['error'] or 0:+.1%}, "
             f"tolerance {tolerance:.0%}); entries {worst_row['entries_observed']} of "
             f"{worst_row['entries_expected']} expected"
         )
+        if any(worst_row["replication_backlog_ops"]):
+            summary += f"; backlog {worst_row['replication_backlog_ops']} ops per peer"
         unsettled = sorted({r["point"] for r in rows if "unsettled" in r})
         if unsettled and verdict is Verdict.INCONCLUSIVE:
             summary += f"; above the range at {', '.join(unsettled)} while load connections were open"

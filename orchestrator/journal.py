@@ -49,6 +49,8 @@ class HeapSample:
     go_type: str
     settled: bool = True
     """False when load connections were still open (their buffers are in live_bytes)."""
+    replication_backlog: tuple[int, ...] = ()
+    """Ops queued for each peer at the sample."""
 
 
 class Journal:

@@ -79,3 +79,30 @@ def pointee_bytes(entries: int, go_type: str) -> PayloadBytes:
     """Heap bytes of the objects ``entries`` values of the container own through typed pointers."""
     size = max(0, entries) * owned_bytes(container_of(go_type).elem)
     return PayloadBytes(size, size, size)
+
+
+# The replication queue's layout (go_targets/internal/replicate/queue.go): ops sit in 32-byte slots,
+# allocated 1024 at a time as one 32 KiB chunk (a large object: exactly 4 pages), and each op's key
+# and value are copied into one noscan []byte.
+QUEUE_SLOT_BYTES = 32
+QUEUE_CHUNK_OPS = 1024
+QUEUE_CHUNK_BYTES = QUEUE_SLOT_BYTES * QUEUE_CHUNK_OPS
+
+
+def backlog_bytes(ops_per_peer: tuple[int, ...], op_payload: int, capacity: int | None) -> PayloadBytes:
+    """Heap bytes of replication queues holding ``ops_per_peer`` ops, as designed.
+
+    A bounded design (``capacity``) never holds more than ``capacity`` ops per peer, so ops beyond it
+    are not predicted: a queue that lost its bound shows up as heap the model did not expect. The
+    first chunk may be partly drained, so a queue spans one chunk more at worst (the range).
+    """
+    total = PayloadBytes(0, 0, 0)
+    per_op = alloc(op_payload, False) if op_payload > 0 else 0
+    for ops in ops_per_peer:
+        n = min(ops, capacity) if capacity is not None else ops
+        if n <= 0:
+            continue
+        chunks = -(-n // QUEUE_CHUNK_OPS)
+        size = chunks * QUEUE_CHUNK_BYTES + n * per_op
+        total += PayloadBytes(size, size, size + QUEUE_CHUNK_BYTES)
+    return total

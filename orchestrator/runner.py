@@ -92,7 +92,10 @@ class Run:
         self.replicas: list[ReplicaEndpoint] = []
         self.prometheus: PrometheusClient | None = None
         self.model_points = {
-            (c.params["target"], point) for c in scenario.checks if c.kind == "model" for point in c.params["at"]
+            (c.params["target"], point)
+            for c in scenario.checks
+            if c.kind == "model"
+            for point in [*c.params["at"], *([c.params["since"]] if "since" in c.params else [])]
         }
         self.nemesis: Nemesis | None = None
         self.expected: dict[str, list[int]] = {}
@@ -204,9 +207,10 @@ class Run:
                 time.sleep(min(TICK_S, boundary - now))
             last = index == len(phases) - 1
             if not last:
-                self._end_faults(phase)
+                # Samples at "<phase>.end" see the phase's faults still in place; the heal follows.
                 self.journal.record("phase-end", phase.name, index=index)
                 self._take_samples(f"{phase.name}.end")
+                self._end_faults(phase)
         # The final boundary is recorded once the load has stopped (see _finish_load).
 
     def _finish_load(self) -> None:
@@ -286,7 +290,11 @@ class Run:
     def _sample(self, replica: ReplicaEndpoint, point: str, *, settle: bool = False) -> None:
         """POST /admin/gc; with ``settle``, once the load's connections are closed (exact)."""
         try:
-            heap, settled = settled_heap(replica.http_addr) if settle else (collect_garbage(replica.http_addr), False)
+            target = self.scenario.target(replica.target)
+            peers = target.replicas - 1 if target.replicate is not None else 0  # they dial this replica
+            heap, settled = (
+                settled_heap(replica.http_addr, peers=peers) if settle else (collect_garbage(replica.http_addr), False)
+            )
         except InfrastructureError as err:
             self.journal.record("note", "sample-failed", target=replica.target, replica=replica.replica, error=str(err))
             return
@@ -303,6 +311,7 @@ class Run:
                 go_version=heap.go_version,
                 go_type=heap.go_type,
                 settled=settled,
+                replication_backlog=heap.replication_backlog,
             )
         )
 

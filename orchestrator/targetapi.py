@@ -34,6 +34,8 @@ class HeapSample:
     go_type: str
     http_connections: int = 0
     grpc_connections: int = 0
+    replication_backlog: tuple[int, ...] = ()
+    """Ops queued for each peer (in --peers order); empty without peers."""
 
 
 def _request(url: str, *, method: str = "GET") -> bytes:
@@ -62,6 +64,7 @@ def collect_garbage(http_addr: str) -> HeapSample:
             go_type=str(data.get("go_type", "")),
             http_connections=int(data.get("http_connections", 0)),
             grpc_connections=int(data.get("grpc_connections", 0)),
+            replication_backlog=tuple(int(p["backlog"]) for p in data.get("replication") or ()),
         )
     except (ValueError, KeyError, TypeError) as err:
         raise InfrastructureError(f"POST http://{http_addr}/admin/gc answered unexpected JSON: {raw[:200]!r}") from err
@@ -73,16 +76,17 @@ SETTLED_HTTP_CONNECTIONS = 2
 SETTLE_TIMEOUT_S = 10.0
 
 
-def settled_heap(http_addr: str, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[HeapSample, bool]:
+def settled_heap(http_addr: str, *, peers: int = 0, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[HeapSample, bool]:
     """The exact heap once the load's connections have closed (each holds transport buffers).
 
-    Polls /admin/gc until no gRPC and at most SETTLED_HTTP_CONNECTIONS HTTP connections are open,
-    up to ``timeout_s``; returns the last sample and whether it settled.
+    Polls /admin/gc until at most ``peers`` gRPC connections (the replicas' own replication links)
+    and SETTLED_HTTP_CONNECTIONS HTTP connections are open, up to ``timeout_s``; returns the last
+    sample and whether it settled.
     """
     deadline = time.monotonic() + timeout_s
     while True:
         sample = collect_garbage(http_addr)
-        settled = sample.grpc_connections == 0 and sample.http_connections <= SETTLED_HTTP_CONNECTIONS
+        settled = sample.grpc_connections <= peers and sample.http_connections <= SETTLED_HTTP_CONNECTIONS
         if settled or time.monotonic() >= deadline:
             return sample, settled
         time.sleep(0.05)

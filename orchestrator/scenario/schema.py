@@ -222,7 +222,26 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
                 "default": "5%",
                 "description": "allowed relative distance outside the model's range",
             },
-            "at": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "phase.start|phase.end"},
+            "at": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string"},
+                "description": "where to compare: <phase>.start or <phase>.end",
+            },
+            "since": {
+                "type": "string",
+                "description": "compare the growth since this point (<phase>.start|end) instead of since deploy",
+            },
+            "design": _object(
+                {
+                    "store": _enum(STORES, description="the container pattern the target should be"),
+                    "value_type": _enum(VALUE_TYPES, description="the value type it should store"),
+                    "replicate": _replicate,
+                },
+                description="what the target is designed to be, if it differs from how it is deployed "
+                "(default: the target's own fields); the model predicts the design, so a target "
+                "deployed against it (e.g. --set …queue=unbounded) fails",
+            ),
         },
         required=("model", "target", "at"),
     ),

@@ -32,7 +32,7 @@ def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
 
 _PROPS = SCENARIO_SCHEMA["properties"]
 _TARGET_DEFAULTS = _defaults(_PROPS["targets"]["items"])
-_REPLICATE_DEFAULTS = _defaults(_PROPS["targets"]["items"]["properties"]["replicate"])
+REPLICATE_DEFAULTS = _defaults(_PROPS["targets"]["items"]["properties"]["replicate"])
 _LOAD_DEFAULTS = _defaults(_PROPS["load"])
 _KEYS_DEFAULTS = _defaults(_PROPS["load"]["properties"]["keys"])
 _VALUE_DEFAULTS = _defaults(_PROPS["load"]["properties"]["value"])
@@ -172,7 +172,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
                 replicas=merged["replicas"],
                 value_type=merged.get("value_type", value.type),
                 go=_go_version(merged.get("go", go)),
-                replicate=ReplicateSpec(**{**_REPLICATE_DEFAULTS, **replicate}) if replicate is not None else None,
+                replicate=ReplicateSpec(**{**REPLICATE_DEFAULTS, **replicate}) if replicate is not None else None,
                 shards=merged["shards"],
                 rebuild_every=merged["rebuild_every"],
                 ring_size=merged["ring_size"],

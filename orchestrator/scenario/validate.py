@@ -242,15 +242,16 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
         for key in ("target", "crash"):
             if key in check:
                 check_target_ref((*base, key), check[key])
-        for j, point in enumerate(check.get("at", []) if isinstance(check.get("at"), list) else []):
+        points = check.get("at", []) if isinstance(check.get("at"), list) else []
+        located: list[tuple[Path_, Any]] = [((*base, "at", j), point) for j, point in enumerate(points)]
+        if "since" in check:
+            located.append(((*base, "since"), check["since"]))
+        for path, point in located:
             if not isinstance(point, str):
                 continue
             phase, _, edge = point.partition(".")
             if edge not in {"start", "end"} or phase not in phase_names:
-                error(
-                    (*base, "at", j),
-                    f"'{point}' is not <phase>.start or <phase>.end (phases: {', '.join(phase_names)})",
-                )
+                error(path, f"'{point}' is not <phase>.start or <phase>.end (phases: {', '.join(phase_names)})")
         for j, phase in enumerate(check.get("during", []) if isinstance(check.get("during"), list) else []):
             if isinstance(phase, str) and phase not in phase_names:
                 error((*base, "during", j), f"no phase named '{phase}'{_suggest(phase, phase_names)}")

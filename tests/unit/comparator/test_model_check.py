@@ -1,0 +1,143 @@
+"""The model check's verdicts from synthetic journals: exact predictions, bounds, missing data."""
+
+from __future__ import annotations
+
+import time
+
+from orchestrator.comparator import RunFacts, check_model, designed_target
+from orchestrator.journal import HeapSample, Journal
+from orchestrator.model.predict import predict
+from orchestrator.payload import backlog_bytes, key_bytes, owned_bytes
+from orchestrator.scenario import load_scenario_text
+from orchestrator.verdict import Verdict
+
+SCENARIO = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: unit
+targets:
+  - {name: kv, store: mutexmap, replicas: 2, replicate: {queue: QUEUE, capacity: 1000}}
+load:
+  keys: {space: 50000}
+  value: {type: "[32]byte"}
+phases:
+  - {name: fill, duration: 5s}
+  - {name: cut, duration: 5s}
+  - {name: after, duration: 5s}
+checks:
+  - {model: live_heap, target: kv, tolerance: 5%, at: [after.end]}
+  - {model: live_heap, target: kv, tolerance: 5%, at: [cut.end], since: fill.end,
+     design: {replicate: {queue: bounded, capacity: 1000}}}
+"""
+
+GO_TYPE = "map[string][32]byte"
+
+
+def _sample(point: str, replica: int, live: int, entries: int, backlog: tuple[int, ...] = (), settled: bool = True):
+    return HeapSample(
+        target="kv", replica=replica, point=point, wall=time.time(), live_bytes=live, entries=entries,
+        high_water=entries, goroutines=10, go_version="go1.26.8", go_type=GO_TYPE, settled=settled,
+        replication_backlog=backlog,
+    )  # fmt: skip
+
+
+def _scenario(queue: str = "bounded"):
+    return load_scenario_text(SCENARIO.replace("QUEUE", queue))
+
+
+def _designed(entries: int) -> int:
+    return predict(GO_TYPE, entries).live_bytes + key_bytes(entries).expected
+
+
+def _journal(*samples: HeapSample) -> Journal:
+    journal = Journal()
+    for s in samples:
+        journal.add_sample(s)
+    return journal
+
+
+def test_exact_heap_passes_and_a_leak_fails() -> None:
+    scenario = _scenario()
+    check = scenario.checks[0]
+    facts = RunFacts({"kv": [20_000, 20_000]}, None)
+    base = 700_000
+    exact = _journal(
+        _sample("deploy", 0, base, 0), _sample("deploy", 1, base, 0),
+        _sample("after.end", 0, base + _designed(20_000), 20_000),
+        _sample("after.end", 1, base + _designed(20_000), 20_000),
+    )  # fmt: skip
+    result = check_model(check, scenario, exact, facts)
+    assert result.verdict is Verdict.PASS, result.summary
+    assert result.evidence["samples"][0]["error"] == 0.0
+
+    leak = _journal(
+        _sample("deploy", 0, base, 0), _sample("deploy", 1, base, 0),
+        _sample("after.end", 0, base + _designed(20_000), 20_000),
+        _sample("after.end", 1, base + int(_designed(20_000) * 1.2), 20_000),
+    )  # fmt: skip
+    assert check_model(check, scenario, leak, facts).verdict is Verdict.FAIL
+
+
+def test_wrong_entry_count_at_the_end_fails_and_a_missing_sample_is_inconclusive() -> None:
+    scenario = _scenario()
+    check = scenario.checks[0]
+    facts = RunFacts({"kv": [20_000, 20_000]}, None)
+    short = _journal(
+        _sample("deploy", 0, 0, 0), _sample("deploy", 1, 0, 0),
+        _sample("after.end", 0, _designed(19_000), 19_000), _sample("after.end", 1, _designed(20_000), 20_000),
+    )  # fmt: skip
+    assert check_model(check, scenario, short, facts).verdict is Verdict.FAIL
+    missing = _journal(_sample("deploy", 0, 0, 0), _sample("after.end", 0, _designed(20_000), 20_000))
+    assert check_model(check, scenario, missing, facts).verdict is Verdict.INCONCLUSIVE
+
+
+def test_since_predicts_only_the_backlog_when_the_keys_did_not_change() -> None:
+    scenario = _scenario()
+    check = scenario.checks[1]
+    facts = RunFacts({"kv": [20_000, 20_000]}, None)
+    per_op = 16 + 32  # key + [32]byte value, one noscan []byte per queued op
+    grown = backlog_bytes((800,), per_op, 1000).expected
+    assert grown == 32768 + 800 * 48  # one 32 KiB chunk of slots + 800 payloads of 48 B
+    journal = _journal(
+        _sample("fill.end", 0, 5_000_000, 20_000, (0,)), _sample("fill.end", 1, 5_000_000, 20_000, (0,)),
+        _sample("cut.end", 0, 5_000_000 + grown, 20_000, (800,)), _sample("cut.end", 1, 5_000_000, 20_000, (0,)),
+    )  # fmt: skip
+    result = check_model(check, scenario, journal, facts)
+    assert result.verdict is Verdict.PASS, result.summary
+    assert [r["predicted_bytes"] for r in result.evidence["samples"]] == [grown, 0]
+
+
+def test_a_queue_that_lost_its_designed_bound_fails() -> None:
+    # Deployed unbounded (e.g. --set …queue=unbounded); the check's design still says 1000 ops per peer.
+    scenario = _scenario("unbounded")
+    check = scenario.checks[1]
+    assert designed_target(scenario.target("kv"), check.params["design"]).replicate.queue == "bounded"
+    facts = RunFacts({"kv": [20_000, 20_000]}, None)
+    held = backlog_bytes((5000,), 48, None).expected  # what an unbounded queue of 5000 ops really holds
+    journal = _journal(
+        _sample("fill.end", 0, 5_000_000, 20_000, (0,)), _sample("fill.end", 1, 5_000_000, 20_000, (0,)),
+        _sample("cut.end", 0, 5_000_000 + held, 20_000, (5000,)), _sample("cut.end", 1, 5_000_000, 20_000, (0,)),
+    )  # fmt: skip
+    result = check_model(check, scenario, journal, facts)
+    assert result.verdict is Verdict.FAIL, result.summary
+    assert result.evidence["samples"][0]["predicted_bytes"] == backlog_bytes((1000,), 48, None).expected
+
+
+def test_an_intermediate_sample_under_load_above_range_is_inconclusive_not_failed() -> None:
+    text = SCENARIO.replace("QUEUE", "bounded").replace("at: [after.end]}", "at: [fill.end]}")
+    scenario = load_scenario_text(text)
+    facts = RunFacts({"kv": [20_000, 20_000]}, None)
+    journal = _journal(
+        _sample("deploy", 0, 0, 0), _sample("deploy", 1, 0, 0),
+        _sample("fill.end", 0, int(_designed(10_000) * 1.3), 10_000, settled=False),
+        _sample("fill.end", 1, _designed(10_000), 10_000, settled=False),
+    )  # fmt: skip
+    assert check_model(scenario.checks[0], scenario, journal, facts).verdict is Verdict.INCONCLUSIVE
+
+
+def test_owned_objects_follow_typed_pointers_only() -> None:
+    from orchestrator.model.gotypes import container_of
+
+    node = container_of("map[string]*struct{V [32]byte; Prev unsafe.Pointer; Meta *struct{N unsafe.Pointer; S uint64}}")
+    assert owned_bytes(node.elem) == 48 + 16  # node (48 B, pointerful: class 48) + meta (16 B)
+    assert owned_bytes(container_of("map[string][32]byte").elem) == 0
