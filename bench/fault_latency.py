@@ -1,14 +1,19 @@
 """How late faults land against their schedule: apply and heal latency through the real agent.
 
-    sudo .venv/bin/python bench/fault_latency.py [--rounds 30] [--interval 0.25] [--replicas 4]
+    sudo .venv/bin/python bench/fault_latency.py [--rounds 30] [--interval 0.25] [--replicas 4] [--prepare-batch 10]
 
 Builds a run network (``--replicas`` namespaces plus a load node), starts the chaos
 agent as the controller does, then for each fault kind schedules ``--rounds`` applies
 ``--interval`` seconds apart on a monotonic timeline and heals each one an interval
-later. Lateness = the moment the agent's reply says the rules are in the kernel minus
-the scheduled moment (the nemesis's ``AppliedFault.lateness_s``). Prints a Markdown
-table (p50, p95, max, in ms) for BENCHMARKS.md. Goal: under 100 ms. Everything it
-creates is removed at the end, also on Ctrl-C.
+later. Each round is its own phase (``r<i>``), as in a scenario. Kinds marked
+"prepared" are prepared as the runner does (``Nemesis.prepare`` before the timeline),
+``--prepare-batch`` rounds at a time (each round's proxies are distinct processes, and
+the agent keeps at most 64 idle); the batch's timeline starts after its Prepare returns.
+The cold delay kind is not prepared: its proxies start at apply. Lateness = the moment
+the agent's reply says the rules are in the kernel minus the scheduled moment (the
+nemesis's ``AppliedFault.lateness_s``). Prints a Markdown table (p50, p95, max, in ms)
+for BENCHMARKS.md. Goal: under 100 ms. Everything it creates is removed at the end,
+also on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -26,13 +31,18 @@ from chaos.nemesis import Nemesis
 from chaos.resolve import resolve_fault, topology_from_network
 from orchestrator.ledger import Ledger
 from orchestrator.netns import LocalNetwork, cleanup_run
-from orchestrator.scenario.spec import FaultSpec
+from orchestrator.scenario.spec import FaultSpec, PhaseSpec
 
+# label → (fault, prepared ahead?)
 KINDS = {
-    "partition halves (drop)": FaultSpec("partition", {"shape": "halves", "among": "kv"}),
-    "partition isolate-one (reject)": FaultSpec("partition", {"shape": "isolate-one", "among": "kv", "mode": "reject"}),
-    "netem loss 10%": FaultSpec("netem", {"target": "kv", "loss": "10%"}),
-    "netem delay 20ms": FaultSpec("netem", {"target": "kv", "delay": "20ms"}),
+    "partition halves (drop)": (FaultSpec("partition", {"shape": "halves", "among": "kv"}), False),
+    "partition isolate-one (reject)": (
+        FaultSpec("partition", {"shape": "isolate-one", "among": "kv", "mode": "reject"}),
+        False,
+    ),
+    "netem loss 10%": (FaultSpec("netem", {"target": "kv", "loss": "10%"}), False),
+    "netem delay 20ms, prepared": (FaultSpec("netem", {"target": "kv", "delay": "20ms"}), True),
+    "netem delay 20ms, cold (not prepared)": (FaultSpec("netem", {"target": "kv", "delay": "20ms"}), False),
 }
 
 
@@ -46,7 +56,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--replicas", type=int, default=4)
+    parser.add_argument("--prepare-batch", type=int, default=10, help="rounds prepared at once (prepared kinds)")
     args = parser.parse_args()
+    if not (1 <= args.rounds <= 1000 and 0.05 <= args.interval <= 10 and 1 <= args.replicas <= 16):
+        parser.error("rounds 1..1000, interval 0.05..10 s, replicas 1..16")
+    batch = max(1, min(args.prepare_batch, 64 // args.replicas))
     ledger = Ledger.create()
     net = LocalNetwork.create(ledger.run_id, ledger)
     nemesis = None
@@ -59,18 +73,25 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             agent = start_local_agent(ledger, Path(tmp))
             nemesis = Nemesis(agent.client, ledger.run_id, agent=agent)
-            for label, spec in KINDS.items():
+            for label, (spec, prepare) in KINDS.items():
                 apply_late, heal_late = [], []
                 start = time.monotonic() + args.interval
                 for r in range(args.rounds):
-                    fault = resolve_fault(spec, topo, phase=f"r{r}", index=0)
+                    phase = f"r{r}"
+                    fault = resolve_fault(spec, topo, phase=phase, index=0)
+                    if prepare and r % batch == 0:
+                        phases = [PhaseSpec(f"r{i}", 2 * args.interval, None, None, (spec,))
+                                  for i in range(r, min(r + batch, args.rounds))]  # fmt: skip
+                        ready = nemesis.prepare(phases, topo)
+                        assert len(ready) == len(phases), ready
+                        start = time.monotonic() + args.interval - 2 * r * args.interval
                     at = start + 2 * r * args.interval
                     time.sleep(max(0.0, at - time.monotonic()))
                     applied = nemesis.apply(fault, scheduled_at=at)
                     apply_late.append(applied.lateness_s)
                     heal_at = at + args.interval
                     time.sleep(max(0.0, heal_at - time.monotonic()))
-                    nemesis.end_phase(f"r{r}")
+                    nemesis.end_phase(phase)
                     assert applied.healed_mono is not None
                     heal_late.append(applied.healed_mono - heal_at)
                 mech = ", ".join(applied.mechanisms)
@@ -87,7 +108,7 @@ def main() -> int:
     ms = 1000.0
     print(f"machine: {platform.node()} {platform.machine()}, kernel {platform.release()}, {time.strftime('%Y-%m-%d')}")
     print(f"command: bench/fault_latency.py --rounds {args.rounds} --interval {args.interval}", end="")
-    print(f" --replicas {args.replicas}")
+    print(f" --replicas {args.replicas} --prepare-batch {batch}")
     print()
     print("| fault | mechanism | apply p50 ms | apply p95 ms | apply max ms", end="")
     print(" | heal p50 ms | heal p95 ms | heal max ms |")

@@ -1,6 +1,7 @@
 """The controller's side of chaos: apply each phase's faults through the agent, keep their leases, heal.
 
     nemesis = Nemesis.start_local(ledger, work_dir)        # starts the agent helper process
+    nemesis.prepare(scenario.phases, topology)             # starts slow things ahead (delay proxies), idle
     applied = nemesis.begin_phase(phase, topology, scheduled_at=boundary)
     ...                                                    # a thread renews leases meanwhile
     nemesis.end_phase(phase)                               # heals that phase's faults
@@ -10,6 +11,11 @@ Every fault gets an ``AppliedFault`` record with its schedule, applied and heale
 times on time.monotonic() and wall time, the mechanisms the agent used, and why
 it healed (phase-end, for-elapsed, lease-expired, close). If this process dies,
 the renewals stop and the agent heals every fault within its lease.
+
+``prepare`` is optional and changes no traffic: it lets a fault whose mechanism is
+slow to start (the delay proxy, on kernels without sch_netem) land as fast as a
+partition. Prepared faults are renewed like applied ones until their phase applies
+them; a phase that ends without applying its prepared faults drops them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +107,7 @@ class Nemesis:
         self.renew_interval_s = renew_interval_s
         self.agent = agent
         self.records: list[AppliedFault] = []
+        self.prepared: dict[str, str] = {}  # fault id → phase: prepared on the agent, not yet applied
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, name="nemesis-renew", daemon=True)
@@ -112,6 +120,34 @@ class Nemesis:
         return cls(agent.client, ledger.run_id, lease_s=lease_s, agent=agent)
 
     # --- phases ----------------------------------------------------------------------------
+
+    def prepare(self, phases: Iterable[PhaseSpec], topology: RunTopology) -> list[str]:
+        """Have the agent start ahead, idle, what applying these phases' faults would start. Returns the ids prepared.
+
+        Only delay faults have anything to prepare (their proxies, where the kernel lacks sch_netem);
+        the agent skips the rest. Prepared faults hold a lease, renewed with the applied ones;
+        ``apply`` consumes them, ``end_phase`` and ``close`` drop the unused ones. An agent without
+        Prepare (older) is tolerated: faults are then applied cold. Raises InfrastructureError if
+        the agent refuses (e.g. a namespace not the run's) or a proxy does not start.
+        """
+        faults = [f for phase in phases for f in resolve_phase(phase, topology) if any(n.delay_s > 0 for n in f.netem)]
+        if not faults:
+            return []
+        started = time.monotonic()
+        try:
+            reply = self.client.prepare([to_proto(f, self.run_id, f.key) for f in faults], self.lease_s)
+        except grpc.RpcError as err:
+            if hasattr(err, "code") and err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                log.warning("run %s: the chaos agent cannot prepare faults; delays will start cold", self.run_id)
+                return []
+            raise InfrastructureError(f"chaos agent could not prepare faults: {_rpc_text(err)}") from None
+        phase_of = {f.key: f.phase for f in faults}
+        with self._lock:
+            for fid in reply.prepared:
+                self.prepared[fid] = phase_of.get(fid, "")
+        log.info("run %s: prepared %s in %.0f ms (skipped: %s)", self.run_id, ", ".join(reply.prepared) or "nothing",
+                 (time.monotonic() - started) * 1000, ", ".join(reply.skipped) or "none")  # fmt: skip
+        return list(reply.prepared)
 
     def begin_phase(
         self, phase: PhaseSpec, topology: RunTopology, *, scheduled_at: float | None = None
@@ -131,6 +167,8 @@ class Nemesis:
     def apply(self, fault: ResolvedFault, *, scheduled_at: float | None = None) -> AppliedFault:
         """Apply one resolved fault now (id: its key ``<phase>.<index>``)."""
         scheduled = time.monotonic() if scheduled_at is None else scheduled_at
+        with self._lock:
+            self.prepared.pop(fault.key, None)  # the agent consumes what it prepared, whatever the outcome
         try:
             reply = self.client.apply(to_proto(fault, self.run_id, fault.key), self.lease_s)
         except grpc.RpcError as err:
@@ -156,7 +194,9 @@ class Nemesis:
     def end_phase(self, phase: PhaseSpec | str) -> list[AppliedFault]:
         """Heal the still-active faults of ``phase``. Returns the records healed now."""
         name = phase if isinstance(phase, str) else phase.name
-        return self._heal([r for r in self.active() if r.phase == name], "phase-end")
+        healed = self._heal([r for r in self.active() if r.phase == name], "phase-end")
+        self._drop_prepared(name)
+        return healed
 
     def active(self) -> list[AppliedFault]:
         with self._lock:
@@ -169,7 +209,9 @@ class Nemesis:
         self._thread.join(timeout=5.0)
         try:
             self._heal(self.active(), "close")
-            self.client.heal(self.run_id)
+            self.client.heal(self.run_id)  # every fault of the run, prepared ones included
+            with self._lock:
+                self.prepared.clear()
         except (grpc.RpcError, InfrastructureError) as err:
             problems.append(f"heal at close: {err}")
         if self.agent is not None:
@@ -180,6 +222,21 @@ class Nemesis:
         return problems
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _drop_prepared(self, phase: str) -> None:
+        """Stop what was prepared for ``phase`` and not applied (a failed or skipped apply). Never raises."""
+        with self._lock:
+            ids = [fid for fid, p in self.prepared.items() if p == phase]
+            for fid in ids:
+                del self.prepared[fid]
+        if not ids:  # never send an empty Heal: that heals the whole run
+            return
+        try:
+            reply = self.client.heal(self.run_id, ids)
+            if reply.errors:
+                log.error("run %s: dropping prepared %s: %s", self.run_id, ids, "; ".join(reply.errors))
+        except grpc.RpcError as err:  # their lease stops them anyway
+            log.error("run %s: could not drop prepared %s: %s", self.run_id, ids, _rpc_text(err))
 
     def _heal(self, records: list[AppliedFault], reason: str) -> list[AppliedFault]:
         if not records:
@@ -214,12 +271,18 @@ class Nemesis:
         if due:
             self._heal(due, "for-elapsed")
         ids = [r.id for r in self.active() if not r.healing]
+        with self._lock:
+            ids += list(self.prepared)
         if not ids:
             return
         reply = self.client.renew(self.run_id, ids, self.lease_s)
         if reply.unknown:
             now, wall = time.monotonic(), time.time()
             with self._lock:
+                for fid in reply.unknown:
+                    if self.prepared.pop(fid, None) is not None:
+                        log.warning("run %s: the agent dropped prepared %s (lease expired); it will start cold",
+                                    self.run_id, fid)  # fmt: skip
                 for r in self.records:
                     if r.active and not r.healing and r.id in reply.unknown:
                         r.healed_mono, r.healed_wall, r.heal_reason = now, wall, "lease-expired"

@@ -6,7 +6,7 @@
 Probes the kernel, sweeps what an earlier agent of these runs left, serves gRPC,
 and writes the ready file (JSON: port, pid, nft, netem) once serving. Exits on
 SIGTERM/SIGINT (healing everything first), or once the controller pid is gone
-and every fault has healed (by heal or by lease).
+and every fault has healed and every prepared one been dropped (by heal or by lease).
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("serving on port %d for runs %s (nft=%s netem=%s)", agent.port, ",".join(args.run), caps.nft, caps.netem)
     reason = "signal"
     while not stop.wait(WATCH_INTERVAL_S):
-        if args.controller_pid and not pid_running(args.controller_pid, controller_start) and not table.list():
+        controller_gone = args.controller_pid and not pid_running(args.controller_pid, controller_start)
+        if controller_gone and not table.holds_anything():
             reason = "controller gone, all faults healed"
             break
     log.info("stopping: %s", reason)

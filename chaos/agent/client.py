@@ -29,6 +29,7 @@ from orchestrator.ledger import Ledger, ResourceKind
 from orchestrator.processes import start_process, stop_process
 
 RPC_TIMEOUT_S = 5.0
+PREPARE_TIMEOUT_S = 60.0  # starts a process per delayed node of the whole timeline (at most 64 per run)
 AGENT_READY_TIMEOUT_S = 20.0
 
 
@@ -65,6 +66,13 @@ class AgentClient:
         self._meta = (("authorization", f"Bearer {token}"),)
         self._channel = grpc.insecure_channel(address)
         self._stub = pb_grpc.ChaosAgentStub(self._channel)
+
+    def prepare(
+        self, faults: Iterable[pb.Fault], lease_s: float, *, timeout_s: float = PREPARE_TIMEOUT_S
+    ) -> pb.PrepareReply:
+        """Have the agent start ahead, idle, what applying ``faults`` needs (delay proxies). Held under lease."""
+        req = pb.PrepareRequest(faults=list(faults), lease_s=lease_s)
+        return self._stub.Prepare(req, timeout=timeout_s, metadata=self._meta)
 
     def apply(self, fault: pb.Fault, lease_s: float) -> pb.ApplyReply:
         """Apply (idempotent: a known id is renewed). Side effect on the agent: the fault's rules."""

@@ -1,4 +1,4 @@
-"""The chaos agent's service: Apply, Renew, Heal, List under leases, with token auth.
+"""The chaos agent's service: Prepare, Apply, Renew, Heal, List under leases, with token auth.
 
 ``FaultTable`` holds the faults and their leases (time.monotonic) and does the
 work through the engines; ``AgentService`` is the gRPC face; ``serve`` runs both
@@ -10,6 +10,12 @@ with the self-heal thread. Safety rules, enforced here:
   within ``REAP_INTERVAL_S``;
 * at start it sweeps its runs' leftovers: its table in every run namespace, its
   qdiscs, delay proxies recorded in the ledger, replicas left stopped (SIGCONT).
+
+Prepare starts ahead what is slow to start (the delay proxies, when the kernel has
+no sch_netem), idle: listening in the target's namespace, nothing redirected to
+them. A prepared fault holds a lease like an applied one (Renew keeps it, the
+reaper stops its proxies when it expires, Heal drops it); Apply consumes it and
+then only rewrites the nft table, as fast as a partition.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from chaos.engines import delayproxy, netem, nft, process
 from chaos.engines.command import NetnsHandle, Runner, subprocess_runner
 from chaos.probe import Capabilities
 from orchestrator.errors import MapquakeError
+from orchestrator.ledger import Ledger
 from orchestrator.processes import terminate_pid
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ DEFAULT_LEASE_S = 5.0
 MAX_LEASE_S = 600.0
 REAP_INTERVAL_S = 0.05
 PROXY_LABEL_PREFIX = "chaos-proxy:"
+MAX_PREPARED_PROXIES = 64  # per run: idle proxies cost a process each; faults beyond this are applied cold
 
 
 @dataclass
@@ -58,6 +66,34 @@ class Held:
     @property
     def key(self) -> tuple[str, str]:
         return (self.fault.run_id, self.fault.id)
+
+
+@dataclass
+class ReadyProxy:
+    """A delay proxy started ahead for one node of a fault, with the settings it was started with."""
+
+    netns: str
+    delay_s: float
+    jitter_s: float
+    proxy: delayproxy.ProxyProcess
+
+    def fits(self, node: pb.Degrade) -> bool:
+        """Usable for ``node``: same namespace and settings, and still running."""
+        return (
+            self.netns == node.netns
+            and abs(self.delay_s - node.delay_s) < 1e-9
+            and abs(self.jitter_s - node.jitter_s) < 1e-9
+            and self.proxy.running()
+        )
+
+
+@dataclass
+class Prepared:
+    """A fault made ready to apply fast: its idle proxies, under a lease."""
+
+    fault: pb.Fault
+    expires_at: float
+    proxies: list[ReadyProxy] = field(default_factory=list)
 
 
 class FaultTable:
@@ -80,14 +116,78 @@ class FaultTable:
         self.runner = runner
         self.clock = clock
         self.faults: dict[tuple[str, str], Held] = {}
+        self.prepared: dict[tuple[str, str], Prepared] = {}
         self.lock = threading.RLock()
         self.healed_log: list[tuple[str, str, float, str]] = []  # (run, id, monotonic, reason)
         self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="chaos-ns")
 
-    # --- the four calls ------------------------------------------------------------------
+    # --- the calls ------------------------------------------------------------------------
+
+    def prepare(self, faults: Iterable[pb.Fault], lease_s: float) -> tuple[list[str], list[str]]:
+        """Start ahead, idle, what applying ``faults`` would have to start. Returns (prepared ids, skipped ids).
+
+        Whole or nothing: if a namespace is refused or a proxy does not start, everything this
+        call started is stopped and the error raised. A fault already prepared or applied is
+        renewed; one with nothing slow to start (anything but a proxy delay) is skipped, as is
+        one that would take the run past MAX_PREPARED_PROXIES (it is applied cold).
+        """
+        lease_s = _lease(lease_s)
+        faults = list(faults)
+        prepared, skipped = [], []
+        with self.lock:
+            plan: list[tuple[Prepared, NetnsHandle, pb.Degrade]] = []
+            counts: dict[str, int] = {}
+            for run_id in {f.run_id for f in faults}:
+                counts[run_id] = sum(len(p.proxies) for k, p in self.prepared.items() if k[0] == run_id)
+            for fault in faults:
+                key = (fault.run_id, fault.id)
+                if key in self.prepared or key in self.faults:
+                    (self.prepared.get(key) or self.faults[key]).expires_at = self.clock() + lease_s
+                    prepared.append(fault.id)
+                    continue
+                delayed = [d for d in fault.netem.nodes if d.delay_s > 0] if fault.HasField("netem") else []
+                if not delayed or self.caps.netem:
+                    skipped.append(fault.id)
+                    continue
+                if counts[fault.run_id] + len(delayed) > MAX_PREPARED_PROXIES:
+                    log.warning("not preparing %s/%s: over %d idle proxies", fault.run_id, fault.id,
+                                MAX_PREPARED_PROXIES)  # fmt: skip
+                    skipped.append(fault.id)
+                    continue
+                counts[fault.run_id] += len(delayed)
+                entry = Prepared(fault=fault, expires_at=0.0)
+                plan += [(entry, self.namespaces.handle(fault.run_id, d.netns), d) for d in delayed]
+                prepared.append(fault.id)
+            futures = [
+                self._pool.submit(delayproxy.start, h, d.delay_s, d.jitter_s,
+                                  label=f"{PROXY_LABEL_PREFIX}{e.fault.id}:{d.netns}:prepared",
+                                  ledger=self._ledger(e.fault.run_id))
+                for e, h, d in plan
+            ]  # fmt: skip
+            errors: list[BaseException] = []
+            for (entry, _, d), future in zip(plan, futures, strict=True):
+                try:
+                    entry.proxies.append(ReadyProxy(d.netns, d.delay_s, d.jitter_s, future.result()))
+                except Exception as err:  # collect: every started proxy must be stopped on failure
+                    errors.append(err)
+            entries = list({id(e): e for e, _, _ in plan}.values())
+            if errors:
+                for entry in entries:
+                    self._stop_ready(entry.proxies)
+                raise errors[0]
+            expires = self.clock() + lease_s
+            for entry in entries:
+                entry.expires_at = expires
+                self.prepared[(entry.fault.run_id, entry.fault.id)] = entry
+                log.info("prepared %s/%s (%s): %d idle delay proxies", entry.fault.run_id, entry.fault.id,
+                         entry.fault.summary, len(entry.proxies))  # fmt: skip
+        return prepared, skipped
 
     def apply(self, fault: pb.Fault, lease_s: float) -> Held:
-        """Apply ``fault`` (or renew it if already held). Raises Refused / MapquakeError; partial work is undone."""
+        """Apply ``fault`` (or renew it if already held). Raises Refused / MapquakeError; partial work is undone.
+
+        What ``prepare`` started for it is used when it still fits the fault; the rest is stopped.
+        """
         lease_s = _lease(lease_s)
         with self.lock:
             key = (fault.run_id, fault.id)
@@ -95,12 +195,15 @@ class FaultTable:
                 held = self.faults[key]
                 held.expires_at = self.clock() + lease_s
                 return held
+            ready = self.prepared.pop(key).proxies if key in self.prepared else []
             held = Held(fault=fault, expires_at=self.clock() + lease_s, applied_at=self.clock())
             try:
-                self._apply(held)
+                self._apply(held, ready)
             except BaseException:
                 self._undo(held)
                 raise
+            finally:
+                self._stop_ready(ready)  # the prepared proxies the fault did not take
             held.applied_at = self.clock()
             held.expires_at = held.applied_at + lease_s
             self.faults[key] = held
@@ -113,7 +216,7 @@ class FaultTable:
         with self.lock:
             now = self.clock()
             for fid in fault_ids:
-                held = self.faults.get((run_id, fid))
+                held = self.faults.get((run_id, fid)) or self.prepared.get((run_id, fid))
                 if held is None:
                     unknown.append(fid)
                 else:
@@ -122,10 +225,16 @@ class FaultTable:
         return renewed, unknown
 
     def heal(self, run_id: str, fault_ids: Iterable[str] = (), *, reason: str = "heal") -> tuple[list[str], list[str]]:
-        """Heal the given faults of ``run_id`` (all of the run when empty). Returns (healed ids, errors)."""
+        """Heal the given faults of ``run_id`` (all of the run when empty). Returns (healed ids, errors).
+
+        Prepared faults among them are dropped (their idle proxies stopped); they are not in "healed".
+        """
         ids = list(fault_ids)
         healed, errors = [], []
         with self.lock:
+            for key in [k for k in self.prepared if k[0] == run_id and (not ids or k[1] in ids)]:
+                errors += self._stop_ready(self.prepared.pop(key).proxies)
+                log.info("dropped prepared %s/%s (%s)", key[0], key[1], reason)
             keys = [k for k in self.faults if k[0] == run_id and (not ids or k[1] in ids)]
             for key in keys:
                 held = self.faults.pop(key)
@@ -139,24 +248,57 @@ class FaultTable:
         with self.lock:
             return [h for k, h in self.faults.items() if not run_id or k[0] == run_id]
 
+    def list_prepared(self, run_id: str = "") -> list[Prepared]:
+        with self.lock:
+            return [p for k, p in self.prepared.items() if not run_id or k[0] == run_id]
+
+    def holds_anything(self) -> bool:
+        """Any applied or prepared fault (what keeps the agent from exiting once its controller is gone)."""
+        with self.lock:
+            return bool(self.faults or self.prepared)
+
     def reap(self) -> list[tuple[str, str]]:
-        """Heal every fault whose lease expired. Returns their keys."""
+        """Heal every fault whose lease expired, drop every prepared one whose lease expired. Returns their keys."""
         with self.lock:
             now = self.clock()
+            stale = [k for k, p in self.prepared.items() if p.expires_at <= now]
+            for run_id, fid in stale:
+                log.warning("lease of prepared %s/%s expired: stopping its proxies", run_id, fid)
+                for err in self._stop_ready(self.prepared.pop((run_id, fid)).proxies):
+                    log.error("%s", err)
             expired = [k for k, h in self.faults.items() if h.expires_at <= now]
             for run_id, fid in expired:
                 log.warning("lease of %s/%s expired: healing", run_id, fid)
                 self.heal(run_id, [fid], reason="lease-expired")
-        return expired
+        return stale + expired
 
     def heal_everything(self, reason: str) -> None:
         with self.lock:
-            for run_id in sorted({k[0] for k in self.faults}):
+            for run_id in sorted({k[0] for k in [*self.faults, *self.prepared]}):
                 self.heal(run_id, reason=reason)
 
     # --- engines ---------------------------------------------------------------------------
 
-    def _apply(self, held: Held) -> None:
+    def _ledger(self, run_id: str) -> Ledger | None:
+        return getattr(self.namespaces, "ledger", lambda _r: None)(run_id)
+
+    def _stop_ready(self, ready: list[ReadyProxy]) -> list[str]:
+        """Stop these idle proxies (in parallel) and forget them. Returns errors; never raises."""
+        taken = list(ready)
+        ready.clear()
+
+        def stop(r: ReadyProxy) -> str | None:
+            try:
+                r.proxy.stop()
+            except Exception as err:  # keep stopping the rest
+                return f"proxy {r.proxy.label}: {err}"
+            return None
+
+        return [e for e in self._pool.map(stop, taken) if e is not None]
+
+    def _apply(self, held: Held, ready: list[ReadyProxy] | None = None) -> None:
+        """Apply ``held.fault``; delay proxies in ``ready`` that fit its nodes are taken (removed from the list)."""
+        ready = ready if ready is not None else []
         fault = held.fault
         run_id = fault.run_id
         kind = fault.WhichOneof("kind")
@@ -178,14 +320,27 @@ class FaultTable:
                 list(self._pool.map(lambda hd: netem.apply(hd[0], hd[1].ifname, hd[1].delay_s, hd[1].jitter_s,
                                                              self.runner), delayed))  # fmt: skip
             elif delayed:
-                ledger = getattr(self.namespaces, "ledger", lambda _r: None)(run_id)
+                cold = []
+                for handle, d in delayed:
+                    warm = next((r for r in ready if r.fits(d)), None)
+                    if warm is None:
+                        cold.append((handle, d))
+                        continue
+                    ready.remove(warm)
+                    held.proxies.append(warm.proxy)
+                    redirect = nft.Redirect(fault.id, warm.proxy.port)
+                    self._add_rules(held, handle, nft.NamespaceRules(redirects=[redirect]))
+                ledger = None
+                if cold:
+                    log.info("%s/%s: starting %d delay proxies now (not prepared)", run_id, fault.id, len(cold))
+                    ledger = self._ledger(run_id)
                 futures = [
                     self._pool.submit(delayproxy.start, h, d.delay_s, d.jitter_s,
                                       label=f"{PROXY_LABEL_PREFIX}{fault.id}:{d.netns}", ledger=ledger)
-                    for h, d in delayed
+                    for h, d in cold
                 ]  # fmt: skip
                 errors = []
-                for (handle, _), future in zip(delayed, futures, strict=True):
+                for (handle, _), future in zip(cold, futures, strict=True):
                     try:
                         proxy = future.result()
                     except Exception as err:  # collect: every started proxy must be recorded for the undo
@@ -333,6 +488,15 @@ class AgentService(pb_grpc.ChaosAgentServicer):
     def __init__(self, table: FaultTable) -> None:
         self.table = table
 
+    def Prepare(self, request: pb.PrepareRequest, context: grpc.ServicerContext) -> pb.PrepareReply:
+        try:
+            prepared, skipped = self.table.prepare(request.faults, request.lease_s)
+        except Refused as err:
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
+        except MapquakeError as err:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+        return pb.PrepareReply(prepared=prepared, skipped=skipped)
+
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
         try:
             held = self.table.apply(request.fault, request.lease_s)
@@ -367,7 +531,8 @@ class AgentService(pb_grpc.ChaosAgentServicer):
                     mechanisms=h.mechanisms,
                 )
                 for h in self.table.list(request.run_id)
-            ]
+            ],
+            prepared=[p.fault.id for p in self.table.list_prepared(request.run_id)],
         )
 
 

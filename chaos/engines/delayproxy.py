@@ -12,6 +12,11 @@ Differences from netem, by construction: only TCP connections *to* the node are
 delayed (not those it opens, not UDP); connection set-up is not delayed; clients
 connected before the fault are reset once so they reconnect through the proxy.
 
+Started ahead: ``FaultTable.prepare`` starts the proxies of the run's delay faults
+when the run starts, idle (listening, nothing redirected to them), so applying the
+fault only rewrites the nft table. A prepared proxy is stopped like an applied one
+(heal, lease expiry, the agent's exit or startup sweep, ``mapquake cleanup``).
+
 Bounded: at most ``--max-conns`` connections, exits when its parent (the agent)
 is gone or after ``--max-lifetime-s``; the agent stops it when the fault heals.
 
@@ -51,6 +56,9 @@ class ProxyProcess:
     port: int
     label: str
     ledger: Ledger | None
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
 
     def stop(self) -> None:
         """SIGTERM (then SIGKILL) the proxy by its own pid; record the release."""

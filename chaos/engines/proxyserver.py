@@ -51,7 +51,10 @@ class DelayProxy:
         self.active += 1
         try:
             try:
-                host, port = original_dst(writer.get_extra_info("socket"))
+                sock = writer.get_extra_info("socket")
+                host, port = original_dst(sock)
+                if (host, port) == sock.getsockname()[:2]:
+                    return  # not redirected (someone dialled the proxy's own port): never connect to ourselves
                 up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
             except (OSError, TimeoutError):
                 return

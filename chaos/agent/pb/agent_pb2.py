@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63haos/agent/pb/agent.proto\x12\x11mapquake.chaos.v1\"%\n\x03\x43ut\x12\r\n\x05netns\x18\x01 \x01(\t\x12\x0f\n\x07sources\x18\x02 \x03(\t\"Y\n\x07\x44\x65grade\x12\r\n\x05netns\x18\x01 \x01(\t\x12\x0e\n\x06ifname\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65lay_s\x18\x03 \x01(\x01\x12\x10\n\x08jitter_s\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\"?\n\tPartition\x12$\n\x04\x63uts\x18\x01 \x03(\x0b\x32\x16.mapquake.chaos.v1.Cut\x12\x0c\n\x04mode\x18\x02 \x01(\t\"2\n\x05Netem\x12)\n\x05nodes\x18\x01 \x03(\x0b\x32\x1a.mapquake.chaos.v1.Degrade\"4\n\x06Signal\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05netns\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x03\"\xc7\x01\n\x05\x46\x61ult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x31\n\tpartition\x18\x04 \x01(\x0b\x32\x1c.mapquake.chaos.v1.PartitionH\x00\x12)\n\x05netem\x18\x05 \x01(\x0b\x32\x18.mapquake.chaos.v1.NetemH\x00\x12+\n\x06signal\x18\x06 \x01(\x0b\x32\x19.mapquake.chaos.v1.SignalH\x00\x42\x06\n\x04kind\"H\n\x0c\x41pplyRequest\x12\'\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x18.mapquake.chaos.v1.Fault\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\"H\n\nApplyReply\x12\x10\n\x08\x66\x61ult_id\x18\x01 \x01(\t\x12\x12\n\nmechanisms\x18\x02 \x03(\t\x12\x14\n\x0c\x65xpires_in_s\x18\x03 \x01(\x01\"B\n\x0cRenewRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tfault_ids\x18\x02 \x03(\t\x12\x0f\n\x07lease_s\x18\x03 \x01(\x01\".\n\nRenewReply\x12\x0f\n\x07renewed\x18\x01 \x03(\t\x12\x0f\n\x07unknown\x18\x02 \x03(\t\"0\n\x0bHealRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tfault_ids\x18\x02 \x03(\t\"+\n\tHealReply\x12\x0e\n\x06healed\x18\x01 \x03(\t\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"\x1d\n\x0bListRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"r\n\x0b\x46\x61ultStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12\x14\n\x0c\x65xpires_in_s\x18\x05 \x01(\x01\x12\x12\n\nmechanisms\x18\x06 \x03(\t\";\n\tListReply\x12.\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x1e.mapquake.chaos.v1.FaultStatus2\xaa\x02\n\nChaosAgent\x12G\n\x05\x41pply\x12\x1f.mapquake.chaos.v1.ApplyRequest\x1a\x1d.mapquake.chaos.v1.ApplyReply\x12G\n\x05Renew\x12\x1f.mapquake.chaos.v1.RenewRequest\x1a\x1d.mapquake.chaos.v1.RenewReply\x12\x44\n\x04Heal\x12\x1e.mapquake.chaos.v1.HealRequest\x1a\x1c.mapquake.chaos.v1.HealReply\x12\x44\n\x04List\x12\x1e.mapquake.chaos.v1.ListRequest\x1a\x1c.mapquake.chaos.v1.ListReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63haos/agent/pb/agent.proto\x12\x11mapquake.chaos.v1\"%\n\x03\x43ut\x12\r\n\x05netns\x18\x01 \x01(\t\x12\x0f\n\x07sources\x18\x02 \x03(\t\"Y\n\x07\x44\x65grade\x12\r\n\x05netns\x18\x01 \x01(\t\x12\x0e\n\x06ifname\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x65lay_s\x18\x03 \x01(\x01\x12\x10\n\x08jitter_s\x18\x04 \x01(\x01\x12\x0c\n\x04loss\x18\x05 \x01(\x01\"?\n\tPartition\x12$\n\x04\x63uts\x18\x01 \x03(\x0b\x32\x16.mapquake.chaos.v1.Cut\x12\x0c\n\x04mode\x18\x02 \x01(\t\"2\n\x05Netem\x12)\n\x05nodes\x18\x01 \x03(\x0b\x32\x1a.mapquake.chaos.v1.Degrade\"4\n\x06Signal\x12\x0e\n\x06\x61\x63tion\x18\x01 \x01(\t\x12\r\n\x05netns\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x03\"\xc7\x01\n\x05\x46\x61ult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x31\n\tpartition\x18\x04 \x01(\x0b\x32\x1c.mapquake.chaos.v1.PartitionH\x00\x12)\n\x05netem\x18\x05 \x01(\x0b\x32\x18.mapquake.chaos.v1.NetemH\x00\x12+\n\x06signal\x18\x06 \x01(\x0b\x32\x19.mapquake.chaos.v1.SignalH\x00\x42\x06\n\x04kind\"K\n\x0ePrepareRequest\x12(\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x18.mapquake.chaos.v1.Fault\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\"1\n\x0cPrepareReply\x12\x10\n\x08prepared\x18\x01 \x03(\t\x12\x0f\n\x07skipped\x18\x02 \x03(\t\"H\n\x0c\x41pplyRequest\x12\'\n\x05\x66\x61ult\x18\x01 \x01(\x0b\x32\x18.mapquake.chaos.v1.Fault\x12\x0f\n\x07lease_s\x18\x02 \x01(\x01\"H\n\nApplyReply\x12\x10\n\x08\x66\x61ult_id\x18\x01 \x01(\t\x12\x12\n\nmechanisms\x18\x02 \x03(\t\x12\x14\n\x0c\x65xpires_in_s\x18\x03 \x01(\x01\"B\n\x0cRenewRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tfault_ids\x18\x02 \x03(\t\x12\x0f\n\x07lease_s\x18\x03 \x01(\x01\".\n\nRenewReply\x12\x0f\n\x07renewed\x18\x01 \x03(\t\x12\x0f\n\x07unknown\x18\x02 \x03(\t\"0\n\x0bHealRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x11\n\tfault_ids\x18\x02 \x03(\t\"+\n\tHealReply\x12\x0e\n\x06healed\x18\x01 \x03(\t\x12\x0e\n\x06\x65rrors\x18\x02 \x03(\t\"\x1d\n\x0bListRequest\x12\x0e\n\x06run_id\x18\x01 \x01(\t\"r\n\x0b\x46\x61ultStatus\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07summary\x18\x04 \x01(\t\x12\x14\n\x0c\x65xpires_in_s\x18\x05 \x01(\x01\x12\x12\n\nmechanisms\x18\x06 \x03(\t\"M\n\tListReply\x12.\n\x06\x66\x61ults\x18\x01 \x03(\x0b\x32\x1e.mapquake.chaos.v1.FaultStatus\x12\x10\n\x08prepared\x18\x02 \x03(\t2\xf9\x02\n\nChaosAgent\x12M\n\x07Prepare\x12!.mapquake.chaos.v1.PrepareRequest\x1a\x1f.mapquake.chaos.v1.PrepareReply\x12G\n\x05\x41pply\x12\x1f.mapquake.chaos.v1.ApplyRequest\x1a\x1d.mapquake.chaos.v1.ApplyReply\x12G\n\x05Renew\x12\x1f.mapquake.chaos.v1.RenewRequest\x1a\x1d.mapquake.chaos.v1.RenewReply\x12\x44\n\x04Heal\x12\x1e.mapquake.chaos.v1.HealRequest\x1a\x1c.mapquake.chaos.v1.HealReply\x12\x44\n\x04List\x12\x1e.mapquake.chaos.v1.ListRequest\x1a\x1c.mapquake.chaos.v1.ListReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,24 +43,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNAL']._serialized_end=348
   _globals['_FAULT']._serialized_start=351
   _globals['_FAULT']._serialized_end=550
-  _globals['_APPLYREQUEST']._serialized_start=552
-  _globals['_APPLYREQUEST']._serialized_end=624
-  _globals['_APPLYREPLY']._serialized_start=626
-  _globals['_APPLYREPLY']._serialized_end=698
-  _globals['_RENEWREQUEST']._serialized_start=700
-  _globals['_RENEWREQUEST']._serialized_end=766
-  _globals['_RENEWREPLY']._serialized_start=768
-  _globals['_RENEWREPLY']._serialized_end=814
-  _globals['_HEALREQUEST']._serialized_start=816
-  _globals['_HEALREQUEST']._serialized_end=864
-  _globals['_HEALREPLY']._serialized_start=866
-  _globals['_HEALREPLY']._serialized_end=909
-  _globals['_LISTREQUEST']._serialized_start=911
-  _globals['_LISTREQUEST']._serialized_end=940
-  _globals['_FAULTSTATUS']._serialized_start=942
-  _globals['_FAULTSTATUS']._serialized_end=1056
-  _globals['_LISTREPLY']._serialized_start=1058
-  _globals['_LISTREPLY']._serialized_end=1117
-  _globals['_CHAOSAGENT']._serialized_start=1120
-  _globals['_CHAOSAGENT']._serialized_end=1418
+  _globals['_PREPAREREQUEST']._serialized_start=552
+  _globals['_PREPAREREQUEST']._serialized_end=627
+  _globals['_PREPAREREPLY']._serialized_start=629
+  _globals['_PREPAREREPLY']._serialized_end=678
+  _globals['_APPLYREQUEST']._serialized_start=680
+  _globals['_APPLYREQUEST']._serialized_end=752
+  _globals['_APPLYREPLY']._serialized_start=754
+  _globals['_APPLYREPLY']._serialized_end=826
+  _globals['_RENEWREQUEST']._serialized_start=828
+  _globals['_RENEWREQUEST']._serialized_end=894
+  _globals['_RENEWREPLY']._serialized_start=896
+  _globals['_RENEWREPLY']._serialized_end=942
+  _globals['_HEALREQUEST']._serialized_start=944
+  _globals['_HEALREQUEST']._serialized_end=992
+  _globals['_HEALREPLY']._serialized_start=994
+  _globals['_HEALREPLY']._serialized_end=1037
+  _globals['_LISTREQUEST']._serialized_start=1039
+  _globals['_LISTREQUEST']._serialized_end=1068
+  _globals['_FAULTSTATUS']._serialized_start=1070
+  _globals['_FAULTSTATUS']._serialized_end=1184
+  _globals['_LISTREPLY']._serialized_start=1186
+  _globals['_LISTREPLY']._serialized_end=1263
+  _globals['_CHAOSAGENT']._serialized_start=1266
+  _globals['_CHAOSAGENT']._serialized_end=1643
 # @@protoc_insertion_point(module_scope)

@@ -68,6 +68,22 @@ class Fault(_message.Message):
     signal: Signal
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., summary: _Optional[str] = ..., partition: _Optional[_Union[Partition, _Mapping]] = ..., netem: _Optional[_Union[Netem, _Mapping]] = ..., signal: _Optional[_Union[Signal, _Mapping]] = ...) -> None: ...
 
+class PrepareRequest(_message.Message):
+    __slots__ = ("faults", "lease_s")
+    FAULTS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_S_FIELD_NUMBER: _ClassVar[int]
+    faults: _containers.RepeatedCompositeFieldContainer[Fault]
+    lease_s: float
+    def __init__(self, faults: _Optional[_Iterable[_Union[Fault, _Mapping]]] = ..., lease_s: _Optional[float] = ...) -> None: ...
+
+class PrepareReply(_message.Message):
+    __slots__ = ("prepared", "skipped")
+    PREPARED_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    prepared: _containers.RepeatedScalarFieldContainer[str]
+    skipped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, prepared: _Optional[_Iterable[str]] = ..., skipped: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class ApplyRequest(_message.Message):
     __slots__ = ("fault", "lease_s")
     FAULT_FIELD_NUMBER: _ClassVar[int]
@@ -143,7 +159,9 @@ class FaultStatus(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., kind: _Optional[str] = ..., summary: _Optional[str] = ..., expires_in_s: _Optional[float] = ..., mechanisms: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ListReply(_message.Message):
-    __slots__ = ("faults",)
+    __slots__ = ("faults", "prepared")
     FAULTS_FIELD_NUMBER: _ClassVar[int]
+    PREPARED_FIELD_NUMBER: _ClassVar[int]
     faults: _containers.RepeatedCompositeFieldContainer[FaultStatus]
-    def __init__(self, faults: _Optional[_Iterable[_Union[FaultStatus, _Mapping]]] = ...) -> None: ...
+    prepared: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, faults: _Optional[_Iterable[_Union[FaultStatus, _Mapping]]] = ..., prepared: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -34,6 +34,11 @@ class ChaosAgentStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.Prepare = channel.unary_unary(
+                '/mapquake.chaos.v1.ChaosAgent/Prepare',
+                request_serializer=chaos_dot_agent_dot_pb_dot_agent__pb2.PrepareRequest.SerializeToString,
+                response_deserializer=chaos_dot_agent_dot_pb_dot_agent__pb2.PrepareReply.FromString,
+                _registered_method=True)
         self.Apply = channel.unary_unary(
                 '/mapquake.chaos.v1.ChaosAgent/Apply',
                 request_serializer=chaos_dot_agent_dot_pb_dot_agent__pb2.ApplyRequest.SerializeToString,
@@ -59,6 +64,16 @@ class ChaosAgentStub:
 class ChaosAgentServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def Prepare(self, request, context):
+        """Get ready to apply these faults fast, under lease_s like an applied fault: starts each delay
+        proxy idle (listening, nothing redirected to it) in its namespace. Nothing changes for the
+        traffic until Apply. Faults that need nothing ahead are skipped. A prepared fault is kept
+        alive by Renew, consumed by Apply, dropped by Heal or when its lease expires.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Apply(self, request, context):
         """Apply a fault for lease_s seconds. Side effects: nft tables, qdiscs, proxy processes, signals.
         """
@@ -67,14 +82,14 @@ class ChaosAgentServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Renew(self, request, context):
-        """Extend the leases of the given faults of a run; reports the ids it no longer holds.
+        """Extend the leases of the given faults (applied or prepared) of a run; reports the ids it no longer holds.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Heal(self, request, context):
-        """Heal the given faults (all faults of the run when fault_ids is empty).
+        """Heal the given faults, applied or prepared (all faults of the run when fault_ids is empty).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -90,6 +105,11 @@ class ChaosAgentServicer:
 
 def add_ChaosAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'Prepare': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prepare,
+                    request_deserializer=chaos_dot_agent_dot_pb_dot_agent__pb2.PrepareRequest.FromString,
+                    response_serializer=chaos_dot_agent_dot_pb_dot_agent__pb2.PrepareReply.SerializeToString,
+            ),
             'Apply': grpc.unary_unary_rpc_method_handler(
                     servicer.Apply,
                     request_deserializer=chaos_dot_agent_dot_pb_dot_agent__pb2.ApplyRequest.FromString,
@@ -120,6 +140,33 @@ def add_ChaosAgentServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ChaosAgent:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Prepare(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mapquake.chaos.v1.ChaosAgent/Prepare',
+            chaos_dot_agent_dot_pb_dot_agent__pb2.PrepareRequest.SerializeToString,
+            chaos_dot_agent_dot_pb_dot_agent__pb2.PrepareReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Apply(request,
