@@ -90,7 +90,14 @@ class AgentClient:
         return self._stub.Heal(req, timeout=self.timeout_s, metadata=self._meta)
 
     def list(self, run_id: str = "") -> list[pb.FaultStatus]:
-        return list(self._stub.List(pb.ListRequest(run_id=run_id), timeout=self.timeout_s, metadata=self._meta).faults)
+        return list(self._list(run_id).faults)
+
+    def list_prepared(self, run_id: str = "") -> list[str]:
+        """Ids of the faults prepared and not yet applied."""
+        return list(self._list(run_id).prepared)
+
+    def _list(self, run_id: str) -> pb.ListReply:
+        return self._stub.List(pb.ListRequest(run_id=run_id), timeout=self.timeout_s, metadata=self._meta)
 
     def close(self) -> None:
         self._channel.close()

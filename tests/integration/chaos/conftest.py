@@ -1,12 +1,13 @@
 """A run network of four replicas (kv-0..kv-3) plus a load node, each serving netprobe, and a real agent.
 
-Every test's network, processes, agent, nft tables and qdiscs are removed by
-finalizers, pass or fail; the fixture then asserts that nothing of the run is left.
+Every test's network, processes, agent, delay proxies, nft tables and qdiscs are removed
+by finalizers, pass or fail; the fixture then asserts that nothing of the run is left.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,10 +18,12 @@ from typing import Any
 import pytest
 
 from chaos.agent.client import AgentProcess, start_local_agent
+from chaos.agent.server import PROXY_LABEL_PREFIX
 from chaos.engines import nft
 from chaos.engines.command import NetnsHandle
 from chaos.nemesis import Nemesis
 from chaos.resolve import RunTopology, topology_from_network
+from orchestrator.ledger import Ledger, pid_running
 from orchestrator.netns import LocalNetwork, Node
 from tests.integration.netfixtures import make_network, read_line, state_dir  # noqa: F401
 
@@ -73,6 +76,29 @@ class ChaosNet:
         return proc
 
 
+def proxy_pids(run_id: str) -> dict[str, int]:
+    """Delay proxies the run's ledger (as the agent wrote it) holds open and that still run: label → pid."""
+    return {
+        r.name: r.pid
+        for r in Ledger.load(run_id).open_resources()
+        if r.name.startswith(PROXY_LABEL_PREFIX) and r.pid is not None and pid_running(r.pid, r.start_time)
+    }
+
+
+def listening_ports(netns: str) -> dict[int, int]:
+    """TCP ports listening inside ``netns``: pid → port (read with ss, nothing changed)."""
+    done = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{netns}", "ss", "-Hltnp"], capture_output=True, text=True, timeout=10
+    )
+    assert done.returncode == 0, done.stderr
+    out = {}
+    for line in done.stdout.splitlines():
+        port = int(line.split()[3].rsplit(":", 1)[1])
+        for pid in re.findall(r"pid=(\d+)", line):
+            out[int(pid)] = port
+    return out
+
+
 def ping(proc: subprocess.Popen[Any], timeout: float = 5.0) -> str:
     assert proc.stdin is not None
     proc.stdin.write(b"ping\n")
@@ -104,7 +130,9 @@ def chaos_net(make_network: Callable[[], LocalNetwork], tmp_path: Path) -> Itera
         problems = nemesis.close()
         left = {name: cn.tables(name) for name in NODES}
         qdiscs = {name: cn.qdisc_kinds(name) for name in NODES}
+        proxies = proxy_pids(net.run_id)
         assert problems == []
+        assert proxies == {}, "delay proxies outlived close()"
         assert agent.proc.poll() is not None, "the agent outlived close()"
         assert all(nft.table_name(net.run_id) not in t for t in left.values()), left
         assert all("netem" not in q for q in qdiscs.values()), qdiscs

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import subprocess
 
 import pytest
 
+from chaos.engines import nft
 from chaos.resolve import resolve_fault
-from orchestrator.scenario.spec import FaultSpec
-from tests.integration.chaos.conftest import ChaosNet
+from orchestrator.ledger import pid_running
+from orchestrator.scenario.spec import FaultSpec, PhaseSpec
+from tests.integration.chaos.conftest import ChaosNet, listening_ports, proxy_pids
 from tests.integration.netfixtures import needs_root
 
 pytestmark = [pytest.mark.integration, needs_root]
@@ -50,3 +53,54 @@ def test_delay_adds_the_configured_latency(chaos_net: ChaosNet) -> None:
     cn.nemesis.end_phase("t")
     after = statistics.median(json.loads(cn.probe("load", "rtt", target, "20")))
     assert after < before + 0.005
+
+
+def test_prepared_delay_listens_before_apply_and_nothing_remains_after_heal(chaos_net: ChaosNet) -> None:
+    """Prepare starts one idle proxy per replica (traffic untouched); Apply only redirects to it; Heal removes all."""
+    cn = chaos_net
+    if cn.agent.netem:
+        pytest.skip("this kernel has sch_netem: delay is a qdisc, nothing to prepare")
+    target = cn.addr("kv-2")
+    kv = [n for n in cn.topo.nodes if n.target == "kv"]
+    before = statistics.median(json.loads(cn.probe("load", "rtt", target, "20")))
+    phase = PhaseSpec("t", 10.0, None, None, (FaultSpec("netem", {"target": "kv", "delay": "40ms"}),))
+    assert cn.nemesis.prepare([phase], cn.topo) == ["t.0"]
+    prepared = proxy_pids(cn.net.run_id)
+    assert sorted(prepared) == sorted(f"chaos-proxy:t.0:{n.netns}:prepared" for n in kv)
+    ports = {}
+    for n in kv:
+        listening = listening_ports(n.netns)
+        pid = prepared[f"chaos-proxy:t.0:{n.netns}:prepared"]
+        assert pid in listening, (n.netns, listening)  # listening before Apply
+        ports[n.netns] = listening[pid]
+        assert nft.table_name(cn.net.run_id) not in cn.tables(n.name)  # nothing redirected yet
+    idle = statistics.median(json.loads(cn.probe("load", "rtt", target, "20")))
+    assert idle < before + 0.01, (before, idle)  # traffic untouched while prepared
+    (applied,) = cn.nemesis.begin_phase(phase, cn.topo)
+    assert applied.mechanisms == ["delay proxy"]
+    assert proxy_pids(cn.net.run_id) == prepared  # Apply started nothing: it used the prepared proxies
+    for n in kv:
+        rules = _table(n.netns, cn.net.run_id)
+        assert f"redirect to :{ports[n.netns]}" in rules, rules
+    added = statistics.median(json.loads(cn.probe("load", "rtt", target, "40"))) - before
+    assert 0.035 <= added <= 0.05, added
+    cn.nemesis.end_phase(phase)
+    assert proxy_pids(cn.net.run_id) == {}
+    assert not any(pid_running(pid, None) for pid in prepared.values())
+    for n in kv:
+        assert nft.table_name(cn.net.run_id) not in cn.tables(n.name)
+        assert "netem" not in cn.qdisc_kinds(n.name)
+        assert not set(prepared.values()) & set(listening_ports(n.netns))
+    after = statistics.median(json.loads(cn.probe("load", "rtt", target, "20")))
+    assert after < before + 0.005
+
+
+def _table(netns: str, run_id: str) -> str:
+    done = subprocess.run(
+        ["nsenter", f"--net=/run/netns/{netns}", "nft", "list", "table", "inet", nft.table_name(run_id)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -18,7 +18,7 @@ from chaos.engines import nft
 from chaos.resolve import resolve_fault, topology_from_network
 from orchestrator.ledger import ResourceKind
 from orchestrator.scenario.spec import FaultSpec
-from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env
+from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env, listening_ports, proxy_pids
 from tests.integration.netfixtures import needs_root, read_line
 
 pytestmark = [pytest.mark.integration, needs_root]
@@ -64,6 +64,32 @@ def test_sigkilled_controller_heals_within_lease(chaos_net: ChaosNet, tmp_path: 
             controller.wait(5)
         if controller.stdout is not None:
             controller.stdout.close()
+
+
+def test_prepared_proxies_never_applied_are_gone_once_their_lease_expires(chaos_net: ChaosNet) -> None:
+    """Prepared straight through the client (no nemesis, so no renewals): the agent stops them by lease."""
+    cn = chaos_net
+    if cn.agent.netem:
+        pytest.skip("this kernel has sch_netem: delay is a qdisc, nothing to prepare")
+    lease = 1.0
+    fault = resolve_fault(FaultSpec("netem", {"target": "kv", "delay": "30ms"}), cn.topo, phase="idle", index=0)
+    reply = cn.agent.client.prepare([to_proto(fault, cn.net.run_id, fault.key)], lease)
+    prepared_at = time.monotonic()
+    assert list(reply.prepared) == ["idle.0"]
+    pids = proxy_pids(cn.net.run_id)
+    assert len(pids) == 4
+    assert all(pids[f"chaos-proxy:idle.0:{n.netns}:prepared"] in listening_ports(n.netns) for n in fault.netem)
+    assert cn.agent.client.list_prepared(cn.net.run_id) == ["idle.0"] and cn.agent.client.list() == []
+    deadline = prepared_at + lease + 3.0
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+        time.sleep(0.02)
+    gone_after = time.monotonic() - prepared_at
+    assert not any(_alive(pid) for pid in pids.values())
+    assert gone_after <= lease + 1.0, f"prepared proxies stopped {gone_after:.2f}s after Prepare"
+    assert proxy_pids(cn.net.run_id) == {}  # released in the ledger too
+    assert all(nft.table_name(cn.net.run_id) not in cn.tables(n.node) for n in fault.netem)
+    assert cn.agent.client.renew(cn.net.run_id, ["idle.0"], lease).unknown == ["idle.0"]
+    assert cn.agent.client.list_prepared(cn.net.run_id) == []
 
 
 def _alive(pid: int) -> bool:
@@ -133,7 +159,7 @@ def test_agent_refuses_foreign_namespaces_pids_and_bad_tokens(chaos_net: ChaosNe
 
 
 def test_agent_startup_sweeps_its_leftovers(chaos_net: ChaosNet, tmp_path: Path) -> None:
-    """A table left by a dead agent (simulated by writing one) is removed when an agent for the run starts."""
+    """A table and prepared proxies left by an earlier agent are removed when an agent for the run starts."""
     from chaos.agent.client import start_local_agent
     from chaos.engines.command import NetnsHandle
 
@@ -141,9 +167,14 @@ def test_agent_startup_sweeps_its_leftovers(chaos_net: ChaosNet, tmp_path: Path)
     handle = NetnsHandle.local(cn.node("kv-2").netns)
     nft.apply(handle, cn.net.run_id, nft.NamespaceRules(cuts=[nft.Cut("old", (cn.node("kv-0").address,), "drop")]))
     assert cn.connect("kv-0", "kv-2") == {"kv-2": "timeout"}
+    delay = resolve_fault(FaultSpec("netem", {"target": "kv", "delay": "30ms"}), cn.topo, phase="old", index=0)
+    cn.agent.client.prepare([to_proto(delay, cn.net.run_id, delay.key)], 60.0)  # proxies another agent left
+    left = proxy_pids(cn.net.run_id)
+    assert len(left) == (0 if cn.agent.netem else 4)
     second = start_local_agent(cn.net.ledger, tmp_path / "second", label="chaos-agent-2")
     try:
         assert nft.table_name(cn.net.run_id) not in cn.tables("kv-2")
         assert cn.connect("kv-0", "kv-2") == {"kv-2": "ok"}
+        assert proxy_pids(cn.net.run_id) == {} and not any(_alive(pid) for pid in left.values())
     finally:
         second.stop()
