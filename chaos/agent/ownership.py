@@ -8,12 +8,15 @@ start time the live process still has. Everything else is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from chaos.engines.command import NetnsHandle
 from orchestrator.errors import MapquakeError
 from orchestrator.ledger import Ledger, ResourceKind, pid_running
 from orchestrator.netns import list_netns, run_id_of
+
+NETNS_DIR = Path("/run/netns")  # named namespaces (``ip netns add``), as NetnsHandle.local enters them
 
 
 class Refused(MapquakeError):
@@ -64,7 +67,7 @@ class LocalNamespaces:
             raise Refused(f"namespace {netns!r} is not named for run {run_id} (mq-{run_id}-<node>)")
         if not any(r.kind == ResourceKind.NETNS and r.name == netns for r in ledger.open_resources()):
             raise Refused(f"namespace {netns} is not recorded open in the ledger of run {run_id}")
-        if netns not in list_netns():
+        if not (NETNS_DIR / netns).exists():  # what `ip netns list` reads, without a process per apply
             raise Refused(f"namespace {netns} does not exist")
         return NetnsHandle.local(netns)
 
