@@ -40,6 +40,8 @@ from orchestrator.verdict import CheckResult, Verdict, worst
 from workloads.keyspace import KEY_LENGTH
 
 FATAL_DEFAULT = "fatal error"
+MIN_COVERAGE = 0.8
+"""A promql check needs samples at this share of a phase's evaluation points (one per scrape interval)."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,9 @@ def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
 
 
 def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    """Every sample during the named phases within the bound. A bound crossed in real data fails;
+    otherwise a phase whose samples cover less than MIN_COVERAGE of its evaluation points (a scrape
+    cut off, a target gone: stale or missing data) makes the check inconclusive, never a pass."""
     expr = check.params["promql"]
     below, above = check.params.get("below"), check.params.get("above")
     if facts.prometheus is None:
@@ -253,15 +258,27 @@ def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: 
     step = scenario.scrape_interval_s
     windows = []
     values: list[float] = []
+    gaps = []
     for phase_name in check.params["during"]:
         window = journal.phase(phase_name)
         if window is None:
             return _inconclusive(check, f"phase '{phase_name}' did not run to its end", query=expr)
         series = facts.prometheus.query_range(expr, window.start_wall, window.end_wall, step)
         phase_values = [v for s in series for _, v in s.values if not math.isnan(v)]
+        covered = len({t for s in series for t, v in s.values if not math.isnan(v)})
+        expected = int((window.end_wall - window.start_wall) / step) + 1
         windows.append(
-            {"phase": phase_name, "start": window.start_wall, "end": window.end_wall, "samples": len(phase_values)}
+            {
+                "phase": phase_name,
+                "start": window.start_wall,
+                "end": window.end_wall,
+                "samples": len(phase_values),
+                "points_covered": covered,
+                "points_expected": expected,
+            }
         )
+        if covered < MIN_COVERAGE * expected:
+            gaps.append(f"{phase_name} ({covered} of {expected} points)")
         values += phase_values
     evidence = {"query": expr, "below": below, "above": above, "windows": windows}
     if not values:
@@ -276,6 +293,13 @@ def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: 
     bounds = " and ".join(f"{word} {b:g}" for word, b in (("below", below), ("above", above)) if b is not None)
     if failures:
         return CheckResult(check.name, "promql", Verdict.FAIL, f"`{expr}` {'; '.join(failures)}", evidence)
+    if gaps:
+        return CheckResult(
+            check.name, "promql", Verdict.INCONCLUSIVE,
+            f"`{expr}` stayed {bounds} where there was data, but samples are missing or stale in "
+            f"{', '.join(gaps)}: cannot tell it held",
+            evidence,
+        )  # fmt: skip
     return CheckResult(
         check.name, "promql", Verdict.PASS,
         f"`{expr}` stayed {bounds} over {len(values)} samples (max {worst_high:.6g}, min {worst_low:.6g})",

@@ -18,6 +18,7 @@ interrupted and the verdict is inconclusive.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import time
@@ -35,7 +36,7 @@ from orchestrator.journal import HeapSample, Journal
 from orchestrator.ledger import Ledger
 from orchestrator.progress import Progress
 from orchestrator.prometheus import PrometheusClient
-from orchestrator.scenario.spec import PhaseSpec, Scenario
+from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
 from orchestrator.signals import RunInterrupted, SignalGuard
 from orchestrator.targetapi import collect_garbage, settled_heap, warm_up
 from orchestrator.verdict import Verdict, exit_code, overall
@@ -98,6 +99,8 @@ class Run:
             for point in [*c.params["at"], *([c.params["since"]] if "since" in c.params else [])]
         }
         self.nemesis: Nemesis | None = None
+        self._fault_specs: dict[str, FaultSpec] = {}  # applied fault id -> its spec in the scenario
+        self._carried: dict[str, set[int]] = {}  # phase -> indexes of its faults already in place
         self.expected: dict[str, list[int]] = {}
         self.load_summary: dict[str, object] = {}
 
@@ -210,7 +213,7 @@ class Run:
                 # Samples at "<phase>.end" see the phase's faults still in place; the heal follows.
                 self.journal.record("phase-end", phase.name, index=index)
                 self._take_samples(f"{phase.name}.end")
-                self._end_faults(phase)
+                self._end_faults(phase, phases[index + 1])
         # The final boundary is recorded once the load has stopped (see _finish_load).
 
     def _finish_load(self) -> None:
@@ -256,15 +259,33 @@ class Run:
     # --- faults -----------------------------------------------------------------------------
 
     def _begin_faults(self, phase: PhaseSpec, *, scheduled_at: float) -> None:
+        """Apply the phase's faults, except those still in place from the phase before (identical spec)."""
         if self.nemesis is None or not phase.faults:
             return
-        for fault in self.nemesis.begin_phase(phase, self.backend.topology(), scheduled_at=scheduled_at):
+        carried = self._carried.pop(phase.name, set())
+        fresh = dataclasses.replace(phase, faults=tuple(f for i, f in enumerate(phase.faults) if i not in carried))
+        for fault in self.nemesis.begin_phase(fresh, self.backend.topology(), scheduled_at=scheduled_at):
+            self._fault_specs[fault.id] = fresh.faults[int(fault.id.rsplit(".", 1)[1])]
             self.journal.record("fault-applied", fault.id, **fault.journal_data())
             self.progress.event(f"fault applied: {fault.summary} ({fault.lateness_s * 1000:.0f} ms late)")
 
-    def _end_faults(self, phase: PhaseSpec) -> None:
+    def _end_faults(self, phase: PhaseSpec, next_phase: PhaseSpec | None = None) -> None:
+        """Heal the phase's faults; one the next phase lists identically stays applied across the
+        boundary (so a fault can span phases that differ in load, e.g. a quiet phase to sample in)."""
         if self.nemesis is None:
             return
+        if next_phase is not None:
+            taken: set[int] = set()
+            for record in self.nemesis.active():
+                spec = self._fault_specs.get(record.id)
+                if record.phase != phase.name or spec is None:
+                    continue
+                same = [i for i, f in enumerate(next_phase.faults) if f == spec and i not in taken]
+                if same:
+                    taken.add(same[0])
+                    record.phase = next_phase.name  # the next phase's end heals it
+                    self.journal.record("note", "fault-continues", id=record.id, into=next_phase.name)
+            self._carried[next_phase.name] = taken
         for fault in self.nemesis.end_phase(phase):
             self.journal.record("fault-healed", fault.id, **fault.journal_data())
             self.progress.event(f"fault healed: {fault.summary}")

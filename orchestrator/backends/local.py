@@ -27,7 +27,7 @@ from orchestrator.ledger import Ledger
 from orchestrator.locust import LocustCluster, LocustResult
 from orchestrator.netns import LocalNetwork, Node
 from orchestrator.prometheus import PrometheusServer, ScrapeJob, ScrapeTarget
-from orchestrator.scenario.spec import Scenario, TargetSpec
+from orchestrator.scenario.spec import LoadSpec, PhaseSpec, Scenario, TargetSpec
 from workloads.keyspace import KeySpec
 from workloads.plan import Phase, WorkloadPlan
 
@@ -49,6 +49,20 @@ def fatal_message(log_text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
+def _phase(phase: PhaseSpec, load: LoadSpec) -> Phase:
+    """A scenario phase as the Locust shape runs it. The scenario's rate is per user; the shape's is
+    over all users of the phase (none when the phase pauses the load with users: 0)."""
+    users = load.users if phase.users is None else phase.users
+    per_user = phase.rate or load.rate
+    return Phase(
+        name=phase.name,
+        duration_s=phase.duration_s,
+        users=users,
+        spawn_rate=load.spawn_rate,
+        rate=per_user * users if per_user and users else None,
+    )
+
+
 def workload_plan(scenario: Scenario, replicas: list[ReplicaEndpoint]) -> WorkloadPlan:
     """The Locust plan for the scenario's load against these replicas (in routing order)."""
     load = scenario.load
@@ -66,18 +80,7 @@ def workload_plan(scenario: Scenario, replicas: list[ReplicaEndpoint]) -> Worklo
         hot_fraction=load.keys.hot_fraction,
         hot_ops=load.keys.hot_ops_fraction,
     )
-    phases = tuple(
-        Phase(
-            name=p.name,
-            duration_s=p.duration_s,
-            users=load.users if p.users is None else p.users,
-            spawn_rate=load.spawn_rate,
-            rate=(p.rate or load.rate) * (load.users if p.users is None else p.users)
-            if (p.rate or load.rate)
-            else None,
-        )
-        for p in scenario.phases
-    )
+    phases = tuple(_phase(p, load) for p in scenario.phases)
     write_mode = "stream" if load.stream else ("batch" if load.batch > 1 else "put")
     return WorkloadPlan(
         user=load.user,

@@ -85,6 +85,14 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _suggest(word: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -114,6 +122,9 @@ def _schema_messages(error: jsonschema.ValidationError) -> Iterator[tuple[Path_,
         message = f"expected {wanted}, got {_describe(instance)}"
         if error.validator_value == "string" and isinstance(instance, float):
             message += f'; quote it: "{instance}"'
+        elif error.validator_value in ("number", "integer") and isinstance(instance, str) and _is_number(instance):
+            # YAML 1.1 (PyYAML) reads 1e12 as text; 1.0e+12 is a number.
+            message += f"; YAML reads '{instance}' as text: write {float(instance):.1e} or the digits in full"
         elif str(schema.get("pattern")) in _PATTERN_ADVICE:
             message += f"; {_PATTERN_ADVICE[str(schema['pattern'])]}"
         yield path, message

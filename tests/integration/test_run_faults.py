@@ -85,3 +85,43 @@ def test_partition_is_applied_journaled_and_healed(tmp_path: Path) -> None:
     assert healed[0]["data"]["heal_reason"] == "phase-end"
     assert leftovers(run_id, state) == {"netns": [], "links": [], "processes": [], "state": []}
     assert _nft_tables_of(run_id) == []
+
+
+BLIND = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: blind-prometheus
+targets:
+  - {name: kv, store: mutexmap}
+load:
+  users: 2
+  batch: 10
+  rate: 20
+  keys: {space: 2000}
+phases:
+  - {name: blind, duration: 8s, faults: [{partition: {groups: [prometheus, targets]}}]}
+checks:
+  - {name: heap-bounded, promql: 'max(go_memstats_heap_alloc_bytes{job="targets"})', below: 1.0e+12, during: [blind]}
+  - {name: alive, crash: kv, expect: none}
+"""
+
+
+def test_a_run_whose_prometheus_is_cut_from_the_targets_is_inconclusive(tmp_path: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(BLIND)
+    state, report_dir = tmp_path / "state", tmp_path / "report"
+    env = {**os.environ, "MAPQUAKE_STATE_DIR": str(state), "MAPQUAKE_TREND_STORE": str(tmp_path / "t.sqlite")}
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # Every sample of the phase was lost to the cut: the bound cannot be judged, so never a pass.
+    assert result.returncode == 4, result.stdout + result.stderr
+    report = json.loads((report_dir / "report.json").read_text())
+    verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {"heap-bounded": "inconclusive", "alive": "pass"}
+    assert "missing or stale" in next(c["summary"] for c in report["checks"] if c["name"] == "heap-bounded")

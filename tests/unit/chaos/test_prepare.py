@@ -132,9 +132,11 @@ def test_prepare_skips_what_needs_nothing_and_refuses_foreign_namespaces(setup) 
 
 def test_prepare_is_bounded_and_skips_with_sch_netem(setup) -> None:  # type: ignore[no-untyped-def]
     t, _, _, proxies = setup
-    many = [delay(f"d.{i}", nodes=tuple(f"n{j}" for j in range(8))) for i in range(9)]
+    fit = server.MAX_PREPARED_PROXIES // 8
+    many = [delay(f"d.{i}", nodes=tuple(f"n{j}" for j in range(8))) for i in range(fit + 2)]
     prepared, skipped = t.prepare(many, 5.0)
-    assert len(proxies.started) == server.MAX_PREPARED_PROXIES and skipped == ["d.8"] and len(prepared) == 8
+    assert len(proxies.started) == 8 * fit and prepared == [f"d.{i}" for i in range(fit)]
+    assert skipped == [f"d.{fit}", f"d.{fit + 1}"]
     t.heal(RUN)
     t.caps = Capabilities(nft=True, netem=True)
     assert t.prepare([delay("d.0")], 5.0) == ([], ["d.0"])

@@ -62,6 +62,7 @@ def test_valid_scenario_gets_documented_defaults() -> None:
         (("{model: live_heap, ", "{"), "checks.0: a check needs exactly one of: model, promql"),
         (("faults: [{partition", "faults: [{kill: {target: cache}, partition"), "a fault needs exactly one of"),
         (("name: baseline", "name: cut"), "phases.1.name: 'cut' is already the name of phases.0"),
+        (("  keys: {space: 1000}", "  keys: {space: 1e3}"), "YAML reads '1e3' as text: write 1.0e+03"),
     ],
 )
 def test_each_mistake_is_named_with_line_and_path(edit: tuple[str, str], expected: str) -> None:
