@@ -1,6 +1,6 @@
 """How late faults land against their schedule: apply and heal latency through the real agent.
 
-    sudo .venv/bin/python bench/fault_latency.py [--rounds 30] [--interval 0.25] [--replicas 4] [--prepare-batch 10]
+    sudo .venv/bin/python bench/fault_latency.py [--rounds 30] [--interval 0.25] [--replicas 4] [--prepare-batch 8]
 
 Builds a run network (``--replicas`` namespaces plus a load node), starts the chaos
 agent as the controller does, then for each fault kind schedules ``--rounds`` applies
@@ -8,7 +8,7 @@ agent as the controller does, then for each fault kind schedules ``--rounds`` ap
 later. Each round is its own phase (``r<i>``), as in a scenario. Kinds marked
 "prepared" are prepared as the runner does (``Nemesis.prepare`` before the timeline),
 ``--prepare-batch`` rounds at a time (each round's proxies are distinct processes, and
-the agent keeps at most 64 idle); the batch's timeline starts after its Prepare returns.
+the agent keeps at most 32 idle per run); the batch's timeline starts after its Prepare returns.
 The cold delay kind is not prepared: its proxies start at apply. Lateness = the moment
 the agent's reply says the rules are in the kernel minus the scheduled moment (the
 nemesis's ``AppliedFault.lateness_s``). Prints a Markdown table (p50, p95, max, in ms)
@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from chaos.agent.client import start_local_agent
+from chaos.agent.server import MAX_PREPARED_PROXIES
 from chaos.nemesis import Nemesis
 from chaos.resolve import resolve_fault, topology_from_network
 from orchestrator.ledger import Ledger
@@ -56,11 +57,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--replicas", type=int, default=4)
-    parser.add_argument("--prepare-batch", type=int, default=10, help="rounds prepared at once (prepared kinds)")
+    parser.add_argument("--prepare-batch", type=int, default=8, help="rounds prepared at once (prepared kinds)")
     args = parser.parse_args()
     if not (1 <= args.rounds <= 1000 and 0.05 <= args.interval <= 10 and 1 <= args.replicas <= 16):
         parser.error("rounds 1..1000, interval 0.05..10 s, replicas 1..16")
-    batch = max(1, min(args.prepare_batch, 64 // args.replicas))
+    batch = max(1, min(args.prepare_batch, MAX_PREPARED_PROXIES // args.replicas))
     ledger = Ledger.create()
     net = LocalNetwork.create(ledger.run_id, ledger)
     nemesis = None

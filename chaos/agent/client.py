@@ -29,7 +29,7 @@ from orchestrator.ledger import Ledger, ResourceKind
 from orchestrator.processes import start_process, stop_process
 
 RPC_TIMEOUT_S = 5.0
-PREPARE_TIMEOUT_S = 60.0  # starts a process per delayed node of the whole timeline (at most 64 per run)
+PREPARE_TIMEOUT_S = 60.0  # starts a process per delayed node of the whole timeline (at most 32 per run)
 AGENT_READY_TIMEOUT_S = 20.0
 
 

@@ -47,7 +47,7 @@ DEFAULT_LEASE_S = 5.0
 MAX_LEASE_S = 600.0
 REAP_INTERVAL_S = 0.05
 PROXY_LABEL_PREFIX = "chaos-proxy:"
-MAX_PREPARED_PROXIES = 64  # per run: idle proxies cost a process each; faults beyond this are applied cold
+MAX_PREPARED_PROXIES = 32  # per run: an idle proxy is a process (~21 MB RSS); faults beyond this are applied cold
 
 
 @dataclass
