@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,9 +150,16 @@ class Nemesis:
         return list(reply.prepared)
 
     def begin_phase(
-        self, phase: PhaseSpec, topology: RunTopology, *, scheduled_at: float | None = None
+        self,
+        phase: PhaseSpec,
+        topology: RunTopology,
+        *,
+        scheduled_at: float | None = None,
+        skip: Collection[int] = (),
     ) -> list[AppliedFault]:
-        """Resolve and apply every fault of ``phase``. Returns their records (empty for a quiet phase).
+        """Resolve and apply every fault of ``phase`` but those at indexes ``skip`` (e.g. still in place from
+        the phase before). Returns their records (empty for a quiet phase). Ids keep the fault's index in
+        the phase (``<phase>.<index>``), so they match what ``prepare`` prepared.
 
         Side effects: the agent applies rules; records are kept in ``self.records``.
         Raises InfrastructureError if the agent refuses or fails one (faults already applied stay
@@ -160,8 +167,9 @@ class Nemesis:
         """
         scheduled = time.monotonic() if scheduled_at is None else scheduled_at
         out = []
-        for fault in resolve_phase(phase, topology):
-            out.append(self.apply(fault, scheduled_at=scheduled))
+        for index, fault in enumerate(resolve_phase(phase, topology)):
+            if index not in skip:
+                out.append(self.apply(fault, scheduled_at=scheduled))
         return out
 
     def apply(self, fault: ResolvedFault, *, scheduled_at: float | None = None) -> AppliedFault:

@@ -190,10 +190,11 @@ def test_nemesis_prepares_renews_and_drops_what_its_phase_did_not_apply() -> Non
         nemesis._renew_once()
         assert client.calls[-1] == ("renew", ["gone.0", "skipped.0", "slow.0"])
         assert "gone.0" not in nemesis.prepared  # the agent dropped it: it will start cold
-        nemesis.begin_phase(phases[1], topo)
+        assert [a.id for a in nemesis.begin_phase(phases[1], topo, skip={0})] == ["slow.1"]  # ids keep indexes
+        assert [a.id for a in nemesis.begin_phase(phases[1], topo, skip={1})] == ["slow.0"]
         assert "slow.0" not in nemesis.prepared
         nemesis.end_phase("slow")
-        assert client.calls[-1] == ("heal", ["slow.0", "slow.1"])  # no prepared left for this phase: no extra call
+        assert client.calls[-1] == ("heal", ["slow.1", "slow.0"])  # no prepared left for this phase: no extra call
         nemesis.end_phase("skipped")  # never applied: its prepared proxies are dropped by id
         assert client.calls[-1] == ("heal", ["skipped.0"])
         n = len(client.calls)
