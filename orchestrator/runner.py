@@ -18,7 +18,6 @@ interrupted and the verdict is inconclusive.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import logging
 import time
@@ -191,6 +190,8 @@ class Run:
         if any(p.faults for p in self.scenario.phases):
             self.progress.status("starting the chaos agent")
             self.nemesis = self.backend.start_faults()
+            # Start whatever is slow to start (delay proxies) now, so faults land on time later.
+            self.nemesis.prepare(self.scenario.phases, self.backend.topology())
         self.progress.status("starting load")
         self.backend.start_load(self.scenario, self.replicas)
 
@@ -263,9 +264,10 @@ class Run:
         if self.nemesis is None or not phase.faults:
             return
         carried = self._carried.pop(phase.name, set())
-        fresh = dataclasses.replace(phase, faults=tuple(f for i, f in enumerate(phase.faults) if i not in carried))
-        for fault in self.nemesis.begin_phase(fresh, self.backend.topology(), scheduled_at=scheduled_at):
-            self._fault_specs[fault.id] = fresh.faults[int(fault.id.rsplit(".", 1)[1])]
+        topology = self.backend.topology()
+        # skip keeps each fault's index (its id), so the proxies prepared for it are the ones used.
+        for fault in self.nemesis.begin_phase(phase, topology, scheduled_at=scheduled_at, skip=carried):
+            self._fault_specs[fault.id] = phase.faults[int(fault.id.rsplit(".", 1)[1])]
             self.journal.record("fault-applied", fault.id, **fault.journal_data())
             self.progress.event(f"fault applied: {fault.summary} ({fault.lateness_s * 1000:.0f} ms late)")
 
