@@ -111,7 +111,8 @@ def _label(labels: dict[str, str]) -> str:
 
 
 def model_points(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Absolute heap per model check row: the deploy sample plus the predicted range, and the observed sample (pure).
+    """Absolute heap per model check row: the sample it is measured from (deploy, or the check's
+    ``since`` point) plus the predicted range, and the observed sample (pure).
 
     Returns dicts with t (s since start), target, replica, predicted, low, high, observed.
     """
@@ -125,7 +126,7 @@ def model_points(report: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         target = targets.get(check["name"])
         for row in check.get("evidence", {}).get("samples", []):
-            base = samples.get((target, row["replica"], "deploy"))
+            base = samples.get((target, row["replica"], row.get("since", "deploy")))
             here = samples.get((target, row["replica"], row["point"]))
             if base is None or here is None or "predicted_bytes" not in row:
                 continue
