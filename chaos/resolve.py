@@ -355,13 +355,23 @@ def describe_timeline(
             f"(addresses as planned in {topo.nodes[0].address.rsplit('.', 1)[0]}.0/24; each run picks its own /24)"
         )
     t = 0.0
-    for phase in scenario.phases:
+    phases = scenario.phases
+    for index, phase in enumerate(phases):
         out.append(f"{_clock(t)}–{_clock(t + phase.duration_s)}  {phase.name}")
+        following = phases[index + 1] if index + 1 < len(phases) else None
+        earlier = phases[index - 1] if index > 0 else None
         for fault in resolve_phase(phase, topo):
+            spec = phase.faults[int(fault.key.rsplit(".", 1)[1])]
+            if earlier is not None and spec in earlier.faults:
+                out.append(f"    {fault.summary}  [still in place from {earlier.name}]")
+                continue
             lines = describe_fault(fault, topo, capabilities)
             heal = "phase end" if fault.heal_after_s is None else f"+{fault.heal_after_s:g}s"
             if fault.kind == "kill":
                 heal = "never (a killed replica stays down)"
+            elif following is not None and spec in following.faults and fault.heal_after_s is None:
+                # The runner keeps a fault the next phase lists identically (orchestrator/runner.py).
+                heal = f"continues into {following.name}"
             out.append(f"    {lines[0]}  [heal: {heal}]")
             out += [f"    {line}" for line in lines[1:]]
         t += phase.duration_s
