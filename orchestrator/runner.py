@@ -69,8 +69,20 @@ def default_report_dir(scenario: Scenario, run_id: str) -> Path:
     return Path("reports") / f"{scenario.name}-{stamp}-{run_id}"
 
 
+MIN_TARGET_GO = (1, 26)  # go_targets' dependencies (grpc, client_golang) need it
+
+
 def check_supported(scenario: Scenario) -> None:
     """Refuse, before anything starts, what this version cannot run."""
+    for target in scenario.targets:
+        major, minor = (int(part) for part in target.go.split(".")[:2])
+        if (major, minor) < MIN_TARGET_GO:
+            raise UsageError(
+                f"target '{target.name}': maptarget builds with Go {MIN_TARGET_GO[0]}.{MIN_TARGET_GO[1]} or newer, "
+                f"not {target.go} (its gRPC and Prometheus libraries need it)",
+                hint=f'set go: "1.26" (or newer); to see what Go {target.go}\'s maps cost, use '
+                f"`mapquake model predict|measure TYPE --go {target.go}`",
+            )
     if scenario.backend != "local":
         raise UsageError(
             f"backend '{scenario.backend}' is not available in this version; use backend: local",

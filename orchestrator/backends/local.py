@@ -121,8 +121,9 @@ class LocalBackend:
     # --- targets ------------------------------------------------------------------------
 
     def deploy_targets(self, scenario: Scenario) -> list[ReplicaEndpoint]:
-        self.network = LocalNetwork.create(self.ledger.run_id, self.ledger)
+        # Build first: a build error must not leave a half-made network behind.
         binaries = {t.go: ensure_built(["maptarget"], go_version=t.go)["maptarget"] for t in scenario.targets}
+        self.network = LocalNetwork.create(self.ledger.run_id, self.ledger)
         plan: list[tuple[TargetSpec, int, Node]] = []
         for target in scenario.targets:
             for replica in range(target.replicas):

@@ -1,0 +1,34 @@
+"""What a run refuses before it starts anything: unsupported backends and target Go versions."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.errors import UsageError
+from orchestrator.runner import check_supported
+from orchestrator.scenario import load_scenario_text
+
+BASE = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: refusals
+targets: [{name: kv, store: syncmap}]
+load: {keys: {space: 10}}
+phases: [{name: p, duration: 1s}]
+"""
+
+
+def test_a_target_on_go_older_than_1_26_is_refused_with_the_model_as_the_way_out() -> None:
+    with pytest.raises(UsageError) as info:
+        check_supported(load_scenario_text(BASE, overrides=['targets.0.go="1.23"']))
+    assert "maptarget builds with Go 1.26 or newer, not 1.23" in info.value.message
+    assert "--go 1.23" in (info.value.hint or "")
+
+
+def test_kubernetes_is_refused_until_it_exists() -> None:
+    with pytest.raises(UsageError, match="backend 'kubernetes' is not available"):
+        check_supported(load_scenario_text(BASE, overrides=["backend=kubernetes"]))
+
+
+def test_a_supported_scenario_passes() -> None:
+    check_supported(load_scenario_text(BASE, overrides=['go="1.27"']))
