@@ -14,12 +14,8 @@ from dataclasses import asdict
 from orchestrator.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 from orchestrator.gotargets import TargetProcess
 from orchestrator.loadgen import LoadPlan, run_load
+from orchestrator.scenario.schema import STORES
 from orchestrator.targetapi import collect_garbage, scrape
-
-STORES = (
-    "mutexmap", "syncmap", "shardedmap", "ifacemap", "structmap",
-    "deleteretain", "ptrcycle", "ringbuffer", "racymap",
-)  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
