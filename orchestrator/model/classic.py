@@ -15,8 +15,7 @@ from dataclasses import dataclass
 
 from orchestrator.model import prob
 from orchestrator.model.alloc import alloc, slice_growth_caps, usable
-from orchestrator.model.boxing import slot_box
-from orchestrator.model.estimate import NOISE_BYTES, Estimate, entry_cost
+from orchestrator.model.estimate import Estimate, add_entry_costs
 from orchestrator.model.gotypes import GoType, array_of, basic_type, pointer_to, struct_layout
 
 HMAP = 48
@@ -225,18 +224,6 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
 def predict(key: GoType, elem: GoType, entries: int, *, high_water: int, hint: int | None) -> Estimate:
     """Live and cumulative heap bytes of ``map[key]elem`` on Go ≤ 1.23 (module docstring)."""
     m = max(entries, high_water)
-    est = structure(key, elem, m, hint)
     lay = layout(key, elem)
-    boxes = [slot_box(key), slot_box(elem)]
     indirect = [t for t, ind in ((key, lay.indirect_key), (elem, lay.indirect_elem)) if ind]
-    live_cost = entry_cost(boxes, indirect, entries)
-    cum_cost = entry_cost(boxes, indirect, m)
-    est.breakdown["boxing"] = live_cost.boxing + live_cost.tiny
-    est.breakdown["indirect"] = live_cost.indirect
-    est.live += live_cost.total
-    est.low += live_cost.total - NOISE_BYTES
-    est.high += live_cost.total + NOISE_BYTES
-    est.cumulative += cum_cost.total
-    if m > entries:
-        est.notes.append(f"structure sized for the high-water mark of {m} entries: delete never frees buckets")
-    return est
+    return add_entry_costs(structure(key, elem, m, hint), key, elem, indirect, entries, m, "delete never frees buckets")

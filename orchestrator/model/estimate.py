@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from orchestrator.model.alloc import alloc, tiny_blocks
-from orchestrator.model.boxing import Box
+from orchestrator.model.boxing import Box, slot_box
 from orchestrator.model.gotypes import GoType
 
 #: One unrelated runtime object may land inside a measurement (research §6, step 10).
@@ -68,3 +68,23 @@ def entry_cost(boxes: list[Box], indirect: list[GoType], entries: int) -> EntryC
     tiny = tiny_blocks(tiny_sizes, entries)
     ind = sum(alloc(t.size, t.has_pointers) for t in indirect) * entries
     return EntryCost(boxing, tiny, ind)
+
+
+def add_entry_costs(
+    est: Estimate, key: GoType, elem: GoType, indirect: list[GoType], entries: int, high_water: int, shrink_note: str
+) -> Estimate:
+    """Add what each inserted entry allocates (boxing of ``any`` slots, out-of-line keys and values)
+    to a map's structure estimate: live for ``entries``, cumulative for the ``high_water`` inserts.
+    Shared by both map families; ``shrink_note`` says why the structure stays at the high-water mark."""
+    boxes = [slot_box(key), slot_box(elem)]
+    live_cost = entry_cost(boxes, indirect, entries)
+    cum_cost = entry_cost(boxes, indirect, high_water)
+    est.breakdown["boxing"] = live_cost.boxing + live_cost.tiny
+    est.breakdown["indirect"] = live_cost.indirect
+    est.live += live_cost.total
+    est.low += live_cost.total - NOISE_BYTES
+    est.high += live_cost.total + NOISE_BYTES
+    est.cumulative += cum_cost.total
+    if high_water > entries:
+        est.notes.append(f"structure sized for the high-water mark of {high_water} entries: {shrink_note}")
+    return est
