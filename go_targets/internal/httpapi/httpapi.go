@@ -64,7 +64,11 @@ func Handler(n *node.Node, opts Options) http.Handler {
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.HandleFunc("POST /admin/gc", a.gc)
 	if opts.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+		// Uncompressed: a gzip writer is several hundred KiB of heap per scrape, and scrapes stay
+		// inside the run's network. QuietDuring keeps scrapes out of exact heap samples.
+		mux.Handle("GET /metrics", n.QuietDuring(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
+			DisableCompression: true,
+		})))
 	}
 	return jsonErrors(mux)
 }

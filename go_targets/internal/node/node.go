@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/mapquake/mapquake/go_targets/internal/conntrack"
+	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"sync"
 
 	mqmetrics "github.com/mapquake/mapquake/go_targets/internal/metrics"
 	"github.com/mapquake/mapquake/go_targets/internal/replicate"
@@ -49,6 +51,20 @@ type Node struct {
 	// (wired by the servers' ConnState hook and stats handler).
 	HTTPConns conntrack.Counter
 	GRPCConns conntrack.Counter
+	// measuring is held for writing while Stats(gc=true) collects and reads
+	// the heap, and for reading by every /metrics scrape (QuietDuring): a
+	// scrape's buffers (hundreds of KiB with gzip) would otherwise be live in
+	// the very sample that is meant to show only the store.
+	measuring sync.RWMutex
+}
+
+// QuietDuring wraps h so it never runs while an exact heap sample is taken.
+func (n *Node) QuietDuring(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.measuring.RLock()
+		defer n.measuring.RUnlock()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // New builds a node; repl may be nil (no peers).
@@ -148,6 +164,8 @@ type Stats struct {
 // only by the second, so one cycle would count idle buffers as live.
 func (n *Node) Stats(gc bool) Stats {
 	if gc {
+		n.measuring.Lock()
+		defer n.measuring.Unlock()
 		runtime.GC()
 		runtime.GC()
 	}
