@@ -302,14 +302,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 		ConnState:         n.HTTPConns.HTTPConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	// Peers replicating to this target send keepalive pings (every 10s of
-	// silence, also without calls in flight): accept them, whether or not
-	// this target has peers of its own, instead of answering GOAWAY
-	// too_many_pings.
-	grpcOpts := append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(64 << 20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()),
-	}, replicate.ServerOptions()...)
-	grpcSrv := grpc.NewServer(grpcOpts...)
+	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()))
 	grpcapi.Register(grpcSrv, n)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)

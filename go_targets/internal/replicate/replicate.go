@@ -8,18 +8,6 @@
 // builds a backlog: bounded queues drop (and count) what does not fit,
 // unbounded queues keep everything (see queue.go for the memory cost).
 //
-// A partition that drops packets does not close anything: the HTTP/2
-// connection to the peer stays "ready" while TCP retransmits with an
-// exponentially growing timeout, so after a long partition the old
-// connection may not carry a byte until tens of seconds after the heal.
-// Two things keep such a stalled connection from holding the backlog back:
-// a Replicate call that times out while the connection claims to be ready
-// makes the sender replace the connection (a new ClientConn, hence a new TCP
-// connection, which works as soon as the network does), and gRPC keepalive
-// pings (ClientKeepalive) close a connection that stopped answering even when
-// no call is in flight. Peers must accept those pings: their gRPC server
-// needs ServerOptions (or an equivalent EnforcementPolicy).
-//
 // Writes a target receives through Replicate are applied locally and never
 // replicated further, so there are no loops whatever the peer graph.
 package replicate
@@ -34,59 +22,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/status"
 
 	"github.com/mapquake/mapquake/go_targets/internal/metrics"
 	pb "github.com/mapquake/mapquake/go_targets/proto/mapquake/v1"
 )
 
 // Defaults for Config.
-//
-// DefaultRPCTimeout bounds one Replicate call (512 ops to a live peer take
-// milliseconds, so 5s only fires on a cut or stalled peer) and is also the
-// connect timeout of one connection attempt. DefaultMaxBackoff caps both the
-// sender's retry delay and gRPC's reconnect delay: at 1s a cut peer costs one
-// cheap failed call and one connection attempt per second or so, and a healed
-// peer is reconnected and used at most about a second after its connection
-// attempt can succeed.
 const (
 	DefaultBatchSize  = 512
 	DefaultMinBackoff = 50 * time.Millisecond
-	DefaultMaxBackoff = 1 * time.Second
+	DefaultMaxBackoff = 2 * time.Second
 	DefaultRPCTimeout = 5 * time.Second
 )
-
-// ClientKeepalive is the keepalive the replicator's connections use: after
-// Time without reading anything from the peer, the client pings it and closes
-// the connection if no answer arrives within Timeout, so a connection that a
-// partition cut while idle is replaced within 15s rather than found stalled
-// by the next call (or, after the heal, only at TCP's next retransmission).
-// Time is 10s because grpc-go does not allow less (smaller values are raised
-// to 10s with a warning); Timeout 5s is the call timeout: a live peer answers
-// a ping in milliseconds, and 5s leaves room for a peer starved of CPU. With
-// PermitWithoutStream idle connections are checked too.
-func ClientKeepalive() keepalive.ClientParameters {
-	return keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}
-}
-
-// KeepaliveEnforcement is the policy a peer's gRPC server needs to accept
-// ClientKeepalive pings. grpc-go's default (MinTime 5m, no pings without
-// streams) answers them with GOAWAY "too_many_pings" and closes the
-// connection. MinTime is half the client's Time so timer jitter never counts
-// as a strike.
-func KeepaliveEnforcement() keepalive.EnforcementPolicy {
-	return keepalive.EnforcementPolicy{MinTime: ClientKeepalive().Time / 2, PermitWithoutStream: true}
-}
-
-// ServerOptions are the options a gRPC server that receives Replicate calls
-// needs (the keepalive enforcement policy).
-func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(KeepaliveEnforcement())}
-}
 
 // Config configures a Replicator.
 type Config struct {
@@ -101,16 +49,13 @@ type Config struct {
 	// BatchSize caps the ops per Replicate call (default 512).
 	BatchSize int
 	// MinBackoff and MaxBackoff bound the retry delay after a failed call
-	// and gRPC's reconnect delay (defaults 50ms, 1s). RPCTimeout bounds one
-	// call and one connection attempt (default 5s); a call that times out on
-	// a connection gRPC considers ready replaces the connection.
+	// (defaults 50ms, 2s). RPCTimeout bounds one call (default 5s).
 	MinBackoff, MaxBackoff, RPCTimeout time.Duration
 	// Metrics receives the per-peer replication series; nil: not exported.
 	Metrics *metrics.Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// DialOptions are added to the client connection options (after the
-	// defaults, so they can override e.g. the keepalive).
+	// DialOptions are added to the client connection options.
 	DialOptions []grpc.DialOption
 }
 
@@ -121,7 +66,6 @@ type Replicator struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	once     sync.Once
-	closing  sync.WaitGroup // replaced connections being closed
 }
 
 type peer struct {
@@ -129,14 +73,10 @@ type peer struct {
 	origin string
 	q      *queue
 	m      metrics.PeerMetrics
+	conn   *grpc.ClientConn
+	client pb.ReplicaClient
 	cfg    *Config
 	log    *slog.Logger
-	opts   []grpc.DialOption
-	// conn and client are used, and replaced, only by the sender goroutine;
-	// Close touches conn once the sender has returned.
-	conn    *grpc.ClientConn
-	client  pb.ReplicaClient
-	closing *sync.WaitGroup
 }
 
 // New connects (lazily) to every peer and starts one sender per peer.
@@ -172,13 +112,11 @@ func New(cfg Config) (*Replicator, error) {
 	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Reconnect quickly once a partition heals: gRPC's default backoff
-		// grows to 120s (and its connect timeout is 20s).
+		// grows to 120s.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: cfg.MinBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
 			MinConnectTimeout: cfg.RPCTimeout,
 		}),
-		// Detect a connection that stopped answering even while idle.
-		grpc.WithKeepaliveParams(ClientKeepalive()),
 	}, cfg.DialOptions...)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -193,8 +131,8 @@ func New(cfg Config) (*Replicator, error) {
 		pm := cfg.Metrics.Peer(addr)
 		r.peers = append(r.peers, &peer{
 			addr: addr, origin: cfg.Origin, q: newQueue(cfg.Capacity, pm), m: pm,
-			cfg: &cfg, log: cfg.Logger.With("peer", addr), opts: opts,
-			conn: conn, client: pb.NewReplicaClient(conn), closing: &r.closing,
+			conn: conn, client: pb.NewReplicaClient(conn), cfg: &cfg,
+			log: cfg.Logger.With("peer", addr),
 		})
 	}
 	for _, p := range r.peers {
@@ -254,16 +192,6 @@ func (r *Replicator) Close(ctx context.Context) error {
 		}
 		r.cancel()
 		r.closeConns()
-		// Replaced connections close in the background (closing a stalled
-		// one may wait up to 5s for its GOAWAY); wait for them while ctx
-		// allows.
-		closed := make(chan struct{})
-		go func() { r.closing.Wait(); close(closed) }()
-		select {
-		case <-closed:
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
 	})
 	return err
 }
@@ -303,7 +231,6 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 			return
 		}
 		p.m.Errors.Inc()
-		p.replaceIfStalled(err)
 		if !failing {
 			failing = true
 			n, _ := p.q.len()
@@ -322,32 +249,6 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 		}
 		wait = min(2*wait, p.cfg.MaxBackoff)
 	}
-}
-
-// replaceIfStalled replaces the connection when a call timed out although
-// gRPC considers the connection ready: the transport is stalled (packets to
-// or from the peer are dropped) and gRPC will not notice before keepalive
-// does, while TCP's retransmission backoff may keep it stalled long after
-// the network heals. A fresh connection works as soon as the network does.
-// A timeout while gRPC is (re)connecting is left to gRPC's own connect
-// timeout and backoff.
-func (p *peer) replaceIfStalled(err error) {
-	if status.Code(err) != codes.DeadlineExceeded || p.conn.GetState() != connectivity.Ready {
-		return
-	}
-	conn, nerr := grpc.NewClient(p.addr, p.opts...)
-	if nerr != nil { // cannot happen: the same options worked in New
-		p.log.Error("cannot replace stalled connection", "err", nerr)
-		return
-	}
-	p.log.Warn("call timed out on a ready connection, replacing it", "err", err)
-	old := p.conn
-	p.conn, p.client = conn, pb.NewReplicaClient(conn)
-	p.closing.Add(1)
-	go func() {
-		defer p.closing.Done()
-		_ = old.Close()
-	}()
 }
 
 func (p *peer) send(ctx context.Context, batch []op) error {

@@ -49,7 +49,7 @@ func (f *fakePeer) serve(t *testing.T, addr string) {
 		t.Fatalf("listen %s: %v", addr, err)
 	}
 	f.addr = lis.Addr().String()
-	f.srv = grpc.NewServer(ServerOptions()...)
+	f.srv = grpc.NewServer()
 	pb.RegisterReplicaServer(f.srv, f)
 	go func() { _ = f.srv.Serve(lis) }()
 	srv := f.srv
@@ -70,12 +70,8 @@ func newReplicator(t *testing.T, cfg Config) (*Replicator, *metrics.Metrics) {
 	}
 	cfg.Metrics = m
 	cfg.Origin = "127.0.0.1:1"
-	if cfg.MinBackoff == 0 {
-		cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
-	}
-	if cfg.RPCTimeout == 0 {
-		cfg.RPCTimeout = 2 * time.Second
-	}
+	cfg.MinBackoff, cfg.MaxBackoff = 10*time.Millisecond, 100*time.Millisecond
+	cfg.RPCTimeout = 2 * time.Second
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
