@@ -65,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     m.add_argument("--high-water", type=_count, default=None, help="insert this many, then delete down")
     m.add_argument("--hint", type=_count, default=None, help="make(map[K]V, hint) size hint")
     m.add_argument("--go", default=DEFAULT_GO, help=f"Go version (default {DEFAULT_GO})")
+    m.add_argument(
+        "--replicas",
+        type=_count,
+        default=1,
+        help="build R containers side by side (each its own hash seed) and print the mean per "
+        "container: what the model's expected value predicts where the layout is random",
+    )
     m.add_argument("--json", action="store_true", help="print one JSON object (the default output too)")
     m.set_defaults(handler=_measure)
 
@@ -110,7 +117,16 @@ def _measure(args: argparse.Namespace) -> int:
             f"--high-water {args.high_water} is below --entries {args.entries}",
             hint="the high-water mark is the most keys ever held, so at least --entries",
         )
-    m = measure(args.type, args.entries, go_version=args.go, high_water=args.high_water, hint=args.hint)
+    if args.replicas < 1:
+        raise UsageError("--replicas must be at least 1", hint="1 measures a single container")
+    m = measure(
+        args.type,
+        args.entries,
+        go_version=args.go,
+        high_water=args.high_water,
+        hint=args.hint,
+        replicas=args.replicas,
+    )
     json.dump(m.to_json(), sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -2,8 +2,13 @@
 
 API::
 
-    measure(go_type, entries, *, go_version="1.26", high_water=None, hint=None) -> Measurement
+    measure(go_type, entries, *, go_version="1.26", high_water=None, hint=None, replicas=1) -> Measurement
     measure_many(requests, *, go_version="1.26") -> list[Measurement]
+
+With ``replicas`` R > 1 the program builds R containers of the request side by side, each
+with its own hash seed, and the measurement is the mean per container. Where the layout is
+random (trie nodes, Swiss table splits, classic overflow buckets) a single container varies
+from run to run; the mean of enough of them is what the model's expected value predicts.
 
 ``measure_many`` builds one program for all the requests' types and runs them in one
 process, one after another (each with its own baseline). Built programs are cached under
@@ -22,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import InfrastructureError
+from orchestrator.errors import InfrastructureError, UsageError
 from orchestrator.model import goprogram, toolchains
 from orchestrator.model.gotypes import container_of
 from orchestrator.model.predict import _check_counts, parse_go_version
@@ -42,6 +47,7 @@ class Request:
     entries: int
     high_water: int | None = None
     hint: int | None = None
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,10 @@ class Measurement:
     entries: int
     high_water: int
     hint: int | None
-    live_bytes: int
+    live_bytes: int  # per container: the mean over ``replicas`` containers, rounded
     cumulative_bytes: int
-    diagnostics: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # summed over the replicas
+    replicas: int = 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,7 +77,7 @@ class Measurement:
             "cumulative_bytes": self.cumulative_bytes,
             "peak_bytes": self.live_bytes,
             "breakdown": {"heap_alloc_delta": self.live_bytes},
-            "details": self.diagnostics,
+            "details": {**self.diagnostics, "replicas": self.replicas},
         }
 
 
@@ -136,6 +143,10 @@ def measure_many(requests: list[Request], *, go_version: str = "1.26") -> list[M
             arg += f":hw={r.high_water}"
         if r.hint:
             arg += f":hint={r.hint}"
+        if r.replicas < 1:
+            raise UsageError(f"replicas must be at least 1, got {r.replicas}")
+        if r.replicas > 1:
+            arg += f":reps={r.replicas}"
         args.append(arg)
     tc = toolchains.find(go_version)
     binary = build(goprogram.program(containers), tc)
@@ -169,9 +180,10 @@ def measure_many(requests: list[Request], *, go_version: str = "1.26") -> list[M
                 entries=r.entries,
                 high_water=max(r.entries, r.high_water or 0),
                 hint=r.hint,
-                live_bytes=int(res["live"]),
-                cumulative_bytes=int(res["cumulative"]),
+                live_bytes=round(int(res["live"]) / r.replicas),
+                cumulative_bytes=round(int(res["cumulative"]) / r.replicas),
                 diagnostics=res.get("diag", {}),
+                replicas=r.replicas,
             )
         )
     return out
@@ -184,6 +196,7 @@ def measure(
     go_version: str = "1.26",
     high_water: int | None = None,
     hint: int | None = None,
+    replicas: int = 1,
 ) -> Measurement:
     """Measure one container type holding ``entries`` keys on the real Go runtime."""
-    return measure_many([Request(go_type, entries, high_water, hint)], go_version=go_version)[0]
+    return measure_many([Request(go_type, entries, high_water, hint, replicas)], go_version=go_version)[0]

@@ -73,9 +73,11 @@ def predict_trie(key: GoType, elem: GoType, entries: int, *, high_water: int) ->
     }
     live = sum(bd.values())
     spread = (4 * sd + (1 if sd > 0 else 0)) * node_bytes
+    # The root always exists once a key is stored: the range never goes below one node.
+    floor_spread = (nodes - min(1, entries)) * node_bytes
     est = Estimate(
         live=live,
-        low=live - spread - NOISE_BYTES,
+        low=live - min(spread, floor_spread) - NOISE_BYTES,
         high=live + spread + NOISE_BYTES,
         cumulative=TRIE_MAP + nodes * node_bytes + max(entries, high_water) * alloc(TRIE_ENTRY, True) + cum_cost.total,
         breakdown=bd,
