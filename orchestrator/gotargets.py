@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GO_TARGETS_DIR = REPO_ROOT / "go_targets"
 BINARIES = ("maptarget", "mapload")
+#: go.mod needs Go 1.26 (the newest grpc and client_golang). Older toolchains build the same
+#: sources against the last dependency versions that support them, pinned in this module file.
+LEGACY_MODFILE = "go1.23.mod"
+MODFILE_BELOW = (1, 26)
 
 # How long a target may take from exec to serving, and to exit after SIGTERM.
 # Module constants so tests on a slow machine can raise them.
@@ -83,16 +87,24 @@ def ensure_built(names: Sequence[str] = BINARIES, *, go_version: str | None = No
     stale = [n for n, p in paths.items() if not p.exists() or p.stat().st_mtime < source_mtime]
     if stale:
         out.mkdir(parents=True, exist_ok=True)
-        cmd = [go, "build", "-o", str(out) + os.sep] + [f"./cmd/{n}" for n in stale]
+        cmd = [go, "build", *_modfile_args(go_version), "-o", str(out) + os.sep] + [f"./cmd/{n}" for n in stale]
         log.info("building %s", " ".join(stale))
         result = subprocess.run(cmd, cwd=GO_TARGETS_DIR, capture_output=True, text=True, check=False, env=env)
         if result.returncode != 0:
             raise InfrastructureError(
                 f"building {', '.join(stale)}{f' with Go {go_version}' if go_version else ''} failed:\n"
                 f"{result.stderr.strip()}",
-                hint="run `make build` to see the full Go build output; go_targets needs Go 1.26 or newer",
+                hint="run `make build` to see the full Go build output; go_targets builds with Go 1.26 or newer "
+                f"(go.mod) and with Go 1.23 - 1.25 ({LEGACY_MODFILE})",
             )
     return paths
+
+
+def _modfile_args(go_version: str | None) -> list[str]:
+    if go_version is None:
+        return []
+    major, minor = (int(x) for x in go_version.split(".")[:2])
+    return [f"-modfile={LEGACY_MODFILE}"] if (major, minor) < MODFILE_BELOW else []
 
 
 def _machine_go_prefix() -> str:

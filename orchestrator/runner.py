@@ -69,7 +69,7 @@ def default_report_dir(scenario: Scenario, run_id: str) -> Path:
     return Path("reports") / f"{scenario.name}-{stamp}-{run_id}"
 
 
-MIN_TARGET_GO = (1, 26)  # go_targets' dependencies (grpc, client_golang) need it
+MIN_TARGET_GO = (1, 23)  # the oldest Go whose dependency versions go_targets/go1.23.mod pins
 
 
 def check_supported(scenario: Scenario) -> None:
@@ -80,7 +80,7 @@ def check_supported(scenario: Scenario) -> None:
             raise UsageError(
                 f"target '{target.name}': maptarget builds with Go {MIN_TARGET_GO[0]}.{MIN_TARGET_GO[1]} or newer, "
                 f"not {target.go} (its gRPC and Prometheus libraries need it)",
-                hint=f'set go: "1.26" (or newer); to see what Go {target.go}\'s maps cost, use '
+                hint=f'set go: "1.23" (classic maps) or "1.26"; to see what Go {target.go}\'s maps cost, use '
                 f"`mapquake model predict|measure TYPE --go {target.go}`",
             )
     if scenario.backend != "local":

@@ -24,6 +24,9 @@ LOAD_STARTED_MARKER = "mapquake: load started"
 """The master logs this line when the first phase starts (all workers connected)."""
 
 USERS: tuple[str, ...] = ("MapWriteUser", "SyncMapChurnUser", "DeleteChurnUser", "ReadWriteMix")
+#: Users whose ops include reads. On Go ≤ 1.23 reads that miss a sync.Map's read map promote its
+#: dirty map, and the next new key copies every entry into a fresh dirty map (research §4).
+READING_USERS: tuple[str, ...] = ("SyncMapChurnUser", "ReadWriteMix")
 PROTOCOLS: tuple[str, ...] = ("http", "grpc")
 WRITE_MODES: tuple[str, ...] = ("put", "batch", "stream")
 VALUE_TYPES: tuple[str, ...] = (

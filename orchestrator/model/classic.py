@@ -221,6 +221,18 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
     return Estimate(live, min(low, live), max(high, live), cum, bd, notes=notes, details=details)
 
 
+def old_array_high(key: GoType, elem: GoType, m: int) -> int:
+    """Most bytes an old bucket array (with its overflow buckets) can hold for a map of ``m`` keys:
+    the array one level below ``m``'s, as an incremental grow keeps it until evacuation ends."""
+    b = b_for(m)
+    if b == 0:
+        return 0
+    cl = _Classic(layout(key, elem))
+    old_b = b - 1
+    _, _, o_hi, _ = cl.overflow_bytes(grow_trigger(b) - 1, old_b)
+    return round((cl.array(old_b) if old_b > 0 else cl.bucket()) + o_hi)
+
+
 def predict(key: GoType, elem: GoType, entries: int, *, high_water: int, hint: int | None) -> Estimate:
     """Live and cumulative heap bytes of ``map[key]elem`` on Go ≤ 1.23 (module docstring)."""
     m = max(entries, high_water)

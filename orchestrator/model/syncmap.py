@@ -93,7 +93,8 @@ def predict_trie(key: GoType, elem: GoType, entries: int, *, high_water: int) ->
 def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) -> Estimate:
     """sync.Map on Go ≤ 1.23 after ``entries`` Stores of new keys (no Loads: all in dirty).
 
-    ``peak`` adds the transient second map built by the first new-key Store after a promotion.
+    ``peak`` adds the transient second map built by the first new-key Store after a promotion;
+    ``details["peak_high_bytes"]`` bounds it with the old bucket array either map may still hold.
     """
     any_t = basic_type("any")
     entry_ptr = pointer_to(basic_type("uint8"))
@@ -127,6 +128,10 @@ def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) 
         details={f"dirty_{k}": v for k, v in est.details.items()},
     )
     out.details["double_copy_bytes"] = round(double.live + LEGACY_READONLY)
+    # The most a churning map can hold between promotions: the double copy with each map still
+    # holding its old bucket array (a promoted read map gets no writes, so an evacuation it was in
+    # the middle of never finishes; the rebuilt dirty map grows as new keys arrive).
+    out.details["peak_high_bytes"] = round(out.peak + 2 * classic.old_array_high(any_t, entry_ptr, m))
     out.notes.append(
         "peak: after a promotion (len(dirty) missed Loads) the next Store of a new key copies every "
         "entry into a new dirty map, so the map structure exists twice until the next promotion"

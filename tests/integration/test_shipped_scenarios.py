@@ -1,6 +1,9 @@
 """The shipped scenarios, run for real: the verdicts the docs promise.
 
 - quickstart passes (the front door);
+- map-grow passes on both runtimes: a Go 1.26 (Swiss) and a Go 1.23 (classic hmap) target, each
+  heap on the model of its own runtime, and the seed claim of §1 confirmed for one, refuted for
+  the other;
 - racymap-crash passes: the target dies with Go's fatal error and the run records it;
 - ringbuffer-partition passes with its bounded queues, and the same run with the bound removed
   (`--set targets.0.replicate.queue=unbounded`) fails its model check, which still expects the
@@ -14,10 +17,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from orchestrator.errors import InfrastructureError
 from orchestrator.gotargets import REPO_ROOT
+from orchestrator.model.toolchains import find
+from orchestrator.seedclaims import assess
 
 pytestmark = [
     pytest.mark.integration,
@@ -26,7 +33,7 @@ pytestmark = [
 ]
 
 
-def run_scenario(name: str, tmp_path: Path, *overrides: str) -> tuple[int, dict[str, str], str]:
+def run_scenario_report(name: str, tmp_path: Path, *overrides: str) -> tuple[int, dict[str, Any], str]:
     report_dir = tmp_path / "report"
     env = {**os.environ, "MAPQUAKE_STATE_DIR": str(tmp_path / "state"), "MAPQUAKE_TREND_STORE": str(tmp_path / "t.db")}
     args = [sys.executable, "-m", "orchestrator.cli", "run", f"scenarios/{name}.yaml", "--report-dir", str(report_dir)]
@@ -37,13 +44,44 @@ def run_scenario(name: str, tmp_path: Path, *overrides: str) -> tuple[int, dict[
     finally:
         subprocess.run([sys.executable, "-m", "orchestrator.cli", "cleanup"], env=env, capture_output=True, timeout=120)
     report = json.loads((report_dir / "report.json").read_text())
-    return result.returncode, {c["name"]: c["verdict"] for c in report["checks"]}, result.stdout + result.stderr
+    return result.returncode, report, result.stdout + result.stderr
+
+
+def run_scenario(name: str, tmp_path: Path, *overrides: str) -> tuple[int, dict[str, str], str]:
+    code, report, output = run_scenario_report(name, tmp_path, *overrides)
+    return code, {c["name"]: c["verdict"] for c in report["checks"]}, output
 
 
 def test_quickstart_passes(tmp_path: Path) -> None:
     code, verdicts, output = run_scenario("quickstart", tmp_path)
     assert code == 0, output
     assert set(verdicts.values()) == {"pass"}
+
+
+def test_map_grow_follows_each_runtime_s_own_model(tmp_path: Path) -> None:
+    try:
+        find("1.23")
+    except InfrastructureError as err:
+        pytest.skip(f"Go 1.23 toolchain missing: {err}")
+    code, report, output = run_scenario_report("map-grow", tmp_path)
+    assert code == 0, output
+    assert {c["name"]: c["verdict"] for c in report["checks"]} == {
+        "swiss-steps-follow-the-model": "pass",
+        "classic-steps-follow-the-model": "pass",
+        "swiss-alive": "pass",
+        "classic-alive": "pass",
+    }
+    assert report["go_versions"] == ["1.23", "1.26"]
+    # The two targets really ran different runtimes: the same entries cost different heap, each
+    # as its own model predicts (classic buckets hold 8 entries at load 6.5, Swiss groups 8 at 7/8).
+    by_check = {c["name"]: c["evidence"]["samples"] for c in report["checks"] if c["kind"] == "model"}
+    assert len(by_check["classic-steps-follow-the-model"]) == 4
+    swiss = {s["point"]: s for s in by_check["swiss-steps-follow-the-model"]}
+    classic = {s["point"]: s for s in by_check["classic-steps-follow-the-model"]}
+    assert swiss["pause-1.end"]["predicted_bytes"] != classic["pause-1.end"]["predicted_bytes"]
+    outcomes = {(a.target, a.section): a.outcome for a in assess(report)}
+    assert outcomes[("classic", "§1, §2.1")] == "confirms"
+    assert outcomes[("swiss", "§1, §2.1")] == "refutes"
 
 
 def test_racymap_dies_as_the_runtime_promises(tmp_path: Path) -> None:

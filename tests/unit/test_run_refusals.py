@@ -18,11 +18,15 @@ phases: [{name: p, duration: 1s}]
 """
 
 
-def test_a_target_on_go_older_than_1_26_is_refused_with_the_model_as_the_way_out() -> None:
+def test_a_target_on_go_older_than_1_23_is_refused_with_the_model_as_the_way_out() -> None:
     with pytest.raises(UsageError) as info:
-        check_supported(load_scenario_text(BASE, overrides=['targets.0.go="1.23"']))
-    assert "maptarget builds with Go 1.26 or newer, not 1.23" in info.value.message
-    assert "--go 1.23" in (info.value.hint or "")
+        check_supported(load_scenario_text(BASE, overrides=['targets.0.go="1.22"']))
+    assert "maptarget builds with Go 1.23 or newer, not 1.22" in info.value.message
+    assert "--go 1.22" in (info.value.hint or "")
+
+
+def test_a_go_1_23_target_is_accepted() -> None:
+    check_supported(load_scenario_text(BASE, overrides=['targets.0.go="1.23"']))
 
 
 def test_kubernetes_is_refused_until_it_exists() -> None:

@@ -178,7 +178,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		return nil, usagef("--shutdown-timeout %v is invalid: want a positive duration such as 8s", c.shutdownTimeout)
 	}
 	if *peers != "" {
-		for p := range strings.SplitSeq(*peers, ",") {
+		for _, p := range strings.Split(*peers, ",") { // not SplitSeq: builds with Go 1.23 too
 			p = strings.TrimSpace(p)
 			if err := checkAddr("peers", p); err != nil {
 				return nil, err

@@ -111,7 +111,12 @@ func (m *ringMap[V]) Store(key string, v V) bool {
 			buf:  make([]V, m.size),
 		}
 		m.rings[key] = r
-		m.wg.Go(r.run)
+		// Not wg.Go (Go 1.25): maptarget also builds with Go 1.23 (go1.23.mod).
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			r.run()
+		}()
 	}
 	r.put(v)
 	return !existed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from orchestrator.comparator import RunFacts, check_model, designed_target
+from orchestrator.comparator import RunFacts, check_model, designed_target, predict_heap
 from orchestrator.journal import HeapSample, Journal
 from orchestrator.model.predict import predict
 from orchestrator.payload import backlog_bytes, key_bytes, owned_bytes
@@ -141,3 +141,40 @@ def test_owned_objects_follow_typed_pointers_only() -> None:
     node = container_of("map[string]*struct{V [32]byte; Prev unsafe.Pointer; Meta *struct{N unsafe.Pointer; S uint64}}")
     assert owned_bytes(node.elem) == 48 + 16  # node (48 B, pointerful: class 48) + meta (16 B)
     assert owned_bytes(container_of("map[string][32]byte").elem) == 0
+
+
+LEGACY = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: legacy
+go: "1.23"
+targets: [{name: cache, store: syncmap}]
+load: {user: USER, keys: {space: 100000}, value: {type: "[32]byte"}}
+phases: [{name: churn, duration: 5s}]
+"""
+
+
+def test_a_legacy_sync_map_read_by_the_load_may_hold_its_double_copy() -> None:
+    """Go ≤ 1.23: missed Loads promote the dirty map and the next new key copies it, so a reading
+    workload's heap may hold two copies of the map structure; a write-only one never does."""
+    go_type = "sync.Map[string][32]byte"
+    sample = HeapSample(
+        target="cache", replica=0, point="churn.end", wall=time.time(), live_bytes=0, entries=25_000,
+        high_water=25_000, goroutines=10, go_version="go1.23.5", go_type=go_type, settled=True,
+    )  # fmt: skip
+    model = predict(go_type, 25_000, go_version="1.23")
+    reading = predict_heap(
+        load_scenario_text(LEGACY.replace("USER", "SyncMapChurnUser")), _target("SyncMapChurnUser"), go_type,
+        sample, 25_000,
+    )  # fmt: skip
+    writing = predict_heap(
+        load_scenario_text(LEGACY.replace("USER", "MapWriteUser")), _target("MapWriteUser"), go_type, sample, 25_000
+    )
+    assert writing.high - writing.beside < model.peak_bytes
+    assert reading.high - writing.high == model.details["peak_high_bytes"] - model.live_bytes
+    assert model.details["peak_high_bytes"] > model.peak_bytes > model.live_bytes
+    assert reading.expected == writing.expected
+
+
+def _target(user: str):
+    return load_scenario_text(LEGACY.replace("USER", user)).targets[0]
