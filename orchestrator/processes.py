@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import time
@@ -113,3 +114,26 @@ def environ_run_id(pid: int) -> str | None:
         if item.startswith(prefix):
             return item[len(prefix) :].decode(errors="replace")
     return None
+
+
+def read_stdout_line(proc: subprocess.Popen[Any], timeout_s: float) -> tuple[str | None, bytes]:
+    """The next line ``proc`` (opened with stdout=PIPE) writes, waiting at most ``timeout_s``.
+
+    Returns (line without its newline, b"") or, when no whole line came before the timeout or
+    EOF, (None, what did come). Reads a byte at a time so later lines stay in the pipe.
+    """
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 1)
+            if not chunk:
+                break  # EOF: the process exited
+            if chunk == b"\n":
+                return buf.decode(errors="replace").rstrip("\r"), b""
+            buf += chunk
+    return None, buf

@@ -27,10 +27,8 @@ with ``python -S -I`` so it is up in milliseconds); this module starts and stops
 from __future__ import annotations
 
 import os
-import selectors
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from typing import Any
 from chaos.engines.command import NetnsHandle
 from orchestrator.errors import InfrastructureError
 from orchestrator.ledger import Ledger, ResourceKind
-from orchestrator.processes import start_process, stop_process
+from orchestrator.processes import read_stdout_line, start_process, stop_process
 
 READY_TIMEOUT_S = 10.0
 DEFAULT_MAX_LIFETIME_S = 6 * 3600.0
@@ -92,26 +90,10 @@ def start(
     else:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
     assert proc.stdout is not None
-    line = _read_line(proc, READY_TIMEOUT_S)
-    if not line.startswith("port "):
+    line, partial = read_stdout_line(proc, READY_TIMEOUT_S)
+    if line is None or not line.startswith("port "):
         stop_process(proc, grace_s=1.0)
-        raise InfrastructureError(f"delay proxy in {handle.name} did not start (exit {proc.poll()}, said {line!r})")
+        raise InfrastructureError(
+            f"delay proxy in {handle.name} did not start (exit {proc.poll()}, said {line or partial!r})"
+        )
     return ProxyProcess(proc=proc, port=int(line.split()[1]), label=label, ledger=ledger)
-
-
-def _read_line(proc: subprocess.Popen[Any], timeout_s: float) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 64)
-            if not chunk:
-                break
-            buf += chunk
-            if b"\n" in buf:
-                break
-    return buf.decode(errors="replace").split("\n")[0]

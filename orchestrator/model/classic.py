@@ -16,14 +16,12 @@ from dataclasses import dataclass
 from orchestrator.model import prob
 from orchestrator.model.alloc import alloc, slice_growth_caps, usable
 from orchestrator.model.estimate import Estimate, add_entry_costs
-from orchestrator.model.gotypes import GoType, array_of, basic_type, pointer_to, struct_layout
+from orchestrator.model.gotypes import GoType, array_of, basic_type, map_slots, pointer_to, struct_layout
 
 HMAP = 48
 MAPEXTRA = 24
 SLICE_HEADER = 24
 BUCKET_SLOTS = 8
-MAX_KEY_BYTES = 128
-MAX_ELEM_BYTES = 128
 LOAD_NUM, LOAD_DEN = 13, 2
 #: Evacuating 2^(B-1) old buckets takes ≈ ln 2 · 2^(B-1) writes (sd ≈ 0.27·sqrt(2^(B-1))).
 EVACUATION_WRITES = math.log(2)
@@ -39,10 +37,8 @@ class Layout:
 
 
 def layout(key: GoType, elem: GoType) -> Layout:
-    ik = key.size > MAX_KEY_BYTES
-    ie = elem.size > MAX_ELEM_BYTES
-    k = pointer_to(key) if ik else key
-    v = pointer_to(elem) if ie else elem
+    slots = map_slots(key, elem)
+    k, v, ik, ie = slots.key, slots.elem, slots.indirect_key, slots.indirect_elem
     ptrs = k.has_pointers or v.has_pointers
     overflow = pointer_to(basic_type("uint8")) if ptrs else basic_type("uintptr")
     bucket = struct_layout(

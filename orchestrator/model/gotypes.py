@@ -202,6 +202,28 @@ def pointer_to(elem: GoType) -> GoType:
     return GoType("pointer", f"*{elem.text}", 8, 8, True, True, elem=elem)
 
 
+#: Both map implementations store a key or value over this many bytes through a pointer
+#: (classic hmap's maxKeySize/maxElemSize, Swiss tables' MaxKeyBytes/MaxElemBytes).
+MAP_MAX_INLINE_BYTES = 128
+
+
+@dataclass(frozen=True)
+class MapSlots:
+    """The key and value types as a map stores them in its slots."""
+
+    key: GoType
+    elem: GoType
+    indirect_key: bool
+    indirect_elem: bool
+
+
+def map_slots(key: GoType, elem: GoType) -> MapSlots:
+    """Keys and values over 128 B live in their own allocation; the slot holds a pointer."""
+    ik = key.size > MAP_MAX_INLINE_BYTES
+    ie = elem.size > MAP_MAX_INLINE_BYTES
+    return MapSlots(pointer_to(key) if ik else key, pointer_to(elem) if ie else elem, ik, ie)
+
+
 def interface_holding(dynamic: GoType | None) -> GoType:
     if dynamic is None:
         return GoType("interface", "any", 16, 8, True, True, name="any")

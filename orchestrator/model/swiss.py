@@ -18,13 +18,11 @@ from orchestrator.model import prob
 from orchestrator.model.alloc import alloc
 from orchestrator.model.boxing import slot_box
 from orchestrator.model.estimate import Estimate, add_entry_costs, entry_cost
-from orchestrator.model.gotypes import GoType, array_of, basic_type, pointer_to, struct_layout
+from orchestrator.model.gotypes import GoType, array_of, basic_type, map_slots, struct_layout
 
 MAP_HEADER = 48
 TABLE_HEADER = 32
 GROUP_SLOTS = 8
-MAX_KEY_BYTES = 128
-MAX_ELEM_BYTES = 128
 MAX_TABLE_CAPACITY = 1024
 #: A 1024-slot table holds at most this many entries; one more key splits it.
 SPLIT_AT = MAX_TABLE_CAPACITY * 7 // 8 + 1  # 897
@@ -46,10 +44,8 @@ class Layout:
 
 
 def layout(key: GoType, elem: GoType) -> Layout:
-    ik = key.size > MAX_KEY_BYTES
-    ie = elem.size > MAX_ELEM_BYTES
-    k = pointer_to(key) if ik else key
-    v = pointer_to(elem) if ie else elem
+    slots = map_slots(key, elem)
+    k, v, ik, ie = slots.key, slots.elem, slots.indirect_key, slots.indirect_elem
     slot = struct_layout([("key", k, False), ("elem", v, False)], "slot")
     group = struct_layout(
         [("ctrl", basic_type("uint64"), False), ("slots", array_of(slot, GROUP_SLOTS, "slots"), False)],

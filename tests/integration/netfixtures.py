@@ -7,9 +7,7 @@ or fail: first the orderly teardown, then ``cleanup_run(force=True)`` as a net.
 from __future__ import annotations
 
 import os
-import selectors
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 
 from orchestrator.ledger import Ledger, new_run_id
 from orchestrator.netns import LocalNetwork, cleanup_run, list_links, list_netns, run_id_of
+from orchestrator.processes import read_stdout_line
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="creates network namespaces and bridges: needs root (CAP_NET_ADMIN)"
@@ -63,18 +62,7 @@ def make_network(state_dir: Path) -> Iterator[Callable[[], LocalNetwork]]:
 
 def read_line(proc: subprocess.Popen[Any], timeout: float) -> str:
     """The next stdout line of ``proc`` (opened with stdout=PIPE), waiting at most ``timeout`` seconds."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline:
-            if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 1)
-            if not chunk:
-                break  # EOF: the process exited
-            buf += chunk
-            if chunk == b"\n":
-                return buf.decode().strip()
-    raise AssertionError(f"no line from pid {proc.pid} within {timeout}s (got {buf!r}, exit {proc.poll()})")
+    line, partial = read_stdout_line(proc, timeout)
+    if line is None:
+        raise AssertionError(f"no line from pid {proc.pid} within {timeout}s (got {partial!r}, exit {proc.poll()})")
+    return line.strip()

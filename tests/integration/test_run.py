@@ -22,10 +22,11 @@ import pytest
 from orchestrator.gotargets import REPO_ROOT
 from orchestrator.ledger import RUN_ID_ENV, list_runs
 from orchestrator.netns import list_links, list_netns
+from tests.integration.netfixtures import needs_root
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="runs create network namespaces: needs root"),
+    needs_root,
 ]
 
 SCENARIO = """\

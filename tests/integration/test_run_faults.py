@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from orchestrator.gotargets import REPO_ROOT
+from tests.integration.netfixtures import needs_root
 
 from .test_run import leftovers, the_run_id
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="runs create network namespaces: needs root"),
+    needs_root,
 ]
 
 SCENARIO = """\

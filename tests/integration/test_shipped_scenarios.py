@@ -25,11 +25,12 @@ from orchestrator.errors import InfrastructureError
 from orchestrator.gotargets import REPO_ROOT
 from orchestrator.model.toolchains import find
 from orchestrator.seedclaims import assess
+from tests.integration.netfixtures import needs_root
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="runs create network namespaces: needs root"),
+    needs_root,
 ]
 
 

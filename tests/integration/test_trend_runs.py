@@ -26,13 +26,14 @@ import xmlschema
 from orchestrator import cli, runner
 from orchestrator.gotargets import REPO_ROOT
 from orchestrator.trends import TREND_STORE_ENV, TrendStore
+from tests.integration.netfixtures import needs_root
 
 WIRED = "record_run" in inspect.getsource(runner) and "report_cli" in inspect.getsource(cli)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="runs create network namespaces: needs root"),
+    needs_root,
     pytest.mark.skipif(not WIRED, reason="runner does not record runs / CLI lacks `mapquake report` yet"),
 ]
 
