@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,9 +40,12 @@ phases:
   - {name: cut, duration: 5s, faults: [{partition: {shape: isolate-one, among: kv}}]}
   - {name: after, duration: 12s}
 checks:
-  # A replication call in flight on the cut connection times out after 5 s before the sender
-  # replaces the connection, so draining can take a little over 5 s after the heal.
-  - {name: drains, recovery: 'max(mapquake_replication_backlog{target="kv"})', below: 1, within: 10s}
+  # A replication call in flight on the cut connection times out after 5 s, and the kernel drops
+  # the connection after 5 s of unacknowledged data (TCP_USER_TIMEOUT, from gRPC keepalive); a
+  # new connection works as soon as the network does, so draining takes a few seconds. Under load
+  # a scrape can catch a few ops queued behind the call in flight (2-5 at 200 writes/s): below 50
+  # means drained, a stalled peer's backlog grows by ~130 ops a second.
+  - {name: drains, recovery: 'max(mapquake_replication_backlog{target="kv"})', below: 50, within: 10s}
   - name: grew
     promql: 'max(max_over_time(mapquake_replication_backlog{target="kv"}[15s]))'
     above: 10
@@ -109,22 +113,48 @@ checks:
 """
 
 
-def test_a_run_whose_prometheus_is_cut_from_the_targets_is_inconclusive(tmp_path: Path) -> None:
+def _run(tmp_path: Path, scenario_text: str) -> tuple[int, str, dict[str, Any]]:
+    """Run a scenario to its end; (exit code, output, report.json)."""
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(BLIND)
+    scenario.write_text(scenario_text)
     state, report_dir = tmp_path / "state", tmp_path / "report"
     env = {**os.environ, "MAPQUAKE_STATE_DIR": str(state), "MAPQUAKE_TREND_STORE": str(tmp_path / "t.sqlite")}
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    # Every sample of the phase was lost to the cut: the bound cannot be judged, so never a pass.
-    assert result.returncode == 4, result.stdout + result.stderr
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        subprocess.run([sys.executable, "-m", "orchestrator.cli", "cleanup"], env=env, timeout=120, check=False)
     report = json.loads((report_dir / "report.json").read_text())
+    return result.returncode, result.stdout + result.stderr, report
+
+
+LONG_CUT = SCENARIO.replace(
+    "{name: cut, duration: 5s, faults: [{partition: {shape: isolate-one, among: kv}}]}",
+    "{name: cut, duration: 40s, faults: [{partition: {shape: isolate-one, among: kv, mode: drop}}]}",
+).replace("name: cut-and-heal", "name: long-cut")
+
+
+def test_a_long_partition_drains_within_seconds_of_the_heal(tmp_path: Path) -> None:
+    """40 s of dropped packets: TCP's retransmission timer on the old connection has grown to tens
+    of seconds by the heal, so draining fast needs the connection replaced (keepalive's
+    TCP_USER_TIMEOUT drops it during the cut; the reconnect works once the network does)."""
+    assert LONG_CUT != SCENARIO
+    code, output, report = _run(tmp_path, LONG_CUT)
+    assert code == 0, output
+    verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {"drains": "pass", "grew": "pass"}, report["checks"]
+
+
+def test_a_run_whose_prometheus_is_cut_from_the_targets_is_inconclusive(tmp_path: Path) -> None:
+    code, output, report = _run(tmp_path, BLIND)
+    # Every sample of the phase was lost to the cut: the bound cannot be judged, so never a pass.
+    assert code == 4, output
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
     assert verdicts == {"heap-bounded": "inconclusive", "alive": "pass"}
     assert "missing or stale" in next(c["summary"] for c in report["checks"] if c["name"] == "heap-bounded")

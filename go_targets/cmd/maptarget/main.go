@@ -302,7 +302,12 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 		ConnState:         n.HTTPConns.HTTPConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	grpcSrv := grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()))
+	// Peers replicating to this target send keepalive pings: accept them,
+	// whether or not this target has peers of its own.
+	grpcOpts := append([]grpc.ServerOption{
+		grpc.MaxRecvMsgSize(64 << 20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()),
+	}, replicate.ServerOptions()...)
+	grpcSrv := grpc.NewServer(grpcOpts...)
 	grpcapi.Register(grpcSrv, n)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)

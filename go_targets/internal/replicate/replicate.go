@@ -8,6 +8,16 @@
 // builds a backlog: bounded queues drop (and count) what does not fit,
 // unbounded queues keep everything (see queue.go for the memory cost).
 //
+// A partition that drops packets closes nothing: the HTTP/2 connection to the
+// peer stays "ready" while TCP retransmits its unacknowledged data with an
+// exponentially growing timeout, so after a long partition the old connection
+// might not carry a byte until tens of seconds after the heal. The client's
+// keepalive (ClientKeepalive) bounds that: grpc-go pings an idle connection
+// and, with keepalive on, also sets TCP_USER_TIMEOUT on the socket, so the
+// kernel drops a connection whose data stays unacknowledged for Timeout. A new
+// connection then works as soon as the network does. Peers must accept the
+// pings: their gRPC server needs ServerOptions.
+//
 // Writes a target receives through Replicate are applied locally and never
 // replicated further, so there are no loops whatever the peer graph.
 package replicate
@@ -23,6 +33,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/mapquake/mapquake/go_targets/internal/metrics"
 	pb "github.com/mapquake/mapquake/go_targets/proto/mapquake/v1"
@@ -35,6 +46,28 @@ const (
 	DefaultMaxBackoff = 2 * time.Second
 	DefaultRPCTimeout = 5 * time.Second
 )
+
+// ClientKeepalive is the keepalive of the replicator's peer connections: a
+// ping after Time without reading from the peer, and the connection closed if
+// no answer comes within Timeout. grpc-go raises a Time under 10s to 10s.
+// Timeout is also the connection's TCP_USER_TIMEOUT (grpc-go sets it when
+// keepalive is on): data unacknowledged for 5s ends the connection, which is
+// what keeps a partition from leaving a stalled connection behind. A live
+// peer acknowledges in milliseconds; 5s leaves room for one starved of CPU.
+func ClientKeepalive() keepalive.ClientParameters {
+	return keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}
+}
+
+// ServerOptions are what a gRPC server receiving Replicate calls needs:
+// grpc-go's default enforcement (pings at most every 5 minutes, none without
+// calls in flight) answers ClientKeepalive's pings with GOAWAY
+// "too_many_pings". MinTime is half the client's Time, so timer jitter never
+// counts as a strike.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+		MinTime: ClientKeepalive().Time / 2, PermitWithoutStream: true,
+	})}
+}
 
 // Config configures a Replicator.
 type Config struct {
@@ -117,6 +150,7 @@ func New(cfg Config) (*Replicator, error) {
 			Backoff:           backoff.Config{BaseDelay: cfg.MinBackoff, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.MaxBackoff},
 			MinConnectTimeout: cfg.RPCTimeout,
 		}),
+		grpc.WithKeepaliveParams(ClientKeepalive()),
 	}, cfg.DialOptions...)
 
 	ctx, cancel := context.WithCancel(context.Background())
