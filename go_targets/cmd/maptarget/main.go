@@ -53,6 +53,7 @@ import (
 	"github.com/mapquake/mapquake/go_targets/internal/node"
 	"github.com/mapquake/mapquake/go_targets/internal/replicate"
 	"github.com/mapquake/mapquake/go_targets/internal/store"
+	"github.com/mapquake/mapquake/go_targets/internal/warmup"
 )
 
 const name = "maptarget"
@@ -308,6 +309,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 		grpc.MaxRecvMsgSize(64 << 20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()),
 	}, replicate.ServerOptions()...)
 	grpcSrv := grpc.NewServer(grpcOpts...)
+	warmup.BuildLazyTables()
 	grpcapi.Register(grpcSrv, n)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(grpcSrv, healthSrv)
