@@ -22,7 +22,9 @@ func TestBuildLazyTablesLeavesNothingForTheFirstHuffmanHeader(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(coded)
-	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 4<<10 {
+	// The tree is ~38 KiB; the test binary's own allocations (more under -race,
+	// with other packages' tests running beside it) stay well under 16 KiB.
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 16<<10 {
 		t.Fatalf("decoding a Huffman header kept %d B live; the lazy table was not built up front", grew)
 	}
 }
