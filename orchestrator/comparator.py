@@ -108,9 +108,12 @@ def predict_heap(
     prediction = predict(go_type, entries, go_version=target.go, high_water=max(entries, sample.high_water))
     # Overwrites in scattered order leave a tiny payload alone in its block (payload.py).
     scattered = scenario.load.keys.distribution != "sequential"
+    value_size = scenario.load.value.size
+    if target.store == "subslice" and target.slice_buffer:
+        value_size = max(value_size, target.slice_buffer)  # each value pins the whole buffer it slices
     beside = (
         key_bytes(entries)
-        + value_payload_bytes(entries, target.value_type, scenario.load.value.size, scattered=scattered)
+        + value_payload_bytes(entries, target.value_type, value_size, scattered=scattered)
         + pointee_bytes(entries, go_type)
         + designed_backlog(scenario, target, sample)
     )

@@ -98,6 +98,14 @@ SEED_CLAIMS: tuple[SeedClaim, ...] = (
         users=("DeleteChurnUser",),
     ),
     SeedClaim(
+        "§2.5",
+        ("subslice",),
+        "value slices keep their backing arrays alive",
+        "true: a slice of a buffer pins the whole buffer; copying the value to its size (bytes.Clone) frees it",
+        ("model",),
+        lambda t: int(t.get("slice_buffer", 0)) > 0,
+    ),
+    SeedClaim(
         "§4.1",
         ("racymap",),
         "concurrent map writes crash the program",

@@ -19,6 +19,7 @@ def designed_go_type(target: TargetSpec) -> str:
         "mutexmap": f"map[string]{v}",
         "deleteretain": f"map[string]{v}",
         "racymap": f"map[string]{v}",
+        "subslice": f"map[string]{v}",  # the buffer behind each value is not in the type (payload.py)
         "syncmap": f"sync.Map[string]{v}",
         "shardedmap": f"[{target.shards}]map[string]{v}",
         "ifacemap": f"map[string]any({_RECORD.format(v=v)})",

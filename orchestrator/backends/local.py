@@ -162,6 +162,8 @@ class LocalBackend:
         args += ["--rebuild-every", str(target.rebuild_every), "--ring-size", str(target.ring_size)]
         if target.ring_leak:
             args.append("--ring-leak")
+        if target.slice_buffer:
+            args += ["--slice-buffer", str(target.slice_buffer)]
         if target.replicate is not None and peers:
             args += ["--peers", ",".join(peers), "--peer-queue", target.replicate.queue]
             args += ["--peer-queue-capacity", str(target.replicate.capacity)]

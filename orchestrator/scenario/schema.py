@@ -16,7 +16,7 @@ KIND = "Scenario"
 
 STORES = (
     "mutexmap", "syncmap", "shardedmap", "ifacemap", "structmap",
-    "deleteretain", "ptrcycle", "ringbuffer", "racymap",
+    "deleteretain", "ptrcycle", "ringbuffer", "racymap", "subslice",
 )  # fmt: skip
 VALUE_TYPES = ("[]byte", "string", "int64", "[8]byte", "[16]byte", "[32]byte", "[64]byte", "[128]byte", "[256]byte")
 USERS = ("MapWriteUser", "SyncMapChurnUser", "DeleteChurnUser", "ReadWriteMix")
@@ -92,6 +92,9 @@ _target = _object(
             "default": False,
             "description": "ringbuffer: leak a goroutine per deleted key",
         },
+        "slice_buffer": _int(
+            0, 1 << 20, 0, "subslice: keep each value as a slice of a new buffer of this many bytes (0: copy to size)"
+        ),
     },
     required=("name", "store"),
 )
@@ -120,9 +123,10 @@ _keys = _object(
     required=("space",),
 )
 
+LOAD_VALUE_TYPE_DEFAULT = "[32]byte"
 _value = _object(
     {
-        "type": _enum(VALUE_TYPES, "[32]byte", "Go type of the stored values (the targets' --value-type)"),
+        "type": _enum(VALUE_TYPES, LOAD_VALUE_TYPE_DEFAULT, "Go type of the stored values (the targets' --value-type)"),
         "size": _int(0, 1 << 20, 32, "bytes sent per value ([]byte and string values)"),
     }
 )

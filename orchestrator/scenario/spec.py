@@ -56,6 +56,7 @@ class TargetSpec:
     rebuild_every: int
     ring_size: int
     ring_leak: bool
+    slice_buffer: int
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
                 rebuild_every=merged["rebuild_every"],
                 ring_size=merged["ring_size"],
                 ring_leak=merged["ring_leak"],
+                slice_buffer=merged["slice_buffer"],
             )
         )
     phases = tuple(

@@ -23,6 +23,7 @@ from orchestrator.scenario.schema import (
     FAULT_KINDS,
     GO_VERSION_PATTERN,
     GROUPS,
+    LOAD_VALUE_TYPE_DEFAULT,
     NAME_PATTERN,
     PERCENT_PATTERN,
     SCENARIO_SCHEMA,
@@ -205,7 +206,17 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
             elif isinstance(name, str):
                 seen[name] = i
 
+    load_value = data.get("load", {}).get("value", {}) if isinstance(data.get("load"), dict) else {}
+    schema_default = LOAD_VALUE_TYPE_DEFAULT
+    default_value_type = load_value.get("type", schema_default) if isinstance(load_value, dict) else schema_default
     for i, target in _dicts(data.get("targets")):
+        value_type = target.get("value_type", default_value_type)
+        if target.get("store") == "subslice" and value_type != "[]byte":
+            where = ("targets", i, "value_type") if "value_type" in target else ("targets", i, "store")
+            fix = 'set value_type: "[]byte"'
+            error(where, f"subslice keeps []byte values as slices of a buffer, not {value_type}; {fix}")
+        if "slice_buffer" in target and target.get("store") != "subslice":
+            error(("targets", i, "slice_buffer"), "slice_buffer only applies to store: subslice; remove it")
         replicas = _replicas(target)
         if "replicate" in target and replicas is not None and replicas < 2:
             error(

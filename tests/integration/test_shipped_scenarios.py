@@ -4,6 +4,8 @@
 - map-grow passes on both runtimes: a Go 1.26 (Swiss) and a Go 1.23 (classic hmap) target, each
   heap on the model of its own runtime, and the seed claim of §1 confirmed for one, refuted for
   the other;
+- subslice-retain passes: 32-byte values kept as slices of 4 KiB buffers cost 4 KiB each, as the
+  model says, and the seed claim "value slices keep backing arrays alive" is confirmed;
 - racymap-crash passes: the target dies with Go's fatal error and the run records it;
 - ringbuffer-partition passes with its bounded queues, and the same run with the bound removed
   (`--set targets.0.replicate.queue=unbounded`) fails its model check, which still expects the
@@ -83,6 +85,19 @@ def test_map_grow_follows_each_runtime_s_own_model(tmp_path: Path) -> None:
     outcomes = {(a.target, a.section): a.outcome for a in assess(report)}
     assert outcomes[("classic", "§1, §2.1")] == "confirms"
     assert outcomes[("swiss", "§1, §2.1")] == "refutes"
+
+
+def test_subslice_values_pin_their_buffers(tmp_path: Path) -> None:
+    code, report, output = run_scenario_report("subslice-retain", tmp_path)
+    assert code == 0, output
+    assert {c["verdict"] for c in report["checks"]} == {"pass"}
+    samples = {c["name"]: c["evidence"]["samples"][0] for c in report["checks"] if c["kind"] == "model"}
+    pinned, cloned = samples["pinned-buffers-as-modelled"], samples["cloned-values-as-modelled"]
+    assert pinned["entries_observed"] == cloned["entries_observed"] == 20_000
+    # 4 KiB per entry against 32 B: the pinned heap is dominated by the buffers.
+    assert pinned["observed_bytes"] > 20_000 * 4096 > 20 * cloned["observed_bytes"]
+    outcomes = {(a.target, a.claim): a.outcome for a in assess(report)}
+    assert outcomes[("pinned", "value slices keep their backing arrays alive")] == "confirms"
 
 
 def test_racymap_dies_as_the_runtime_promises(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@
 //	maptarget --store NAME --http-addr HOST:PORT --grpc-addr HOST:PORT
 //	          [--value-type T] [--peers host:port,...] [--peer-queue bounded|unbounded]
 //	          [--peer-queue-capacity N] [--shards N] [--rebuild-every N]
-//	          [--ring-size N] [--ring-leak] [--max-body-bytes N]
+//	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-body-bytes N]
 //	          [--ready-file PATH] [--shutdown-timeout D]
 //	          [--log-format json|text] [--log-level debug|info|warn|error] [--version]
 //
@@ -73,6 +73,7 @@ type config struct {
 	shards, rebuildEvery int
 	ringSize             int
 	ringLeak             bool
+	sliceBuffer          int
 	maxBodyBytes         int
 	readyFile            string
 	shutdownTimeout      time.Duration
@@ -129,6 +130,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.Var(intFlag{&c.rebuildEvery}, "rebuild-every", "deleteretain: rebuild the map after this many deletes (0: never)")
 	fs.Var(intFlag{&c.ringSize}, "ring-size", "ringbuffer per-key buffer length (0: store default 8)")
 	fs.BoolVar(&c.ringLeak, "ring-leak", false, "ringbuffer: leak each deleted key's goroutine")
+	fs.Var(intFlag{&c.sliceBuffer}, "slice-buffer", "subslice: keep each []byte value as a slice of a fresh buffer of this many bytes (0: copy it to size)")
 	c.maxBodyBytes = httpapi.DefaultMaxBodyBytes
 	fs.Var(intFlag{&c.maxBodyBytes}, "max-body-bytes", "largest HTTP PUT body accepted (default 1048576)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write {http_addr, grpc_addr, pid} as JSON here once serving")
@@ -247,7 +249,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	st, err := store.New(c.store, store.Options{
 		ValueType: c.valueType, Shards: c.shards, RebuildEvery: c.rebuildEvery,
-		RingSize: c.ringSize, RingLeak: c.ringLeak,
+		RingSize: c.ringSize, RingLeak: c.ringLeak, SliceBuffer: c.sliceBuffer,
 	})
 	if err != nil {
 		return err

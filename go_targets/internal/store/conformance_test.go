@@ -22,6 +22,7 @@ var wantGoType = map[string]string{
 	"ptrcycle":     "map[string]*struct{Value {V}; Prev unsafe.Pointer; Next unsafe.Pointer; Meta *struct{Node unsafe.Pointer; Seq uint64}}",
 	"ringbuffer":   "map[string]*struct{In chan {V}; Ack chan struct{}; Stop chan struct{}; Mu sync.Mutex; Buf []{V}; Next int; Count int}",
 	"racymap":      "map[string]{V}",
+	"subslice":     "map[string]{V}",
 }
 
 func TestNamesMatchPatterns(t *testing.T) {
@@ -209,6 +210,7 @@ func TestNewRejects(t *testing.T) {
 		{"shardedmap", Options{Shards: -1}, nil, "Shards"},
 		{"deleteretain", Options{RebuildEvery: -5}, nil, "RebuildEvery"},
 		{"ringbuffer", Options{RingSize: -1}, nil, "RingSize"},
+		{"subslice", Options{SliceBuffer: -1}, nil, "SliceBuffer"},
 	} {
 		_, err := New(tc.name, tc.opts)
 		if err == nil || (tc.want != nil && !errors.Is(err, tc.want)) || !strings.Contains(err.Error(), tc.text) {

@@ -15,6 +15,7 @@ var patterns = map[string]func(Options) (Store, error){
 	"ptrcycle":     opener("ptrcycle", ptrCycleGoType),
 	"ringbuffer":   opener("ringbuffer", ringMapGoType),
 	"racymap":      opener("racymap", racyMapGoType),
+	"subslice":     opener("subslice", subsliceMapGoType),
 }
 
 // build instantiates the named pattern for V. Go has no generic function
@@ -41,6 +42,8 @@ func build[V any](name string, opts Options) Map[V] {
 		return newRingMap[V](opts.RingSize, opts.RingLeak)
 	case "racymap":
 		return newRacyMap[V]()
+	case "subslice":
+		return newSubsliceMap[V](opts.SliceBuffer)
 	}
 	panic("store: build has no case for pattern " + name)
 }
@@ -64,7 +67,7 @@ func checkOptions(opts *Options) error {
 	for _, knob := range []struct {
 		name string
 		v    int
-	}{{"Shards", opts.Shards}, {"RebuildEvery", opts.RebuildEvery}, {"RingSize", opts.RingSize}} {
+	}{{"Shards", opts.Shards}, {"RebuildEvery", opts.RebuildEvery}, {"RingSize", opts.RingSize}, {"SliceBuffer", opts.SliceBuffer}} {
 		if knob.v < 0 {
 			return fmt.Errorf("store: Options.%s is %d, want 0 (default) or more", knob.name, knob.v)
 		}

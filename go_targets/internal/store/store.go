@@ -78,6 +78,10 @@ type Options struct {
 	// RingLeak makes ringbuffer forget to stop a key's goroutine on delete,
 	// reproducing the seed's goroutine leak.
 	RingLeak bool
+	// SliceBuffer makes subslice keep each []byte value as a slice of a
+	// fresh buffer of this many bytes, pinning the whole buffer (0: values
+	// are copied to their own size, the fix).
+	SliceBuffer int
 }
 
 // ErrUnknownStore is returned by New for a name not in Names().

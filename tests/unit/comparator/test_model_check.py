@@ -178,3 +178,28 @@ def test_a_legacy_sync_map_read_by_the_load_may_hold_its_double_copy() -> None:
 
 def _target(user: str):
     return load_scenario_text(LEGACY.replace("USER", user)).targets[0]
+
+
+SUBSLICE = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: subslice
+targets:
+  - {name: pinned, store: subslice, slice_buffer: 4096}
+  - {name: cloned, store: subslice}
+load: {keys: {space: 1000}, value: {type: "[]byte", size: 32}}
+phases: [{name: fill, duration: 5s}]
+"""
+
+
+def test_a_value_sliced_from_a_buffer_is_charged_the_whole_buffer() -> None:
+    scenario = load_scenario_text(SUBSLICE)
+    pinned, cloned = scenario.targets
+    sample = HeapSample(
+        target="pinned", replica=0, point="fill.end", wall=time.time(), live_bytes=0, entries=1000,
+        high_water=1000, goroutines=10, go_version="go1.26.8", go_type="map[string][]byte", settled=True,
+    )  # fmt: skip
+    heavy = predict_heap(scenario, pinned, "map[string][]byte", sample, 1000)
+    light = predict_heap(scenario, cloned, "map[string][]byte", sample, 1000)
+    assert heavy.container == light.container  # the same map: only what the slots point at differs
+    assert heavy.beside - light.beside == 1000 * (4096 - 32)

@@ -63,6 +63,14 @@ def test_valid_scenario_gets_documented_defaults() -> None:
         (("faults: [{partition", "faults: [{kill: {target: cache}, partition"), "a fault needs exactly one of"),
         (("name: baseline", "name: cut"), "phases.1.name: 'cut' is already the name of phases.0"),
         (("  keys: {space: 1000}", "  keys: {space: 1e3}"), "YAML reads '1e3' as text: write 1.0e+03"),
+        (
+            ("store: syncmap, replicas: 3", "store: subslice, replicas: 3"),
+            "s.yaml:5: targets.0.store: subslice keeps []byte values as slices of a buffer, not [32]byte",
+        ),
+        (
+            ("replicas: 3, replicate", "replicas: 3, slice_buffer: 4096, replicate"),
+            "s.yaml:5: targets.0.slice_buffer: slice_buffer only applies to store: subslice",
+        ),
     ],
 )
 def test_each_mistake_is_named_with_line_and_path(edit: tuple[str, str], expected: str) -> None:
@@ -73,6 +81,14 @@ def test_each_mistake_is_named_with_line_and_path(edit: tuple[str, str], expecte
         text = text.replace("shape: halves", "shape: bridge")
     messages = errors_of(text)
     assert any(expected in m for m in messages), messages
+
+
+def test_a_subslice_target_of_byte_slices_is_valid() -> None:
+    subslice = 'store: subslice, value_type: "[]byte", slice_buffer: 4096, replicas: 3'
+    text = VALID.replace("store: syncmap, replicas: 3", subslice)
+    target = load_scenario_text(text).targets[0]
+    assert (target.store, target.value_type, target.slice_buffer) == ("subslice", "[]byte", 4096)
+    assert load_scenario_text(VALID).targets[0].slice_buffer == 0
 
 
 def test_missing_required_fields_are_all_listed() -> None:
