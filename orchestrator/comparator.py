@@ -153,7 +153,7 @@ def designed_target(deployed: TargetSpec, design: dict[str, Any] | None) -> Targ
     """The target as the check says it is designed: its own fields, overridden by the check's ``design``."""
     if not design:
         return deployed
-    changes: dict[str, Any] = {k: v for k, v in design.items() if k in ("store", "value_type")}
+    changes: dict[str, Any] = {k: v for k, v in design.items() if k in ("store", "value_type", "slice_buffer")}
     if "replicate" in design:
         spec = {**REPLICATE_DEFAULTS, **design["replicate"]}
         changes["replicate"] = ReplicateSpec(queue=spec["queue"], capacity=spec["capacity"])

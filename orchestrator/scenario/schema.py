@@ -241,6 +241,7 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
                     "store": _enum(STORES, description="the container pattern the target should be"),
                     "value_type": _enum(VALUE_TYPES, description="the value type it should store"),
                     "replicate": _replicate,
+                    "slice_buffer": _int(0, 1 << 20, 0, "subslice: the buffer each value may pin (0: none)"),
                 },
                 description="what the target is designed to be, if it differs from how it is deployed "
                 "(default: the target's own fields); the model predicts the design, so a target "

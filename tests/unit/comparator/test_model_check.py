@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from orchestrator.comparator import RunFacts, check_model, designed_target, predict_heap
@@ -203,3 +204,31 @@ def test_a_value_sliced_from_a_buffer_is_charged_the_whole_buffer() -> None:
     light = predict_heap(scenario, cloned, "map[string][]byte", sample, 1000)
     assert heavy.container == light.container  # the same map: only what the slots point at differs
     assert heavy.beside - light.beside == 1000 * (4096 - 32)
+
+
+def test_values_that_pin_buffers_fail_a_design_that_copies_them() -> None:
+    """A service designed to copy values (design: slice_buffer 0) but keeping slices of its read
+    buffers holds 4 KiB per entry where the design allows 32 B: the check fails."""
+    text = (
+        SUBSLICE
+        + """checks:
+  - {model: live_heap, target: pinned, tolerance: 5%, at: [fill.end]}
+  - {model: live_heap, target: pinned, tolerance: 5%, at: [fill.end], design: {slice_buffer: 0}}
+"""
+    )
+    scenario = load_scenario_text(text)
+    as_deployed, as_designed = scenario.checks
+    pinned = scenario.target("pinned")
+    sample = HeapSample(
+        target="pinned", replica=0, point="fill.end", wall=time.time(), live_bytes=0, entries=1000,
+        high_water=1000, goroutines=10, go_version="go1.26.8", go_type="map[string][]byte", settled=True,
+    )  # fmt: skip
+    holds = predict_heap(scenario, pinned, "map[string][]byte", sample, 1000).expected
+    journal = _journal(
+        dataclasses.replace(sample, point="deploy", live_bytes=1_000_000, entries=0, high_water=0),
+        dataclasses.replace(sample, live_bytes=1_000_000 + holds),
+    )
+    facts = RunFacts({"pinned": [1000]}, None)
+    assert check_model(as_deployed, scenario, journal, facts).verdict is Verdict.PASS
+    result = check_model(as_designed, scenario, journal, facts)
+    assert result.verdict is Verdict.FAIL, result.summary
