@@ -166,6 +166,9 @@ class TargetProcess:
 
     def start(self) -> TargetEndpoints:
         """Start the process and wait until its ready file says both APIs serve."""
+        if self._proc is not None and self._proc.poll() is None:
+            # A second process would orphan the first: stop() only knows the newest.
+            raise RuntimeError(f"maptarget pid {self._proc.pid} is already running; stop() it before start()")
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log_file:
             self._proc = self._popen(self._args, stdout=log_file, stderr=subprocess.STDOUT)
