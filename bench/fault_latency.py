@@ -30,8 +30,8 @@ from chaos.agent.client import start_local_agent
 from chaos.agent.server import MAX_PREPARED_PROXIES
 from chaos.nemesis import Nemesis
 from chaos.resolve import resolve_fault, topology_from_network
-from orchestrator.ledger import Ledger
-from orchestrator.netns import LocalNetwork, cleanup_run
+from orchestrator.backends.local.network import LocalNetwork, cleanup_run
+from orchestrator.core.ledger import Ledger
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec
 
 # label → (fault, prepared ahead?)

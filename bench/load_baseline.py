@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestrator.gotargets import TargetProcess
-from orchestrator.loadgen import LoadPlan, run_load
-from orchestrator.locust import LocustCluster
+from orchestrator.backends.local.locust import LocustCluster
+from orchestrator.targets.build import TargetProcess
+from orchestrator.targets.mapload import LoadPlan, run_load
 from workloads.keyspace import KeySpec
 from workloads.plan import Phase, WorkloadPlan
 

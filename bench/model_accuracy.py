@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import MapquakeError
+from orchestrator.core.errors import MapquakeError
 from orchestrator.model import predict, swiss, syncmap
 from orchestrator.model.gotypes import container_of
 from orchestrator.model.measure import Measurement, Request, measure_many

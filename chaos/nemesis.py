@@ -32,8 +32,8 @@ import grpc
 
 from chaos.agent.client import AgentClient, AgentProcess, start_local_agent, to_proto
 from chaos.resolve import ResolvedFault, RunTopology, resolve_phase
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import Ledger
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import Ledger
 from orchestrator.scenario.spec import PhaseSpec
 
 log = logging.getLogger(__name__)

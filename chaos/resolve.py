@@ -20,7 +20,7 @@ from typing import Any
 
 from chaos import topology
 from chaos.probe import Capabilities, mechanisms_for
-from orchestrator.errors import UsageError
+from orchestrator.core.errors import UsageError
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
 
 GROUP_TARGETS = "targets"
@@ -85,7 +85,7 @@ def _replica_key(n: NodeInfo) -> int:
 def planned_topology(scenario: Scenario, run_id: str = "00000000", subnet: str = "198.18.0.0/24") -> RunTopology:
     """The topology the local backend will build for ``scenario``: same node order and addresses, no pids.
 
-    Node order as orchestrator/backends/local.py adds them: every replica of every
+    Node order as orchestrator/backends/local/backend.py adds them: every replica of every
     target, then ``prometheus``, then ``load``; addresses .2, .3, … of ``subnet``.
     """
     net = ipaddress.IPv4Network(subnet)
@@ -370,7 +370,7 @@ def describe_timeline(
             if fault.kind == "kill":
                 heal = "never (a killed replica stays down)"
             elif following is not None and spec in following.faults and fault.heal_after_s is None:
-                # The runner keeps a fault the next phase lists identically (orchestrator/runner.py).
+                # The runner keeps a fault the next phase lists identically (orchestrator/run/lifecycle.py).
                 heal = f"continues into {following.name}"
             out.append(f"    {lines[0]}  [heal: {heal}]")
             out += [f"    {line}" for line in lines[1:]]
@@ -384,7 +384,7 @@ def _clock(seconds: float) -> str:
 
 
 def topology_from_network(network: Any, pids: Mapping[str, int] | None = None) -> RunTopology:
-    """The topology of a live ``orchestrator.netns.LocalNetwork`` (reads its node table only).
+    """The topology of a live ``orchestrator.backends.local.network.LocalNetwork`` (reads its node table only).
 
     Nodes named ``load`` and ``prometheus`` get those roles; every other node ``<target>-<i>`` is
     replica i of target ``<target>``. ``pids`` maps node name → the replica's pid (for kill/pause).

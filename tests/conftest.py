@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.gotargets import TargetProcess, ensure_built
+from orchestrator.targets.build import TargetProcess, ensure_built
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.comparator import RangeSeries
+from orchestrator.checks.evaluate import RangeSeries
+from orchestrator.checks.verdict import CheckResult, Verdict, overall
 from orchestrator.journal import Event, HeapSample, Journal
-from orchestrator.report import RunRecord
+from orchestrator.reporting.report import RunRecord
 from orchestrator.scenario.spec import Scenario, build
-from orchestrator.verdict import CheckResult, Verdict, overall
 
 T0 = 1_800_000_000.0
 

@@ -1,4 +1,4 @@
-"""The mapquake locustfile: run it with MAPQUAKE_PLAN=<plan.json> (orchestrator.locust does).
+"""The mapquake locustfile: run it with MAPQUAKE_PLAN=<plan.json> (orchestrator.backends.local.locust does).
 
     MAPQUAKE_PLAN=plan.json locust -f workloads/locustfile.py --headless MapWriteUser
 
@@ -44,7 +44,7 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
 
         def on_test_start(**_: Any) -> None:
-            log.info(LOAD_STARTED_MARKER)  # orchestrator.locust waits for this line
+            log.info(LOAD_STARTED_MARKER)  # orchestrator.backends.local.locust waits for this line
 
         environment.events.test_start.add_listener(on_test_start)
         log.info(

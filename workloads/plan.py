@@ -1,6 +1,6 @@
 """The run plan a Locust process reads (env MAPQUAKE_PLAN = path of a JSON file), and the summaries it writes.
 
-The controller (``orchestrator.locust``) writes one plan per process: the
+The controller (``orchestrator.backends.local.locust``) writes one plan per process: the
 master's (worker_index -1) drives the phases, each worker's carries its own
 index, metrics address and summary path. This module never imports locust, so
 the controller can use it.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chaos.agent.server import Agent, local_table
 from chaos.probe import probe_kernel
-from orchestrator.ledger import pid_running, process_start_time
+from orchestrator.core.ledger import pid_running, process_start_time
 
 log = logging.getLogger("chaos.agent")
 

@@ -24,9 +24,9 @@ import grpc
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.pb import agent_pb2_grpc as pb_grpc
 from chaos.resolve import ResolvedFault
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import Ledger, ResourceKind
-from orchestrator.processes import start_process, stop_process
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import Ledger, ResourceKind
+from orchestrator.core.processes import start_process, stop_process
 
 RPC_TIMEOUT_S = 5.0
 PREPARE_TIMEOUT_S = 60.0  # starts a process per delayed node of the whole timeline (at most 32 per run)

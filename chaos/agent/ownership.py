@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Protocol
 
 from chaos.engines.command import NetnsHandle
-from orchestrator.errors import MapquakeError
-from orchestrator.ledger import Ledger, ResourceKind, pid_running
-from orchestrator.netns import list_netns, run_id_of
+from orchestrator.backends.local.network import list_netns, run_id_of
+from orchestrator.core.errors import MapquakeError
+from orchestrator.core.ledger import Ledger, ResourceKind, pid_running
 
 NETNS_DIR = Path("/run/netns")  # named namespaces (``ip netns add``), as NetnsHandle.local enters them
 

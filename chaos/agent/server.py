@@ -37,9 +37,9 @@ from chaos.agent.pb import agent_pb2_grpc as pb_grpc
 from chaos.engines import delayproxy, netem, nft, process
 from chaos.engines.command import NetnsHandle, Runner, subprocess_runner
 from chaos.probe import Capabilities
-from orchestrator.errors import MapquakeError
-from orchestrator.ledger import Ledger
-from orchestrator.processes import terminate_pid
+from orchestrator.core.errors import MapquakeError
+from orchestrator.core.ledger import Ledger
+from orchestrator.core.processes import terminate_pid
 
 log = logging.getLogger(__name__)
 

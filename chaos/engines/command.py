@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from orchestrator.errors import InfrastructureError
+from orchestrator.core.errors import InfrastructureError
 
 COMMAND_TIMEOUT_S = 10.0
 

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from chaos.engines.command import NetnsHandle
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import Ledger, ResourceKind
-from orchestrator.processes import read_stdout_line, start_process, stop_process
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import Ledger, ResourceKind
+from orchestrator.core.processes import read_stdout_line, start_process, stop_process
 
 READY_TIMEOUT_S = 10.0
 DEFAULT_MAX_LIFETIME_S = 6 * 3600.0

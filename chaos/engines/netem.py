@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from chaos.engines.command import NetnsHandle, Runner, check, subprocess_runner
-from orchestrator.errors import InfrastructureError
+from orchestrator.core.errors import InfrastructureError
 
 HANDLE = "6d71:"
 DEFAULT_ROOTS = {"noqueue", "pfifo_fast", "fq_codel", "mq", "pfifo", "fq"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import pid_running
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import pid_running
 
 
 def _send(pid: int, start_time: int | None, sig: signal.Signals) -> bool:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from chaos.nemesis import Nemesis
 from chaos.resolve import RunTopology
-from orchestrator.prometheus import PrometheusServer
+from orchestrator.backends.local.prometheus import PrometheusServer
 from orchestrator.scenario.spec import Scenario
 
 

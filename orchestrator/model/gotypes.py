@@ -7,7 +7,7 @@ The syntax is Go's own type syntax plus two mapquake extensions:
 * ``sync.Map[K]V``: a ``sync.Map`` storing ``K`` keys and ``V`` values.
 
 Invalid types are refused the way the Go compiler refuses them (a non-comparable map key,
-an undefined name, a duplicate field, …) with a :class:`~orchestrator.errors.UsageError`
+an undefined name, a duplicate field, …) with a :class:`~orchestrator.core.errors.UsageError`
 that quotes the type, points a caret at the offending part and says how to fix it.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.errors import UsageError
+from orchestrator.core.errors import UsageError
 
 PTR_SIZE = 8
 #: The compiler refuses types larger than this on amd64 ("type too large").

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import InfrastructureError, UsageError
+from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.model import goprogram, toolchains
 from orchestrator.model.gotypes import container_of
 from orchestrator.model.predict import _check_counts, parse_go_version

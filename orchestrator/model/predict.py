@@ -12,7 +12,7 @@ Stable API (the comparator relies on it)::
 * Keys and values are built beforehand; what counts is what the container allocates:
   structure, out-of-line >128-byte keys/values, and boxing on insert.
 
-Raises :class:`~orchestrator.errors.UsageError` for an invalid type, version or count.
+Raises :class:`~orchestrator.core.errors.UsageError` for an invalid type, version or count.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.errors import UsageError
+from orchestrator.core.errors import UsageError
 from orchestrator.model import classic, swiss, syncmap
 from orchestrator.model.alloc import alloc, tiny_blocks
 from orchestrator.model.boxing import slot_box

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from orchestrator.errors import InfrastructureError
+from orchestrator.core.errors import InfrastructureError
 from orchestrator.model.predict import parse_go_version
 
 #: Patchable for tests; ``MAPQUAKE_GO_<major>_<minor>`` env vars override a toolchain path.

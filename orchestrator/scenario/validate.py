@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 
-from orchestrator.errors import UsageError
+from orchestrator.core.errors import UsageError
 from orchestrator.scenario.schema import (
     CHECK_KINDS,
     DURATION_PATTERN,

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.ledger import Ledger, new_run_id
-from orchestrator.netns import LocalNetwork, cleanup_run, list_links, list_netns, run_id_of
-from orchestrator.processes import read_stdout_line
+from orchestrator.backends.local.network import LocalNetwork, cleanup_run, list_links, list_netns, run_id_of
+from orchestrator.core.ledger import Ledger, new_run_id
+from orchestrator.core.processes import read_stdout_line
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="creates network namespaces and bridges: needs root (CAP_NET_ADMIN)"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.gotargets import TargetProcess
-from orchestrator.locust import LocustCluster
-from orchestrator.targetapi import collect_garbage
+from orchestrator.backends.local.locust import LocustCluster
+from orchestrator.targets.admin import collect_garbage
+from orchestrator.targets.build import TargetProcess
 from workloads.keyspace import KeySpec
 from workloads.plan import Phase, WorkloadPlan
 

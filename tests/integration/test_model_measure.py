@@ -16,8 +16,8 @@ import statistics
 
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.errors import InfrastructureError
+from orchestrator.cli.main import main
+from orchestrator.core.errors import InfrastructureError
 from orchestrator.model import predict, swiss, syncmap
 from orchestrator.model.gotypes import container_of
 from orchestrator.model.measure import Measurement, Request, measure_many

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import Ledger, list_runs, new_run_id, process_start_time
-from orchestrator.netns import RUN_POOL, LocalNetwork, cleanup_all_dead_runs, cleanup_run, list_netns
+from orchestrator.backends.local.network import RUN_POOL, LocalNetwork, cleanup_all_dead_runs, cleanup_run, list_netns
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import Ledger, list_runs, new_run_id, process_start_time
 from tests.integration.netfixtures import leftovers, make_network, needs_root, read_line, state_dir
 
 __all__ = ["make_network", "state_dir"]  # fixtures used by name
@@ -132,8 +132,8 @@ CONTROLLER = textwrap.dedent(
     # A stand-in controller: builds a run network with a sleeping node process, then hangs.
     import sys, time
     from pathlib import Path
-    from orchestrator.ledger import Ledger, ResourceKind
-    from orchestrator.netns import LocalNetwork
+    from orchestrator.core.ledger import Ledger, ResourceKind
+    from orchestrator.backends.local.network import LocalNetwork
     run_id = sys.argv[1]
     ledger = Ledger.create(run_id)
     net = LocalNetwork.create(run_id, ledger)

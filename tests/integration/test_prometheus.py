@@ -19,16 +19,13 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import Ledger, ResourceKind, new_run_id, pid_matches, process_start_time
-from orchestrator.netns import LocalNetwork
-from orchestrator.prometheus import (
-    PROMETHEUS_BINARY,
-    PrometheusQueryError,
-    PrometheusServer,
-    ScrapeJob,
-    ScrapeTarget,
-)
+from orchestrator.backends.local.network import LocalNetwork
+from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import Ledger, ResourceKind, new_run_id, pid_matches, process_start_time
+from orchestrator.core.safety import LOCAL_RUN
+from orchestrator.prometheus.client import PrometheusQueryError
+from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget
 from tests.integration.netfixtures import make_network, needs_root, read_line, state_dir
 
 __all__ = ["make_network", "state_dir"]  # fixtures used by name
@@ -59,6 +56,7 @@ def start_prometheus(state_dir: Path) -> Iterator[Callable[..., PrometheusServer
     started: list[PrometheusServer] = []
 
     def start(**kwargs: object) -> PrometheusServer:
+        kwargs.setdefault("allowed", LOCAL_RUN)
         server = PrometheusServer(**kwargs)  # type: ignore[arg-type]
         started.append(server)
         server.start()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from orchestrator import report
+from orchestrator.reporting import report
 from tests import reportdata
 
 pytestmark = [

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.gotargets import REPO_ROOT
-from orchestrator.ledger import RUN_ID_ENV, list_runs
-from orchestrator.netns import list_links, list_netns
+from orchestrator.backends.local.network import list_links, list_netns
+from orchestrator.core.ledger import RUN_ID_ENV, list_runs
+from orchestrator.targets.build import REPO_ROOT
 from tests.integration.netfixtures import needs_root
 
 pytestmark = [

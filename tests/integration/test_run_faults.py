@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.gotargets import REPO_ROOT
+from orchestrator.targets.build import REPO_ROOT
 from tests.integration.netfixtures import needs_root
 
 from .test_run import leftovers, the_run_id

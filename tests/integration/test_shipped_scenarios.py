@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.gotargets import REPO_ROOT
+from orchestrator.core.errors import InfrastructureError
 from orchestrator.model.toolchains import find
-from orchestrator.seedclaims import assess
+from orchestrator.reporting.seedclaims import assess
+from orchestrator.targets.build import REPO_ROOT
 from tests.integration.netfixtures import needs_root
 
 pytestmark = [

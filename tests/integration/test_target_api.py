@@ -13,9 +13,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from orchestrator.gotargets import REPO_ROOT, TargetProcess
-from orchestrator.loadgen import LoadPlan, run_load
-from orchestrator.targetapi import collect_garbage, scrape
+from orchestrator.targets.admin import collect_garbage, scrape
+from orchestrator.targets.build import REPO_ROOT, TargetProcess
+from orchestrator.targets.mapload import LoadPlan, run_load
 from workloads.pb import store_pb2, store_pb2_grpc
 
 pytestmark = pytest.mark.integration

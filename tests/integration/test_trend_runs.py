@@ -23,9 +23,10 @@ import jsonschema
 import pytest
 import xmlschema
 
-from orchestrator import cli, runner
-from orchestrator.gotargets import REPO_ROOT
-from orchestrator.trends import TREND_STORE_ENV, TrendStore
+from orchestrator.cli import main as cli
+from orchestrator.run import lifecycle as runner
+from orchestrator.targets.build import REPO_ROOT
+from orchestrator.trends.store import TREND_STORE_ENV, TrendStore
 from tests.integration.netfixtures import needs_root
 
 WIRED = "record_run" in inspect.getsource(runner) and "report_cli" in inspect.getsource(cli)

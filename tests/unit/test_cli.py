@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from orchestrator import __version__
-from orchestrator.cli import build_parser, main
+from orchestrator.cli.main import build_parser, main
 
 
 def _all_command_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.ledger import (
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.ledger import (
     Ledger,
     ResourceKind,
     check_run_id,
@@ -50,7 +50,7 @@ def test_state_root_falls_back_when_unwritable(tmp_path: Path, monkeypatch: pyte
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("")
     fallback = tmp_path / "fallback"
-    monkeypatch.setattr("orchestrator.ledger.DEFAULT_STATE_ROOTS", (blocked / "mapquake", fallback))
+    monkeypatch.setattr("orchestrator.core.ledger.DEFAULT_STATE_ROOTS", (blocked / "mapquake", fallback))
     assert state_root() == fallback
 
 
@@ -106,7 +106,7 @@ def test_torn_last_line_is_ignored(root: Path) -> None:
 
 def test_dead_controller_is_detected(root: Path) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-c", "from orchestrator.ledger import Ledger; Ledger.create('00000004')"],
+        [sys.executable, "-c", "from orchestrator.core.ledger import Ledger; Ledger.create('00000004')"],
     )
     assert child.wait(timeout=60) == 0
     ledger = Ledger.load("00000004")

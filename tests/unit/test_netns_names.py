@@ -6,8 +6,7 @@ import ipaddress
 
 import pytest
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.netns import (
+from orchestrator.backends.local.network import (
     IFNAME_MAX,
     MAX_NODES,
     RUN_POOL,
@@ -17,6 +16,7 @@ from orchestrator.netns import (
     run_id_of,
     veth_names,
 )
+from orchestrator.core.errors import InfrastructureError
 
 
 def net(s: str) -> ipaddress.IPv4Network:

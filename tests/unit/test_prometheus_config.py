@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from orchestrator.errors import InfrastructureError
-from orchestrator.prometheus import ScrapeJob, ScrapeTarget, render_config, validate_jobs
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.safety import LOCAL_RUN
+from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget, render_config, validate_jobs
 
 
 def test_render_config_exact() -> None:
@@ -20,7 +21,7 @@ def test_render_config_exact() -> None:
         ),
         ScrapeJob("locust", [ScrapeTarget("127.0.0.1:9646", {"worker": "0"})], metrics_path="/m"),
     ]
-    config = yaml.safe_load(render_config(jobs, external_labels={"mapquake_run": "0a1b2c3d"}))
+    config = yaml.safe_load(render_config(jobs, allowed=LOCAL_RUN, external_labels={"mapquake_run": "0a1b2c3d"}))
     assert config == {
         "global": {
             "scrape_interval": "1s",
@@ -67,11 +68,11 @@ def test_every_problem_is_listed() -> None:
             ],
         ),
     ]
-    assert validate_jobs(jobs) == [
+    assert validate_jobs(jobs, LOCAL_RUN) == [
         "job name 'dup' is empty or repeated",
         "job 'dup' has no targets",
-        "job 'bad': target '10.0.0.1:80' is outside loopback and 198.18.0.0/15",
-        "job 'bad': target host 'example.com' is not an IP address (or localhost)",
+        "job 'bad': target '10.0.0.1:80' is outside loopback or 198.18.0.0/15",
+        "job 'bad': target 'example.com:80' is outside loopback or 198.18.0.0/15",
         "job 'bad': target '127.0.0.1' is not host:port",
         "job 'bad': target '127.0.0.1:70000' is not host:port",
         "job 'bad': label name '__x' is not allowed",
@@ -79,4 +80,11 @@ def test_every_problem_is_listed() -> None:
         "job 'bad': label name 'bad-label' is not allowed",
     ]
     with pytest.raises(InfrastructureError, match="outside loopback"):
-        render_config(jobs)
+        render_config(jobs, allowed=LOCAL_RUN)
+
+
+def test_the_backend_list_decides() -> None:
+    """The same run-node address is refused when the backend allows only loopback."""
+    jobs = [ScrapeJob("t", [ScrapeTarget("198.18.0.2:80")])]
+    assert validate_jobs(jobs, LOCAL_RUN) == []
+    assert validate_jobs(jobs) == ["job 't': target '198.18.0.2:80' is outside loopback"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from orchestrator.processes import read_stdout_line, stop_process
+from orchestrator.core.processes import read_stdout_line, stop_process
 
 
 def test_lines_come_one_at_a_time_and_later_ones_stay_in_the_pipe() -> None:

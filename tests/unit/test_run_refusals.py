@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.errors import UsageError
-from orchestrator.runner import check_supported
+from orchestrator.core.errors import UsageError
+from orchestrator.run.lifecycle import check_supported
 from orchestrator.scenario import load_scenario_text
 
 BASE = """\

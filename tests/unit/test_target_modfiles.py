@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from orchestrator.gotargets import GO_TARGETS_DIR, LEGACY_MODFILE, _modfile_args
+from orchestrator.targets.build import GO_TARGETS_DIR, LEGACY_MODFILE, _modfile_args
 
 
 @pytest.mark.parametrize(("go", "args"), [(None, []), ("1.26", []), ("1.27", []), ("1.23", ["-modfile=go1.23.mod"])])

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.gotargets import TargetProcess
+from orchestrator.targets.build import TargetProcess
 
 
 def test_starting_a_running_target_again_is_refused(tmp_path: Path) -> None:

@@ -161,7 +161,8 @@ def test_client_metrics_exposition() -> None:
 
 def test_the_controller_side_never_imports_locust_or_gevent() -> None:
     code = (
-        "import sys, orchestrator.locust, workloads.plan, workloads.keyspace, workloads.shape, workloads.metrics\n"
+        "import sys, orchestrator.backends.local.locust, workloads.plan, workloads.keyspace\n"
+        "import workloads.shape, workloads.metrics\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'grpc'))\n"
         "assert not bad, bad\n"
     )
@@ -169,7 +170,7 @@ def test_the_controller_side_never_imports_locust_or_gevent() -> None:
 
 
 def test_locust_cluster_command_lines(tmp_path: Path) -> None:
-    from orchestrator.locust import LOCUSTFILE, LocustCluster
+    from orchestrator.backends.local.locust import LOCUSTFILE, LocustCluster
 
     cluster = LocustCluster(make_plan(), workers=2, work_dir=tmp_path, master_port=15557)
     master = cluster.master_argv()
@@ -186,8 +187,8 @@ def test_locust_cluster_command_lines(tmp_path: Path) -> None:
 
 
 def test_locust_cluster_refuses_an_invalid_plan(tmp_path: Path) -> None:
-    from orchestrator.errors import UsageError
-    from orchestrator.locust import LocustCluster
+    from orchestrator.backends.local.locust import LocustCluster
+    from orchestrator.core.errors import UsageError
 
     with pytest.raises(UsageError, match="outside loopback"):
         LocustCluster(make_plan(targets=("192.168.1.1:9090",)), workers=1, work_dir=tmp_path)

@@ -23,8 +23,8 @@ from chaos.engines import nft
 from chaos.engines.command import NetnsHandle
 from chaos.nemesis import Nemesis
 from chaos.resolve import RunTopology, topology_from_network
-from orchestrator.ledger import Ledger, pid_running
-from orchestrator.netns import LocalNetwork, Node
+from orchestrator.backends.local.network import LocalNetwork, Node
+from orchestrator.core.ledger import Ledger, pid_running
 from tests.integration.netfixtures import make_network, read_line, state_dir  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[3]

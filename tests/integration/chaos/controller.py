@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chaos.nemesis import Nemesis
 from chaos.resolve import NodeInfo, RunTopology, resolve_fault
-from orchestrator.ledger import Ledger
+from orchestrator.core.ledger import Ledger
 from orchestrator.scenario.spec import FaultSpec
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from chaos.engines import nft
 from chaos.resolve import resolve_fault
-from orchestrator.ledger import pid_running
+from orchestrator.core.ledger import pid_running
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec
 from tests.integration.chaos.conftest import ChaosNet, listening_ports, proxy_pids
 from tests.integration.netfixtures import needs_root

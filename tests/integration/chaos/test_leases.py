@@ -16,7 +16,7 @@ import pytest
 from chaos.agent.client import AgentClient, to_proto
 from chaos.engines import nft
 from chaos.resolve import resolve_fault, topology_from_network
-from orchestrator.ledger import ResourceKind
+from orchestrator.core.ledger import ResourceKind
 from orchestrator.scenario.spec import FaultSpec
 from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env, listening_ports, proxy_pids
 from tests.integration.netfixtures import needs_root, read_line

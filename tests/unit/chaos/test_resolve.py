@@ -14,7 +14,7 @@ from chaos.resolve import (
     resolve_fault,
     resolve_phase,
 )
-from orchestrator.errors import UsageError
+from orchestrator.core.errors import UsageError
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import FaultSpec
 

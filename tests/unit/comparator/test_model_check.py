@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from orchestrator.comparator import RunFacts, check_model, designed_target, predict_heap
+from orchestrator.checks.evaluate import RunFacts, check_model, designed_target, predict_heap
+from orchestrator.checks.payload import backlog_bytes, key_bytes, owned_bytes
+from orchestrator.checks.verdict import Verdict
 from orchestrator.journal import HeapSample, Journal
 from orchestrator.model.predict import predict
-from orchestrator.payload import backlog_bytes, key_bytes, owned_bytes
 from orchestrator.scenario import load_scenario_text
-from orchestrator.verdict import Verdict
 
 SCENARIO = """\
 apiVersion: mapquake/v1

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from orchestrator.cli import main
-from orchestrator.errors import UsageError
+from orchestrator.cli.main import main
+from orchestrator.core.errors import UsageError
 from orchestrator.model import Prediction, predict
 
 

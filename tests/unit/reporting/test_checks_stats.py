@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import checks_baseline, trends
-from orchestrator.checks_baseline import check_baseline, cliffs_delta, compare, magnitude, smallest_p
-from orchestrator.checks_recovery import check_recovery, judge, worst_per_timestamp
-from orchestrator.comparator import RangeSeries, RunFacts
-from orchestrator.verdict import Verdict
+from orchestrator.checks import baseline as checks_baseline
+from orchestrator.checks.baseline import check_baseline, cliffs_delta, compare, magnitude, smallest_p
+from orchestrator.checks.evaluate import RangeSeries, RunFacts
+from orchestrator.checks.recovery import check_recovery, judge, worst_per_timestamp
+from orchestrator.checks.verdict import Verdict
+from orchestrator.core import provenance
+from orchestrator.trends import store as trends
 from tests import reportdata
 from tests.reportdata import T0, FakeProm
 
@@ -83,7 +85,7 @@ def _store_history(path: Path, samples_per_run: list[list[float]], machine: str,
 
 def test_baseline_is_inconclusive_without_enough_earlier_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(trends.TREND_STORE_ENV, str(tmp_path / "t.sqlite"))
-    _store_history(tmp_path / "t.sqlite", [[1000, 1010, 990]], trends.machine_name())
+    _store_history(tmp_path / "t.sqlite", [[1000, 1010, 990]], provenance.machine_name())
     sc = reportdata.scenario(checks=[BASELINE])
     result = check_baseline(sc.checks[0], sc, reportdata.journal(), _facts([500, 510, 490]))
     assert result.verdict is Verdict.INCONCLUSIVE
@@ -93,7 +95,7 @@ def test_baseline_is_inconclusive_without_enough_earlier_runs(tmp_path: Path, mo
 
 def test_baseline_fails_when_worse_and_shows_the_statistics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(trends.TREND_STORE_ENV, str(tmp_path / "t.sqlite"))
-    _store_history(tmp_path / "t.sqlite", [[1000, 1010, 990], [1005, 995, 1020]], trends.machine_name())
+    _store_history(tmp_path / "t.sqlite", [[1000, 1010, 990], [1005, 995, 1020]], provenance.machine_name())
     _store_history(tmp_path / "t.sqlite", [[1, 1, 1]] * 3, "another-machine", "x")  # not this machine: ignored
     sc = reportdata.scenario(checks=[BASELINE])
     result = check_baseline(sc.checks[0], sc, reportdata.journal(), _facts([500, 510, 490]))
@@ -109,7 +111,7 @@ def test_baseline_fails_when_worse_and_shows_the_statistics(tmp_path: Path, monk
 
 def test_baseline_passes_when_not_worse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(trends.TREND_STORE_ENV, str(tmp_path / "t.sqlite"))
-    _store_history(tmp_path / "t.sqlite", [[1000, 1010, 990], [1005, 995, 1020]], trends.machine_name())
+    _store_history(tmp_path / "t.sqlite", [[1000, 1010, 990], [1005, 995, 1020]], provenance.machine_name())
     sc = reportdata.scenario(checks=[BASELINE])
     result = check_baseline(sc.checks[0], sc, reportdata.journal(), _facts([1001, 1012, 994]))
     assert result.verdict is Verdict.PASS
@@ -117,7 +119,7 @@ def test_baseline_passes_when_not_worse(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_baseline_with_too_few_samples_is_inconclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(trends.TREND_STORE_ENV, str(tmp_path / "t.sqlite"))
-    _store_history(tmp_path / "t.sqlite", [[1000], [1005]], trends.machine_name())
+    _store_history(tmp_path / "t.sqlite", [[1000], [1005]], provenance.machine_name())
     sc = reportdata.scenario(checks=[BASELINE])
     result = check_baseline(sc.checks[0], sc, reportdata.journal(), _facts([500, 510, 490]))
     assert result.verdict is Verdict.INCONCLUSIVE

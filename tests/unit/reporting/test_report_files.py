@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 import xmlschema
 
-from orchestrator import report
-from orchestrator.seedclaims import assess
-from orchestrator.verdict import Verdict
+from orchestrator.checks.verdict import Verdict
+from orchestrator.reporting import report
+from orchestrator.reporting.seedclaims import assess
 from tests import reportdata
 
 REPO = Path(__file__).resolve().parents[3]

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import report, report_cli, trends
-from orchestrator.errors import InfrastructureError
-from orchestrator.regressions import flags_for, regressions
-from orchestrator.trends import CheckRow, RunRow, TrendStore
+from orchestrator.cli import report as report_cli
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.reporting import report
+from orchestrator.trends import store as trends
+from orchestrator.trends.regressions import flags_for, regressions
+from orchestrator.trends.store import CheckRow, RunRow, TrendStore
 from tests import reportdata
 from tests.reportdata import T0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.scenario import ScenarioInvalid, check_scenario, load_scenario, load_scenario_text
 from orchestrator.scenario.yamlsource import parse
 

@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 from orchestrator.scenario.yamlsource import format_path, parse
 
 from .test_validate import VALID
@@ -121,7 +121,7 @@ def test_run_refuses_malformed_scenarios_before_starting_anything(
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MAPQUAKE_STATE_DIR", str(state))
         # A run that got past validation would start here; make that loud instead of running it.
-        patch.setattr("orchestrator.runner.run", _must_not_start)
+        patch.setattr("orchestrator.run.lifecycle.run", _must_not_start)
         try:
             code = main(["run", str(path), "--report-dir", str(tmp_path / "report")])
         except _Started:

@@ -1,0 +1,121 @@
+"""`mapquake run` and `mapquake cleanup`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from orchestrator.cli.validate import add_set_option
+from orchestrator.core.errors import EXIT_INFRASTRUCTURE, EXIT_OK, InfrastructureError
+from orchestrator.scenario import load_scenario
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.cli.main import add_command
+
+    run = add_command(
+        subparsers,
+        "run",
+        help="run a scenario and exit with its verdict",
+        description="Run a scenario: deploy, load, inject faults, check, report, tear down.\n"
+        "Exit codes: 0 pass, 1 a check failed, 2 invalid scenario or usage, 3 infrastructure error, "
+        "4 inconclusive (missing data, or the run was interrupted).",
+    )
+    run.add_argument("scenario", type=Path, help="scenario YAML file")
+    run.add_argument("--backend", choices=("local", "kubernetes"), help="override the scenario's backend")
+    run.add_argument("--report-dir", type=Path, help="where the report goes (default reports/<name>-<time>-<run id>)")
+    run.add_argument("--no-progress", action="store_true", help="do not print live progress")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the timeline with every fault resolved to concrete rules, and the mechanism "
+        "this kernel would use for each; start nothing",
+    )
+    add_set_option(run)
+    run.set_defaults(handler=_run)
+
+    cleanup = add_command(
+        subparsers,
+        "cleanup",
+        help="remove what crashed runs left: processes, namespaces, bridges, rules",
+        description="Remove everything a dead run left behind (found through its ledger and its run id). "
+        "Runs whose controller is still alive are left alone.",
+    )
+    cleanup.add_argument("--run", dest="run_id", help="only this run id")
+    cleanup.add_argument("--list", action="store_true", help="list known runs and exit")
+    cleanup.add_argument(
+        "--force",
+        action="store_true",
+        help="also remove objects named with a run id that has no ledger here (e.g. another state dir's)",
+    )
+    cleanup.set_defaults(handler=_cleanup)
+
+
+def _require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise InfrastructureError(
+            f"{what} needs root: it creates network namespaces, bridges and nftables rules",
+            hint="run it as root (sudo), or in CI as the root user",
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from orchestrator.run.lifecycle import RunOptions, run
+
+    overrides = list(args.overrides)
+    if args.backend:
+        overrides.append(f"backend={args.backend}")
+    scenario = load_scenario(args.scenario, overrides)  # exit 2 with every error before anything starts
+    if args.dry_run:
+        from chaos.probe import probe_kernel
+        from chaos.resolve import describe_timeline
+
+        # Probing needs root (it creates a throwaway namespace); without it the mechanisms are not named.
+        print(describe_timeline(scenario, capabilities=probe_kernel() if os.geteuid() == 0 else None))
+        return EXIT_OK
+    _require_root("mapquake run (local backend)")
+    record = run(scenario, RunOptions(report_dir=args.report_dir, progress=not args.no_progress))
+    print(f"\n{scenario.name}: {record.verdict.value.upper()} ({record.reason}), exit {record.exit_code}")
+    for result in record.results:
+        print(f"  [{result.verdict.value:>12}] {result.name}: {result.summary}")
+    for problem in record.teardown_problems:
+        print(f"  teardown problem: {problem}  (run `mapquake cleanup`)", file=sys.stderr)
+    print(f"report: {record.report_dir}")
+    return record.exit_code
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    from orchestrator.backends.local.network import cleanup_all_dead_runs, cleanup_run, orphaned_run_ids
+    from orchestrator.core.ledger import list_runs
+
+    if args.list:
+        for info in list_runs():
+            state = "alive" if info.controller_alive else "dead"
+            print(f"{info.run_id}  controller {info.controller_pid} ({state})  {info.open_resources} open resources")
+        for run_id in orphaned_run_ids():
+            print(f"{run_id}  no ledger here: namespaces or links named with it exist (cleanup --force)")
+        return EXIT_OK
+    _require_root("mapquake cleanup")
+    if args.run_id:
+        reports = [cleanup_run(args.run_id, force=args.force)]
+    else:
+        reports = cleanup_all_dead_runs()
+        if args.force:
+            reports += [cleanup_run(run_id, force=True) for run_id in orphaned_run_ids()]
+        else:
+            for run_id in orphaned_run_ids():
+                print(f"run {run_id}: objects named with it but no ledger here; use --force to remove them")
+    failed = False
+    for rep in reports:
+        removed = (
+            f"{len(rep.processes)} processes, {len(rep.netns)} namespaces, {len(rep.links)} links, {len(rep.dirs)} dirs"
+        )
+        print(f"run {rep.run_id}: removed {removed}")
+        for error in rep.errors:
+            failed = True
+            print(f"  error: {error}", file=sys.stderr)
+    if not reports:
+        print("nothing to clean up")
+    return EXIT_INFRASTRUCTURE if failed else EXIT_OK

@@ -1,0 +1,129 @@
+"""Talk to a running maptarget over its HTTP admin API: heap after GC, and /metrics.
+
+Only loopback and mapquake's own namespace addresses are ever dialled; the
+callers get those addresses from processes they started.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from orchestrator.core.errors import InfrastructureError
+
+HTTP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class HeapSample:
+    """What POST /admin/gc answers: the heap right after runtime.GC(), so live bytes are exact."""
+
+    live_bytes: int
+    heap_objects: int
+    goroutines: int
+    entries: int
+    high_water: int
+    total_alloc_bytes: int
+    go_version: str
+    store: str
+    go_type: str
+    http_connections: int = 0
+    grpc_connections: int = 0
+    replication_backlog: tuple[int, ...] = ()
+    """Ops queued for each peer (in --peers order); empty without peers."""
+
+
+def _request(url: str, *, method: str = "GET") -> bytes:
+    req = urllib.request.Request(url, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+            return bytes(resp.read())
+    except (urllib.error.URLError, OSError) as err:
+        raise InfrastructureError(f"{method} {url} failed: {err}") from err
+
+
+def collect_garbage(http_addr: str) -> HeapSample:
+    """Run runtime.GC() in the target and return its exact live heap."""
+    raw = _request(f"http://{http_addr}/admin/gc", method="POST")
+    try:
+        data = json.loads(raw)
+        return HeapSample(
+            live_bytes=int(data["live_bytes"]),
+            heap_objects=int(data["heap_objects"]),
+            goroutines=int(data["goroutines"]),
+            entries=int(data["entries"]),
+            high_water=int(data.get("high_water", data["entries"])),
+            total_alloc_bytes=int(data.get("total_alloc_bytes", 0)),
+            go_version=str(data.get("go_version", "")),
+            store=str(data.get("store", "")),
+            go_type=str(data.get("go_type", "")),
+            http_connections=int(data.get("http_connections", 0)),
+            grpc_connections=int(data.get("grpc_connections", 0)),
+            replication_backlog=tuple(int(p["backlog"]) for p in data.get("replication") or ()),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise InfrastructureError(f"POST http://{http_addr}/admin/gc answered unexpected JSON: {raw[:200]!r}") from err
+
+
+# A settled target has no gRPC client and at most two HTTP ones: Prometheus's keep-alive scrape
+# connection and the /admin/gc request asking.
+SETTLED_HTTP_CONNECTIONS = 2
+SETTLE_TIMEOUT_S = 10.0
+
+
+def settled_heap(http_addr: str, *, peers: int = 0, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[HeapSample, bool]:
+    """The exact heap once the load's connections have closed (each holds transport buffers).
+
+    Polls /admin/gc until at most ``peers`` gRPC connections (the replicas' own replication links)
+    and SETTLED_HTTP_CONNECTIONS HTTP connections are open, up to ``timeout_s``; returns the last
+    sample and whether it settled.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        sample = collect_garbage(http_addr)
+        settled = sample.grpc_connections <= peers and sample.http_connections <= SETTLED_HTTP_CONNECTIONS
+        if settled or time.monotonic() >= deadline:
+            return sample, settled
+        time.sleep(0.05)
+
+
+def scrape(http_addr: str) -> dict[str, float]:
+    """Fetch /metrics and return {series: value}, series written as name{label="v",...}."""
+    text = _request(f"http://{http_addr}/metrics").decode()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
+
+
+WARM_UP_KEY = "mapquake-warm-up"  # not a workload key name (those are k + 15 digits)
+
+
+def warm_up(grpc_addr: str) -> None:
+    """Exercise every gRPC write path once and leave the store empty again (a Get, a one-entry BatchPut
+    and PutStream of a key that is then deleted, Stats), so the server's one-time allocations
+    (transport, codec and pool set-up: tens of KiB) are in the baseline heap, not charged to the map.
+    The map keeps the one small group it grew for that key: under 0.5 KiB, counted in the baseline."""
+    import grpc
+
+    from workloads.pb import store_pb2, store_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(grpc_addr) as channel:
+            stub = store_pb2_grpc.MapStoreStub(channel)
+            stub.Get(store_pb2.GetRequest(key=WARM_UP_KEY), timeout=HTTP_TIMEOUT_S)
+            # One real write (then deleted): decoding a non-empty batch sets up per-message state once.
+            entry = store_pb2.PutRequest(key=WARM_UP_KEY, value=b"0")  # "0" decodes under every value type
+            stub.BatchPut(store_pb2.BatchPutRequest(entries=[entry]), timeout=HTTP_TIMEOUT_S)
+            stub.PutStream(iter([entry]), timeout=HTTP_TIMEOUT_S)
+            stub.Delete(store_pb2.DeleteRequest(key=WARM_UP_KEY), timeout=HTTP_TIMEOUT_S)
+            stub.Stats(store_pb2.StatsRequest(gc=False), timeout=HTTP_TIMEOUT_S)
+    except grpc.RpcError as err:
+        raise InfrastructureError(f"gRPC warm-up of {grpc_addr} failed: {err}") from err
