@@ -26,7 +26,7 @@ help:
 	@echo "make smoke  set everything up, start one Go target on loopback, load it, print heap and entries"
 	@echo "make test   set everything up and run every test (pytest and go test -race)"
 	@echo "make setup  only the set-up: Debian packages, Go toolchains, Python venv, Go build"
-	@echo "make lint   ruff, gofmt, go vet, generated-code freshness"
+	@echo "make lint   ruff, import layers (import-linter), types (mypy), gofmt, go vet, generated-code freshness"
 	@echo "make proto  regenerate Go and Python code from go_targets/proto"
 
 setup: system toolchains python tools build
@@ -76,6 +76,8 @@ proto-check: python tools
 lint: python tools proto-check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 	@out=$$(gofmt -l go_targets); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	cd go_targets && go vet ./...
 

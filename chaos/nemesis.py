@@ -2,10 +2,13 @@
 
     nemesis = Nemesis.start_local(ledger, work_dir)        # starts the agent helper process
     nemesis.prepare(scenario.phases, topology)             # starts slow things ahead (delay proxies), idle
-    applied = nemesis.begin_phase(phase, topology, scheduled_at=boundary)
+    plan = fault_schedule(scenario.phases)[i]               # chaos.schedule: what applies, carries, heals
+    applied = nemesis.apply_faults(phase, plan.apply, topology, scheduled_at=boundary)
     ...                                                    # a thread renews leases meanwhile
-    nemesis.end_phase(phase)                               # heals that phase's faults
+    nemesis.heal_faults(plan.heal, phase=phase.name)       # at the phase's end
     nemesis.close()                                        # heals everything, stops the agent
+
+``begin_phase``/``end_phase`` apply and heal one phase's faults alone (tests and tools).
 
 Every fault gets an ``AppliedFault`` record with its schedule, applied and healed
 times on time.monotonic() and wall time, the mechanisms the agent used, and why
@@ -31,7 +34,8 @@ from typing import Any
 import grpc
 
 from chaos.agent.client import AgentClient, AgentProcess, start_local_agent, to_proto
-from chaos.resolve import ResolvedFault, RunTopology, resolve_phase
+from chaos.resolve import ResolvedFault, RunTopology, resolve_fault, resolve_phase
+from chaos.schedule import FaultId
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.ledger import Ledger
 from orchestrator.scenario.spec import PhaseSpec
@@ -60,6 +64,10 @@ class AppliedFault:
     healed_wall: float | None = None
     heal_reason: str | None = None
     healing: bool = field(default=False, repr=False)  # a heal is in flight: renewals leave it alone
+
+    @property
+    def fault_id(self) -> FaultId:
+        return FaultId(self.resolved.phase, self.resolved.index)
 
     @property
     def lateness_s(self) -> float:
@@ -171,6 +179,26 @@ class Nemesis:
             if index not in skip:
                 out.append(self.apply(fault, scheduled_at=scheduled))
         return out
+
+    def apply_faults(
+        self, phase: PhaseSpec, ids: Collection[FaultId], topology: RunTopology, *, scheduled_at: float
+    ) -> list[AppliedFault]:
+        """Resolve and apply the faults ``ids`` of ``phase`` (from chaos.schedule), in scenario order.
+
+        Raises InfrastructureError if the agent refuses or fails one (those already applied stay
+        recorded and are healed by ``heal_faults``/``close``).
+        """
+        wanted = sorted(i.index for i in ids if i.phase == phase.name)
+        resolved = [resolve_fault(phase.faults[i], topology, phase=phase.name, index=i) for i in wanted]
+        return [self.apply(fault, scheduled_at=scheduled_at) for fault in resolved]
+
+    def heal_faults(self, ids: Collection[FaultId], *, phase: str) -> list[AppliedFault]:
+        """At the end of ``phase``: heal those of ``ids`` still in place (faults of this phase, or carried
+        into it), and drop what was prepared for ``phase`` and not applied. Returns the records healed."""
+        wanted = set(ids)
+        healed = self._heal([r for r in self.active() if r.fault_id in wanted], "phase-end")
+        self._drop_prepared(phase)
+        return healed
 
     def apply(self, fault: ResolvedFault, *, scheduled_at: float | None = None) -> AppliedFault:
         """Apply one resolved fault now (id: its key ``<phase>.<index>``)."""

@@ -157,6 +157,9 @@ class ResolvedFault:
     """
 
     key: str
+    """The agent's id for it: "<phase>.<index>"."""
+    index: int
+    """Its index in the phase's faults (with ``phase``, its ``FaultId``)."""
     phase: str
     kind: str
     summary: str
@@ -260,6 +263,7 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
             raise UsageError(f"{key}: a partition needs among or groups")
         return ResolvedFault(
             key=key,
+            index=index,
             phase=phase,
             kind="partition",
             summary=f"partition {where}, {mode}",
@@ -285,7 +289,10 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
         parts = [f"delay {delay * 1000:g}ms" + (f" ±{jitter * 1000:g}ms" if jitter else "")] if delay else []
         parts += [f"loss {loss * 100:g}%"] if loss else []
         return ResolvedFault(
-            key=key, phase=phase, kind="netem", summary=f"netem {p['target']}: {', '.join(parts)}", netem=rules
+            key=key,
+            index=index,
+            phase=phase,
+            kind="netem", summary=f"netem {p['target']}: {', '.join(parts)}", netem=rules
         )
     if fault.kind in ("kill", "pause"):
         replica = int(p.get("replica", 0))
@@ -296,6 +303,7 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
         heal_after = parse_duration_s(p["for"]) if fault.kind == "pause" and "for" in p else None
         return ResolvedFault(
             key=key,
+            index=index,
             phase=phase,
             kind=fault.kind,
             summary=f"{fault.kind} {p['target']} replica {replica}" + (f" for {p['for']}" if heal_after else ""),

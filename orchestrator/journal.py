@@ -8,15 +8,29 @@ here; the comparator reads windows and samples from it, the report prints it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class EventKind(StrEnum):
+    """What a journal event records (its value is the kind written to report.json)."""
+
+    PHASE_START = "phase-start"
+    PHASE_END = "phase-end"
+    FAULT_APPLIED = "fault-applied"
+    FAULT_HEALED = "fault-healed"
+    CRASH = "crash"
+    NOTE = "note"
+    """Anything else worth keeping: its name says what (run-start, fault-continues, log, error, ...)."""
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str
-    """phase-start, phase-end, fault-applied, fault-healed, sample, crash, note, interrupted."""
+    kind: EventKind
     name: str
     mono: float
     wall: float
@@ -34,23 +48,33 @@ class PhaseWindow:
 
 @dataclass(frozen=True)
 class HeapSample:
-    """The live heap of one replica right after runtime.GC(), taken at a phase boundary."""
+    """The live heap of one replica right after runtime.GC() (what its POST /admin/gc answers), and,
+    once placed on the run's timeline, which replica and which point of the run it was taken at."""
 
-    target: str
-    replica: int
-    point: str
-    """Where it was taken: "deploy" (the baseline) or "<phase>.start" / "<phase>.end"."""
-    wall: float
     live_bytes: int
     entries: int
     high_water: int
     goroutines: int
     go_version: str
     go_type: str
+    heap_objects: int = 0
+    total_alloc_bytes: int = 0
+    store: str = ""
+    http_connections: int = 0
+    grpc_connections: int = 0
+    replication_backlog: tuple[int, ...] = ()
+    """Ops queued for each peer (in --peers order) at the sample; empty without peers."""
+    target: str = ""
+    replica: int = 0
+    point: str = ""
+    """Where it was taken: "deploy" (the baseline) or "<phase>.start" / "<phase>.end"."""
+    wall: float = 0.0
     settled: bool = True
     """False when load connections were still open (their buffers are in live_bytes)."""
-    replication_backlog: tuple[int, ...] = ()
-    """Ops queued for each peer at the sample."""
+
+    def placed(self, *, target: str, replica: int, point: str, wall: float, settled: bool) -> HeapSample:
+        """This reading as a sample of ``target`` replica ``replica`` at ``point``."""
+        return dataclasses.replace(self, target=target, replica=replica, point=point, wall=wall, settled=settled)
 
 
 class Journal:
@@ -60,7 +84,7 @@ class Journal:
         self.started_mono = time.monotonic()
         self.started_wall = time.time()
 
-    def record(self, kind: str, name: str, /, **data: Any) -> Event:
+    def record(self, kind: EventKind, name: str, /, **data: Any) -> Event:
         event = Event(kind=kind, name=name, mono=time.monotonic(), wall=time.time(), data=data)
         self.events.append(event)
         return event
@@ -71,8 +95,8 @@ class Journal:
     def phases(self) -> list[PhaseWindow]:
         """Windows of the phases that started; one cut short ends at its last event."""
         windows = []
-        starts = {e.name: e for e in self.events if e.kind == "phase-start"}
-        ends = {e.name: e for e in self.events if e.kind == "phase-end"}
+        starts = {e.name: e for e in self.events if e.kind == EventKind.PHASE_START}
+        ends = {e.name: e for e in self.events if e.kind == EventKind.PHASE_END}
         for name, start in starts.items():
             end = ends.get(name)
             if end is None:
@@ -84,7 +108,7 @@ class Journal:
         return next((w for w in self.phases() if w.name == name), None)
 
     def crashes(self) -> list[Event]:
-        return [e for e in self.events if e.kind == "crash"]
+        return [e for e in self.events if e.kind == EventKind.CRASH]
 
     def sample_at(self, target: str, point: str) -> list[HeapSample]:
         return [s for s in self.samples if s.target == target and s.point == point]

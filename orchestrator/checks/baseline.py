@@ -35,10 +35,8 @@ from typing import Any
 from scipy.stats import mannwhitneyu
 
 from orchestrator.checks.verdict import CheckResult, Verdict
-from orchestrator.core.provenance import machine_name
 from orchestrator.journal import Journal
 from orchestrator.scenario.spec import CheckSpec, Scenario
-from orchestrator.trends import store as trends
 
 BASELINE_RUNS = 10
 """Earlier runs pooled into the baseline at most."""
@@ -147,19 +145,12 @@ def check_baseline(check: CheckSpec, scenario: Scenario, journal: Journal, facts
     current, windows = run_samples(check, scenario, journal, facts)
     evidence["windows"] = windows
     evidence["samples"] = current
-    path = trends.resolve_path()
-    evidence["trend_store"] = str(path)
     history: list[tuple[str, list[float]]] = []
-    if path.exists():
-        with trends.TrendStore(path) as store:
-            history = store.baseline_history(
-                scenario=scenario.name,
-                check=check.name,
-                query=expr,
-                machine=machine_name(),
-                before=journal.started_wall,
-                limit=BASELINE_RUNS,
-            )
+    if facts.history is not None:
+        evidence["trend_store"] = facts.history.source
+        history = facts.history.earlier_runs(
+            scenario=scenario.name, check=check.name, query=expr, before=journal.started_wall, limit=BASELINE_RUNS
+        )
     baseline = [v for _, samples in history for v in samples if math.isfinite(v)]
     evidence["baseline_runs"] = [run_id for run_id, _ in history]
     evidence["baseline_samples"] = len(baseline)

@@ -55,6 +55,19 @@ class RangeQuerier(Protocol):
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[RangeSeries]: ...
 
 
+class BaselineHistory(Protocol):
+    """Earlier runs' samples for baseline checks (the run hands the trend store's; None: no history)."""
+
+    source: str
+    """Where the history lives (shown in the evidence), e.g. the trend store's path."""
+
+    def earlier_runs(
+        self, *, scenario: str, check: str, query: str, before: float, limit: int
+    ) -> list[tuple[str, list[float]]]:
+        """(run id, samples) of up to ``limit`` earlier runs of the scenario on this machine, oldest first."""
+        ...
+
+
 @dataclass(frozen=True)
 class RunFacts:
     """What the comparator needs besides the journal."""
@@ -63,6 +76,8 @@ class RunFacts:
     """Per target, the distinct keys each replica should hold (from the workers' write counts)."""
     prometheus: RangeQuerier | None
     """None when Prometheus never came up: promql checks are then inconclusive."""
+    history: BaselineHistory | None = None
+    """Earlier runs for baseline checks; None: every baseline check is inconclusive for want of runs."""
 
 
 def evaluate(scenario: Scenario, journal: Journal, facts: RunFacts) -> list[CheckResult]:

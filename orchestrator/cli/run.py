@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "Runs whose controller is still alive are left alone.",
     )
     cleanup.add_argument("--run", dest="run_id", help="only this run id")
+    cleanup.add_argument("--backend", default="local", help="whose dead runs to remove (default: local)")
     cleanup.add_argument("--list", action="store_true", help="list known runs and exit")
     cleanup.add_argument(
         "--force",
@@ -56,27 +57,29 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _require_root(what: str) -> None:
     if os.geteuid() != 0:
         raise InfrastructureError(
-            f"{what} needs root: it creates network namespaces, bridges and nftables rules",
+            f"{what} needs root: it removes network namespaces, bridges and nftables rules",
             hint="run it as root (sudo), or in CI as the root user",
         )
 
 
 def _run(args: argparse.Namespace) -> int:
+    from orchestrator.backends.registry import backend_factory
     from orchestrator.run.lifecycle import RunOptions, run
 
     overrides = list(args.overrides)
     if args.backend:
         overrides.append(f"backend={args.backend}")
     scenario = load_scenario(args.scenario, overrides)  # exit 2 with every error before anything starts
+    factory = backend_factory(scenario.backend)
     if args.dry_run:
         from chaos.probe import probe_kernel
         from chaos.resolve import describe_timeline
 
+        topology = factory(run_id="00000000", run_dir=Path(os.devnull)).planned_topology(scenario)
         # Probing needs root (it creates a throwaway namespace); without it the mechanisms are not named.
-        print(describe_timeline(scenario, capabilities=probe_kernel() if os.geteuid() == 0 else None))
+        print(describe_timeline(scenario, topology, capabilities=probe_kernel() if os.geteuid() == 0 else None))
         return EXIT_OK
-    _require_root("mapquake run (local backend)")
-    record = run(scenario, RunOptions(report_dir=args.report_dir, progress=not args.no_progress))
+    record = run(scenario, RunOptions(report_dir=args.report_dir, progress=not args.no_progress), factory)
     print(f"\n{scenario.name}: {record.verdict.value.upper()} ({record.reason}), exit {record.exit_code}")
     for result in record.results:
         print(f"  [{result.verdict.value:>12}] {result.name}: {result.summary}")
@@ -87,31 +90,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from orchestrator.backends.local.network import cleanup_all_dead_runs, cleanup_run, orphaned_run_ids
-    from orchestrator.core.ledger import list_runs
+    from orchestrator.backends.registry import backend_factory
 
+    factory = backend_factory(args.backend)
     if args.list:
-        for info in list_runs():
-            state = "alive" if info.controller_alive else "dead"
-            print(f"{info.run_id}  controller {info.controller_pid} ({state})  {info.open_resources} open resources")
-        for run_id in orphaned_run_ids():
-            print(f"{run_id}  no ledger here: namespaces or links named with it exist (cleanup --force)")
+        for listing in factory.list_runs():
+            print(f"{listing.run_id}  {listing.description}")
         return EXIT_OK
-    _require_root("mapquake cleanup")
-    if args.run_id:
-        reports = [cleanup_run(args.run_id, force=args.force)]
-    else:
-        reports = cleanup_all_dead_runs()
-        if args.force:
-            reports += [cleanup_run(run_id, force=True) for run_id in orphaned_run_ids()]
-        else:
-            for run_id in orphaned_run_ids():
-                print(f"run {run_id}: objects named with it but no ledger here; use --force to remove them")
+    if factory.name == "local":
+        _require_root("mapquake cleanup")
+    reports = factory.cleanup(run_id=args.run_id, force=args.force)
     failed = False
     for rep in reports:
-        removed = (
-            f"{len(rep.processes)} processes, {len(rep.netns)} namespaces, {len(rep.links)} links, {len(rep.dirs)} dirs"
-        )
+        removed = ", ".join(f"{count} {what}" for what, count in rep.removed.items())
         print(f"run {rep.run_id}: removed {removed}")
         for error in rep.errors:
             failed = True

@@ -1,19 +1,22 @@
-"""One run of a scenario, start to verdict. The lifecycle, in order:
+"""One run of a scenario, start to verdict, on whichever backend the registry gives. In order:
 
-1. open the run: a run id and its ledger (everything created is recorded first);
-2. deploy the targets and take each replica's baseline heap (POST /admin/gc);
-3. start Prometheus and wait until it has scraped every replica;
-4. start the Locust master and workers; they follow the phases and stop by themselves;
-5. walk the phases on one monotonic timeline: apply each phase's faults at its start (through
-   the lease-guarded chaos agent) and heal them at its end, record each boundary, take the heap
-   samples the model checks ask for, watch for components that die, show progress;
-6. wait for the load to end and for Prometheus to scrape past the end;
-7. compare: one verdict per check;
-8. collect the raw series, teardown (always, shielded from a second signal), write the report
+0. preflight: the backend checks it can run the scenario here; nothing has started yet;
+1. open the run: a run id; the backend records everything it creates under it;
+2. deploy the targets, start Prometheus and wait until it has scraped every replica, then take
+   each replica's baseline heap through the backend's admin access (GC twice, exact);
+3. start the chaos engine if any phase has faults (slow faults prepared), then the load (the
+   scenario's Locust plan, on the backend's address allow-list); it follows the phases and stops
+   by itself;
+4. walk the phases on one monotonic timeline: apply and heal faults as chaos.schedule says (the
+   same schedule --dry-run prints), record each boundary, take the heap samples the model checks
+   ask for, watch for components that die, show progress;
+5. wait for the load to end and for Prometheus to scrape past the end;
+6. compare: one verdict per check;
+7. collect the raw series, teardown (always, shielded from a second signal), write the report
    (always: report.json, junit.xml, series.json, report.html) and record the run in the trend store.
 
-SIGTERM and SIGINT unwind through the same teardown; the report says the run was
-interrupted and the verdict is inconclusive.
+SIGTERM and SIGINT unwind through the same teardown; the report says the run was interrupted and
+the verdict is inconclusive. Nothing here knows what kind of backend runs the components.
 """
 
 from __future__ import annotations
@@ -25,22 +28,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chaos.nemesis import Nemesis
-from orchestrator.backends.base import ReplicaEndpoint
-from orchestrator.backends.local.backend import LocalBackend
+from chaos.schedule import PhaseFaults, fault_schedule
+from orchestrator.backends.base import (
+    Backend,
+    BackendFactory,
+    ComponentKind,
+    FaultInjector,
+    PrometheusAPI,
+    ReplicaEndpoint,
+)
+from orchestrator.backends.registry import backend_factory
 from orchestrator.checks import evaluate as comparator
 from orchestrator.checks.evaluate import RangeSeries, RunFacts
 from orchestrator.checks.verdict import Verdict, exit_code, overall
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError, MapquakeError, UsageError
-from orchestrator.core.ledger import Ledger
+from orchestrator.core.ledger import new_run_id
 from orchestrator.core.signals import RunInterrupted, SignalGuard
-from orchestrator.journal import HeapSample, Journal
-from orchestrator.prometheus.client import PrometheusClient
+from orchestrator.journal import EventKind, Journal
 from orchestrator.reporting import report
 from orchestrator.run import series
+from orchestrator.run.loadplan import workload_plan
 from orchestrator.run.progress import Progress
-from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
-from orchestrator.targets.admin import collect_garbage, settled_heap, warm_up
+from orchestrator.scenario.spec import PhaseSpec, Scenario
 from orchestrator.trends import store as trends
 
 log = logging.getLogger(__name__)
@@ -60,7 +69,7 @@ class RunOptions:
 class PromRange:
     """Adapts the Prometheus client to the comparator's range-query interface."""
 
-    def __init__(self, client: PrometheusClient) -> None:
+    def __init__(self, client: PrometheusAPI) -> None:
         self.client = client
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[RangeSeries]:
@@ -72,49 +81,26 @@ def default_report_dir(scenario: Scenario, run_id: str) -> Path:
     return Path("reports") / f"{scenario.name}-{stamp}-{run_id}"
 
 
-MIN_TARGET_GO = (1, 23)  # the oldest Go whose dependency versions go_targets/go1.23.mod pins
-
-
-def check_supported(scenario: Scenario) -> None:
-    """Refuse, before anything starts, what this version cannot run."""
-    for target in scenario.targets:
-        major, minor = (int(part) for part in target.go.split(".")[:2])
-        if (major, minor) < MIN_TARGET_GO:
-            raise UsageError(
-                f"target '{target.name}': maptarget builds with Go {MIN_TARGET_GO[0]}.{MIN_TARGET_GO[1]} or newer, "
-                f"not {target.go} (its gRPC and Prometheus libraries need it)",
-                hint=f'set go: "1.23" (classic maps) or "1.26"; to see what Go {target.go}\'s maps cost, use '
-                f"`mapquake model predict|measure TYPE --go {target.go}`",
-            )
-    if scenario.backend != "local":
-        raise UsageError(
-            f"backend '{scenario.backend}' is not available in this version; use backend: local",
-            hint="the Kubernetes backend is planned; see docs/ARCHITECTURE.md",
-        )
-
-
 class Run:
-    def __init__(self, scenario: Scenario, options: RunOptions) -> None:
+    def __init__(self, scenario: Scenario, options: RunOptions, backend: Backend, run_id: str, report_dir: Path) -> None:
         self.scenario = scenario
         self.options = options
+        self.backend = backend
+        self.run_id = run_id
+        self.report_dir = report_dir
         self.journal = Journal()
-        self.ledger = Ledger.create()
-        self.run_id = self.ledger.run_id
-        self.report_dir = (options.report_dir or default_report_dir(scenario, self.run_id)).resolve()
         self.progress = Progress(scenario, enabled=options.progress)
-        self.progress.status(f"run {self.run_id}: {scenario.name}, report in {self.report_dir}")
-        self.backend = LocalBackend(ledger=self.ledger, run_dir=self.report_dir / "run")
+        self.progress.status(f"run {self.run_id}: {scenario.name} on {backend.name}, report in {self.report_dir}")
         self.replicas: list[ReplicaEndpoint] = []
-        self.prometheus: PrometheusClient | None = None
+        self.prometheus: PrometheusAPI | None = None
         self.model_points = {
             (c.params["target"], point)
             for c in scenario.checks
             if c.kind == "model"
             for point in [*c.params["at"], *([c.params["since"]] if "since" in c.params else [])]
         }
-        self.nemesis: Nemesis | None = None
-        self._fault_specs: dict[str, FaultSpec] = {}  # applied fault id -> its spec in the scenario
-        self._carried: dict[str, set[int]] = {}  # phase -> indexes of its faults already in place
+        self.faults: FaultInjector | None = None
+        self.schedule: tuple[PhaseFaults, ...] = fault_schedule(scenario.phases)
         self.expected: dict[str, list[int]] = {}
         self.load_summary: dict[str, object] = {}
 
@@ -130,42 +116,39 @@ class Run:
         collected: dict[str, Any] | None = None
         with SignalGuard() as guard:
             try:
-                self.journal.record("note", "run-start", run_id=self.run_id)
+                self.journal.record(EventKind.NOTE, "run-start", run_id=self.run_id, backend=self.backend.name)
                 self._deploy()
                 self._timeline()
                 self._finish_load()
                 results = comparator.evaluate(
                     self.scenario,
                     self.journal,
-                    RunFacts(self.expected, PromRange(self.prometheus) if self.prometheus else None),
+                    RunFacts(
+                        self.expected,
+                        PromRange(self.prometheus) if self.prometheus else None,
+                        trends.StoreHistory(trends.resolve_path()),
+                    ),
                 )
                 verdict = overall(results)
                 code = exit_code(verdict)
             except RunInterrupted as signal_:
                 reason = f"interrupted by {signal_}"
-                self.journal.record("interrupted", str(signal_))
+                self.journal.record(EventKind.INTERRUPTED, str(signal_))
                 verdict, code = Verdict.INCONCLUSIVE, exit_code(Verdict.INCONCLUSIVE)
             except MapquakeError as err:
                 reason = f"{type(err).__name__}: {err.message}"
-                self.journal.record("note", "error", message=err.message)
+                self.journal.record(EventKind.NOTE, "error", message=err.message)
                 verdict, code = Verdict.INCONCLUSIVE, err.exit_code
             except Exception as err:  # a bug in mapquake: still tear down and still report
                 log.exception("internal error during the run")
                 reason = f"internal error: {type(err).__name__}: {err}"
-                self.journal.record("note", "internal-error", message=reason)
+                self.journal.record(EventKind.NOTE, "internal-error", message=reason)
                 verdict, code = Verdict.INCONCLUSIVE, EXIT_INFRASTRUCTURE
             finally:
                 with guard.shielded():
                     self.progress.close()
-                    if self.prometheus is not None:  # the raw series, while Prometheus still runs
-                        collected = series.collect(self.prometheus, self.scenario, self.journal)
-                    for component, path in self.backend.logs().items():
-                        self.journal.record("note", "log", component=component, path=str(path))
-                    problems = self.backend.teardown()
-                    if problems:
-                        log.error("teardown left problems: %s", problems)
-                    else:
-                        self.ledger.remove()
+                    collected = self._collect_series()
+                    problems = self._teardown()
         record = report.RunRecord(
             run_id=self.run_id,
             scenario=self.scenario,
@@ -188,75 +171,103 @@ class Run:
             log.warning("run not recorded in the trend store: %s", err.message)
         return record
 
+    def _collect_series(self) -> dict[str, Any] | None:
+        """The raw series, while Prometheus still runs; a failure costs the plots, not the report."""
+        if self.prometheus is None:
+            return None
+        try:
+            return series.collect(self.prometheus, self.scenario, self.journal)
+        except Exception as err:  # e.g. Prometheus died: the report is still written
+            log.warning("raw series not collected: %s", err)
+            self.journal.record(EventKind.NOTE, "series-failed", message=str(err))
+            return None
+
+    def _teardown(self) -> list[str]:
+        """Tear the backend down; its own failure is a problem to report, never a lost report."""
+        try:
+            for component, path in self.backend.logs().items():
+                self.journal.record(EventKind.NOTE, "log", component=component, path=str(path))
+        except Exception as err:
+            log.warning("component logs not listed: %s", err)
+        try:
+            problems = self.backend.teardown()
+        except Exception as err:  # the contract says never raises; a bug there must not lose the report
+            log.exception("teardown raised")
+            problems = [f"teardown raised {type(err).__name__}: {err}"]
+        if problems:
+            log.error("teardown left problems: %s", problems)
+        return problems
+
     def _deploy(self) -> None:
         self.progress.status("deploying targets")
         self.replicas = self.backend.deploy_targets(self.scenario)
         self.progress.status("starting Prometheus")
-        server = self.backend.start_prometheus(self.scenario, self.replicas)
-        self.prometheus = server.client
+        self.prometheus = self.backend.start_prometheus(self.scenario, self.replicas)
         self.prometheus.wait_for_series(
             'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
         )
         # The baseline heap: after Prometheus's first scrape and a gRPC warm-up, so the servers'
         # one-time set-up (tens of KiB) is not charged to the map.
         for replica in self.replicas:
-            warm_up(replica.grpc_addr)
+            self.backend.target_admin(replica).warm_up()
             self._sample(replica, "deploy", settle=True)
         if any(p.faults for p in self.scenario.phases):
             self.progress.status("starting the chaos agent")
-            self.nemesis = self.backend.start_faults()
+            self.faults = self.backend.start_faults()
             # Start whatever is slow to start (delay proxies) now, so faults land on time later.
-            self.nemesis.prepare(self.scenario.phases, self.backend.topology())
+            self.faults.prepare(self.scenario.phases, self.backend.topology())
         self.progress.status("starting load")
-        self.backend.start_load(self.scenario, self.replicas)
+        plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
+        self.backend.start_load(self.scenario, plan)
 
     def _timeline(self) -> None:
         """Walk the phases; the load follows the same schedule from its own start."""
         phases = self.scenario.phases
         boundary = self.backend.load_started_at()
         for index, phase in enumerate(phases):
-            self.journal.record("phase-start", phase.name, index=index)
-            self._begin_faults(phase, scheduled_at=boundary)
+            self.journal.record(EventKind.PHASE_START, phase.name, index=index)
+            self._begin_faults(phase, self.schedule[index], scheduled_at=boundary)
             self._take_samples(f"{phase.name}.start")
             boundary += phase.duration_s
             while (now := time.monotonic()) < boundary:
                 self._watch_components()
-                active = [f.summary for f in self.nemesis.active()] if self.nemesis else []
+                active = [f.summary for f in self.faults.active()] if self.faults else []
                 self.progress.tick(phase, boundary - now, self.prometheus, active)
                 time.sleep(min(TICK_S, boundary - now))
-            last = index == len(phases) - 1
-            if not last:
+            if index < len(phases) - 1:
                 # Samples at "<phase>.end" see the phase's faults still in place; the heal follows.
-                self.journal.record("phase-end", phase.name, index=index)
+                self.journal.record(EventKind.PHASE_END, phase.name, index=index)
                 self._take_samples(f"{phase.name}.end")
-                self._end_faults(phase, phases[index + 1])
+                self._end_faults(phase, self.schedule[index])
         # The final boundary is recorded once the load has stopped (see _finish_load).
 
     def _finish_load(self) -> None:
         self.progress.status("waiting for the load to stop")
         final = self.scenario.phases[-1]
-        self._end_faults(final)
+        self._end_faults(final, self.schedule[-1])
         result = self.backend.wait_load(timeout_s=LOAD_END_GRACE_S)
-        self.journal.record("phase-end", final.name, index=len(self.scenario.phases) - 1)
+        self.journal.record(EventKind.PHASE_END, final.name, index=len(self.scenario.phases) - 1)
         self._watch_components()
         self._take_samples(f"{final.name}.end", settle=True)
         for problem in result.problems:
-            self.journal.record("note", "load-problem", message=problem)
-        try:
-            expected = result.expected()
-        except ValueError as err:
-            raise InfrastructureError(f"cannot tell the expected entries: {err}") from err
+            self.journal.record(EventKind.NOTE, "load-problem", message=problem)
+        entries = result.entries
+        if len(entries.expected) != len(self.replicas):
+            raise InfrastructureError(
+                f"the load reported expected entries for {len(entries.expected)} replicas, the run has "
+                f"{len(self.replicas)}"
+            )
         offset = 0
         for target in self.scenario.targets:
-            self.expected[target.name] = expected.expected[offset : offset + target.replicas]
+            self.expected[target.name] = entries.expected[offset : offset + target.replicas]
             offset += target.replicas
         self.load_summary = {
             "writes": result.writes,
             "errors": result.errors,
-            "exact": expected.exact,
-            "expected_low": expected.low,
-            "expected_high": expected.high,
-            "problems": result.problems,
+            "exact": entries.exact,
+            "expected_low": entries.low,
+            "expected_high": entries.high,
+            "problems": list(result.problems),
         }
         if self.prometheus is not None:
             self._wait_scrape_past(self.journal.events[-1].wall)
@@ -270,42 +281,35 @@ class Run:
             ({k: v for k, v in s.labels.items() if k in ("job", "target", "replica", "worker")} for s in samples),
             key=lambda labels: sorted(labels.items()),
         )
-        self.journal.record("note", "prometheus-sources", sources=sources)
+        self.journal.record(EventKind.NOTE, "prometheus-sources", sources=sources)
 
     # --- faults -----------------------------------------------------------------------------
 
-    def _begin_faults(self, phase: PhaseSpec, *, scheduled_at: float) -> None:
-        """Apply the phase's faults, except those still in place from the phase before (identical spec)."""
-        if self.nemesis is None or not phase.faults:
+    def _begin_faults(self, phase: PhaseSpec, plan: PhaseFaults, *, scheduled_at: float) -> None:
+        """Apply what the schedule applies at the phase's start (faults carried in stay as they are)."""
+        if self.faults is None or not plan.apply:
             return
-        carried = self._carried.pop(phase.name, set())
-        topology = self.backend.topology()
-        # skip keeps each fault's index (its id), so the proxies prepared for it are the ones used.
-        for fault in self.nemesis.begin_phase(phase, topology, scheduled_at=scheduled_at, skip=carried):
-            self._fault_specs[fault.id] = phase.faults[int(fault.id.rsplit(".", 1)[1])]
-            self.journal.record("fault-applied", fault.id, **fault.journal_data())
+        applied = self.faults.apply_faults(phase, plan.apply, self.backend.topology(), scheduled_at=scheduled_at)
+        for fault in applied:
+            self.journal.record(EventKind.FAULT_APPLIED, str(fault.fault_id), **fault.journal_data())
             self.progress.event(f"fault applied: {fault.summary} ({fault.lateness_s * 1000:.0f} ms late)")
 
-    def _end_faults(self, phase: PhaseSpec, next_phase: PhaseSpec | None = None) -> None:
-        """Heal the phase's faults; one the next phase lists identically stays applied across the
-        boundary (so a fault can span phases that differ in load, e.g. a quiet phase to sample in)."""
-        if self.nemesis is None:
+    def _end_faults(self, phase: PhaseSpec, plan: PhaseFaults) -> None:
+        """Heal what the schedule heals at the phase's end; what continues into the next phase stays."""
+        if self.faults is None:
             return
-        if next_phase is not None:
-            taken: set[int] = set()
-            for record in self.nemesis.active():
-                spec = self._fault_specs.get(record.id)
-                if record.phase != phase.name or spec is None:
-                    continue
-                same = [i for i, f in enumerate(next_phase.faults) if f == spec and i not in taken]
-                if same:
-                    taken.add(same[0])
-                    record.phase = next_phase.name  # the next phase's end heals it
-                    self.journal.record("note", "fault-continues", id=record.id, into=next_phase.name)
-            self._carried[next_phase.name] = taken
-        for fault in self.nemesis.end_phase(phase):
-            self.journal.record("fault-healed", fault.id, **fault.journal_data())
+        following = self._following(phase)
+        for fault_id in plan.continues:
+            into = following.name if following is not None else None
+            self.journal.record(EventKind.NOTE, "fault-continues", id=str(fault_id), into=into)
+        for fault in self.faults.heal_faults(plan.heal, phase=phase.name):
+            self.journal.record(EventKind.FAULT_HEALED, str(fault.fault_id), **fault.journal_data())
             self.progress.event(f"fault healed: {fault.summary}")
+
+    def _following(self, phase: PhaseSpec) -> PhaseSpec | None:
+        phases = self.scenario.phases
+        index = phases.index(phase)
+        return phases[index + 1] if index + 1 < len(phases) else None
 
     def _wait_scrape_past(self, wall: float) -> None:
         """Wait until Prometheus holds a scrape taken after ``wall``, so the last window has data."""
@@ -316,7 +320,7 @@ class Run:
             if samples and samples[0].value >= wall:
                 return
             time.sleep(0.2)
-        self.journal.record("note", "stale-prometheus", message="no scrape after the end of the run")
+        self.journal.record(EventKind.NOTE, "stale-prometheus", message="no scrape after the end of the run")
 
     # --- samples and health -----------------------------------------------------------------
 
@@ -326,55 +330,50 @@ class Run:
                 self._sample(replica, point, settle=settle)
 
     def _sample(self, replica: ReplicaEndpoint, point: str, *, settle: bool = False) -> None:
-        """POST /admin/gc; with ``settle``, once the load's connections are closed (exact)."""
+        """GC in the replica and read its live heap; with ``settle``, once the load's connections are closed."""
+        admin = self.backend.target_admin(replica)
         try:
             target = self.scenario.target(replica.target)
             peers = target.replicas - 1 if target.replicate is not None else 0  # they dial this replica
-            heap, settled = (
-                settled_heap(replica.http_addr, peers=peers) if settle else (collect_garbage(replica.http_addr), False)
-            )
+            heap, settled = admin.settled_heap(peers=peers) if settle else (admin.heap(), False)
         except InfrastructureError as err:
-            self.journal.record("note", "sample-failed", target=replica.target, replica=replica.replica, error=str(err))
+            self.journal.record(
+                EventKind.NOTE, "sample-failed", target=replica.target, replica=replica.replica, error=str(err)
+            )
             return
         self.journal.add_sample(
-            HeapSample(
-                target=replica.target,
-                replica=replica.replica,
-                point=point,
-                wall=time.time(),
-                live_bytes=heap.live_bytes,
-                entries=heap.entries,
-                high_water=heap.high_water,
-                goroutines=heap.goroutines,
-                go_version=heap.go_version,
-                go_type=heap.go_type,
-                settled=settled,
-                replication_backlog=heap.replication_backlog,
-            )
+            heap.placed(target=replica.target, replica=replica.replica, point=point, wall=time.time(), settled=settled)
         )
 
     def _watch_components(self) -> None:
         for exit_ in self.backend.exited_components():
-            kind, _, rest = exit_.component.partition(":")
-            target, _, replica = rest.partition(":")
             self.journal.record(
-                "crash",
-                exit_.component,
-                target=target if kind == "target" else None,
-                replica=int(replica) if replica.isdigit() else None,
+                EventKind.CRASH,
+                exit_.name,
+                target=exit_.target,
+                replica=exit_.replica,
                 returncode=exit_.returncode,
                 message=exit_.message,
             )
-            self.progress.event(f"{exit_.component} exited ({exit_.returncode}): {exit_.message}")
-            if kind == "prometheus":
+            self.progress.event(f"{exit_.name} exited ({exit_.returncode}): {exit_.message}")
+            if exit_.kind == ComponentKind.PROMETHEUS:
                 raise InfrastructureError(f"Prometheus died during the run: {exit_.message}")
 
 
-def run(scenario: Scenario, options: RunOptions) -> report.RunRecord:
-    check_supported(scenario)
+def run(scenario: Scenario, options: RunOptions, factory: BackendFactory | None = None) -> report.RunRecord:
+    """Run ``scenario`` on its backend (or on ``factory``'s, e.g. a test's); preflight first.
+
+    Raises (UsageError, InfrastructureError) before anything starts; after that, every outcome is a
+    report with an exit code.
+    """
     if options.report_dir is not None and options.report_dir.exists() and any(options.report_dir.iterdir()):
         raise UsageError(
             f"report directory {options.report_dir} is not empty",
             hint="give a new --report-dir (or none: each run gets its own under reports/)",
         )
-    return Run(scenario, options).execute()
+    factory = factory or backend_factory(scenario.backend)
+    run_id = new_run_id()
+    report_dir = (options.report_dir or default_report_dir(scenario, run_id)).resolve()
+    backend = factory(run_id=run_id, run_dir=report_dir / "run")
+    backend.preflight(scenario)
+    return Run(scenario, options, backend, run_id, report_dir).execute()

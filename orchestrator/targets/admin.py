@@ -1,4 +1,4 @@
-"""Talk to a running maptarget over its HTTP admin API: heap after GC, and /metrics.
+"""Talk to a running maptarget over its admin API: heap after GC (HTTP), warm-up (gRPC), /metrics.
 
 Only loopback and mapquake's own namespace addresses are ever dialled; the
 callers get those addresses from processes they started.
@@ -10,32 +10,13 @@ import json
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from orchestrator.core.errors import InfrastructureError
+from orchestrator.journal import HeapSample
 
 HTTP_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class HeapSample:
-    """What POST /admin/gc answers: the heap right after runtime.GC(), so live bytes are exact."""
-
-    live_bytes: int
-    heap_objects: int
-    goroutines: int
-    entries: int
-    high_water: int
-    total_alloc_bytes: int
-    go_version: str
-    store: str
-    go_type: str
-    http_connections: int = 0
-    grpc_connections: int = 0
-    replication_backlog: tuple[int, ...] = ()
-    """Ops queued for each peer (in --peers order); empty without peers."""
 
 
 def _request(url: str, *, method: str = "GET") -> bytes:
@@ -127,3 +108,20 @@ def warm_up(grpc_addr: str) -> None:
             stub.Stats(store_pb2.StatsRequest(gc=False), timeout=HTTP_TIMEOUT_S)
     except grpc.RpcError as err:
         raise InfrastructureError(f"gRPC warm-up of {grpc_addr} failed: {err}") from err
+
+
+class TargetAdminClient:
+    """One replica's admin endpoints, reached directly (the backend says the controller can)."""
+
+    def __init__(self, http_addr: str, grpc_addr: str) -> None:
+        self.http_addr = http_addr
+        self.grpc_addr = grpc_addr
+
+    def warm_up(self) -> None:
+        warm_up(self.grpc_addr)
+
+    def heap(self) -> HeapSample:
+        return collect_garbage(self.http_addr)
+
+    def settled_heap(self, *, peers: int) -> tuple[HeapSample, bool]:
+        return settled_heap(self.http_addr, peers=peers)

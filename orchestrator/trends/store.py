@@ -285,6 +285,25 @@ class TrendStore:
         return [(run_id, json.loads(samples)) for run_id, samples in reversed(rows)]
 
 
+class StoreHistory:
+    """The trend store as the baseline checks' history (checks.evaluate.BaselineHistory): earlier runs
+    of the same scenario on this machine. A store that does not exist yet has no runs."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.source = str(path)
+
+    def earlier_runs(
+        self, *, scenario: str, check: str, query: str, before: float, limit: int
+    ) -> list[tuple[str, list[float]]]:
+        if not self.path.exists():
+            return []
+        with TrendStore(self.path) as store:
+            return store.baseline_history(
+                scenario=scenario, check=check, query=query, machine=machine_name(), before=before, limit=limit
+            )
+
+
 # --- a run's row ---------------------------------------------------------------------------------
 
 

@@ -13,24 +13,38 @@ so `mapquake cleanup` can remove what a killed controller left.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from chaos.nemesis import Nemesis
-from chaos.resolve import RunTopology, topology_from_network
-from orchestrator.backends.base import ComponentExit, ReplicaEndpoint
+from chaos.resolve import RunTopology
+from orchestrator.backends.base import (
+    CleanupReport,
+    ComponentExit,
+    ComponentKind,
+    LoadResult,
+    ReplicaEndpoint,
+    RunListing,
+    TargetAdmin,
+)
+from orchestrator.backends.local import network
 from orchestrator.backends.local.locust import LocustCluster, LocustResult
 from orchestrator.backends.local.network import LocalNetwork, Node
-from orchestrator.backends.local.prometheus import PrometheusServer
+from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
+from orchestrator.backends.local.topology import planned_topology, topology_from_network
 from orchestrator.core.errors import InfrastructureError, UsageError
-from orchestrator.core.ledger import Ledger
+from orchestrator.core.ledger import Ledger, list_runs
+from orchestrator.core.safety import LOCAL_RUN, AddressAllowList
+from orchestrator.prometheus.client import PrometheusClient
 from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget
-from orchestrator.scenario.spec import LoadSpec, PhaseSpec, Scenario, TargetSpec
-from orchestrator.targets.build import TargetProcess, ensure_built
-from workloads.keyspace import KeySpec
-from workloads.plan import Phase, WorkloadPlan
+from orchestrator.scenario.spec import Scenario, TargetSpec
+from orchestrator.targets.admin import TargetAdminClient
+from orchestrator.targets.build import TargetProcess, ensure_built, go_command
+from workloads.plan import WorkloadPlan
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +53,9 @@ GRPC_PORT = 9090
 LOCUST_MASTER_PORT = 5557
 WORKER_METRICS_PORT = 9100
 FATAL_MARKERS = ("fatal error:", "panic:")
+MIN_TARGET_GO = (1, 23)  # the oldest Go whose dependency versions go_targets/go1.23.mod pins
+HOST_TOOLS = ("ip", "nsenter")
+FAULT_TOOLS = ("nft", "tc")
 
 
 def fatal_message(log_text: str) -> str:
@@ -50,66 +67,32 @@ def fatal_message(log_text: str) -> str:
     return lines[-1] if lines else "(no output)"
 
 
-def _phase(phase: PhaseSpec, load: LoadSpec) -> Phase:
-    """A scenario phase as the Locust shape runs it. The scenario's rate is per user; the shape's is
-    over all users of the phase (none when the phase pauses the load with users: 0)."""
-    users = load.users if phase.users is None else phase.users
-    per_user = phase.rate or load.rate
-    return Phase(
-        name=phase.name,
-        duration_s=phase.duration_s,
-        users=users,
-        spawn_rate=load.spawn_rate,
-        rate=per_user * users if per_user and users else None,
-    )
-
-
-def workload_plan(scenario: Scenario, replicas: list[ReplicaEndpoint]) -> WorkloadPlan:
-    """The Locust plan for the scenario's load against these replicas (in routing order)."""
-    load = scenario.load
-    replicated = any(t.replicate is not None for t in scenario.targets)
-    if replicated and len(scenario.targets) > 1:
-        raise UsageError(
-            "a scenario with replication may have only one target (its replicas share every key)",
-            hint="split the scenario, or remove replicate from the other targets",
-        )
-    keys = KeySpec(
-        space=load.keys.space,
-        distribution=load.keys.distribution,  # type: ignore[arg-type]
-        seed=load.keys.seed,
-        s=load.keys.s,
-        hot_fraction=load.keys.hot_fraction,
-        hot_ops=load.keys.hot_ops_fraction,
-    )
-    phases = tuple(_phase(p, load) for p in scenario.phases)
-    write_mode = "stream" if load.stream else ("batch" if load.batch > 1 else "put")
-    return WorkloadPlan(
-        user=load.user,
-        protocol=load.protocol,  # type: ignore[arg-type]
-        targets=tuple(r.grpc_addr if load.protocol == "grpc" else r.http_addr for r in replicas),
-        keys=keys,
-        phases=phases,
-        value_type=load.value.type,
-        value_size=load.value.size,
-        write_mode=write_mode,  # type: ignore[arg-type]
-        batch=load.batch,
-        read_ratio=load.read_ratio,
-        replicated=replicated,
-        max_ops_per_worker=load.max_ops,
-        # Workers keep serving their final counters for two scrapes after the load stops.
-        linger_s=2 * scenario.scrape_interval_s,
-        extra={"scenario": scenario.name},
-    )
+def unsupported_go(scenario: Scenario) -> list[UsageError]:
+    """Targets on a Go older than maptarget's dependencies allow (pure)."""
+    errors = []
+    for target in scenario.targets:
+        major, minor = (int(part) for part in target.go.split(".")[:2])
+        if (major, minor) < MIN_TARGET_GO:
+            errors.append(
+                UsageError(
+                    f"target '{target.name}': maptarget builds with Go {MIN_TARGET_GO[0]}.{MIN_TARGET_GO[1]} or "
+                    f"newer, not {target.go} (its gRPC and Prometheus libraries need it)",
+                    hint=f'set go: "1.23" (classic maps) or "1.26"; to see what Go {target.go}\'s maps cost, use '
+                    f"`mapquake model predict|measure TYPE --go {target.go}`",
+                )
+            )
+    return errors
 
 
 class LocalBackend:
     """Processes in network namespaces on this machine (needs root for namespaces and bridges)."""
 
-    name = "local"
+    name: ClassVar[str] = "local"
 
-    def __init__(self, *, ledger: Ledger, run_dir: Path) -> None:
-        self.ledger = ledger
+    def __init__(self, *, run_id: str, run_dir: Path) -> None:
+        self.run_id = run_id
         self.run_dir = run_dir
+        self._ledger: Ledger | None = None
         self.network: LocalNetwork | None = None
         self.targets: dict[tuple[str, int], TargetProcess] = {}
         self.prometheus: PrometheusServer | None = None
@@ -119,12 +102,58 @@ class LocalBackend:
         self.nemesis: Nemesis | None = None
         self._reported: set[str] = set()
 
+    @property
+    def ledger(self) -> Ledger:
+        """The run's write-ahead record of everything created (opened by the first deploy step)."""
+        if self._ledger is None:
+            self._ledger = Ledger.create(self.run_id)
+        return self._ledger
+
+    # --- before anything starts ---------------------------------------------------------
+
+    def preflight(self, scenario: Scenario) -> None:
+        """Root, the host tools, Prometheus, Go: every problem at once, before anything is created."""
+        problems: list[str] = []
+        hints: list[str] = []
+        for error in unsupported_go(scenario):
+            raise error  # a scenario this version cannot run: exit 2 before any machine check
+        if os.geteuid() != 0:
+            problems.append("the local backend needs root: it creates network namespaces, bridges and nftables rules")
+            hints.append("run as root (sudo), or in CI as the root user")
+        tools = [*HOST_TOOLS, *(FAULT_TOOLS if any(p.faults for p in scenario.phases) else ())]
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+        if missing:
+            problems.append(f"missing host tools: {', '.join(missing)}")
+            hints.append("run `make setup` (Debian packages iproute2, util-linux, nftables)")
+        if not Path("/proc/self/ns/net").exists():
+            problems.append("this kernel has no network namespaces (/proc/self/ns/net)")
+        if not PROMETHEUS_BINARY.exists():
+            problems.append(f"Prometheus binary {PROMETHEUS_BINARY} not found")
+            hints.append("run `make setup` (Debian's prometheus package) or set MAPQUAKE_PROMETHEUS")
+        try:
+            go_command()
+        except InfrastructureError as err:
+            problems.append(err.message)
+            hints.append(err.hint or "")
+        if problems:
+            raise InfrastructureError(
+                "the local backend cannot run here:\n  " + "\n  ".join(problems),
+                hint="; ".join(h for h in hints if h) or None,
+            )
+
+    def planned_topology(self, scenario: Scenario) -> RunTopology:
+        return planned_topology(scenario, run_id=self.run_id)
+
+    def allowed_addresses(self) -> AddressAllowList:
+        """Loopback and the run namespaces' 198.18.0.0/15 (nothing routes out of it)."""
+        return LOCAL_RUN
+
     # --- targets ------------------------------------------------------------------------
 
     def deploy_targets(self, scenario: Scenario) -> list[ReplicaEndpoint]:
         # Build first: a build error must not leave a half-made network behind.
         binaries = {t.go: ensure_built(["maptarget"], go_version=t.go)["maptarget"] for t in scenario.targets}
-        self.network = LocalNetwork.create(self.ledger.run_id, self.ledger)
+        self.network = LocalNetwork.create(self.run_id, self.ledger)
         plan: list[tuple[TargetSpec, int, Node]] = []
         for target in scenario.targets:
             for replica in range(target.replicas):
@@ -157,6 +186,10 @@ class LocalBackend:
             )
         return endpoints
 
+    def target_admin(self, replica: ReplicaEndpoint) -> TargetAdmin:
+        """The controller reaches every namespace through the run's bridge."""
+        return TargetAdminClient(replica.http_addr, replica.grpc_addr)
+
     @staticmethod
     def _target_args(target: TargetSpec, peers: list[str]) -> list[str]:
         args = ["--value-type", target.value_type, "--shards", str(target.shards)]
@@ -179,7 +212,7 @@ class LocalBackend:
 
     # --- Prometheus ---------------------------------------------------------------------
 
-    def start_prometheus(self, scenario: Scenario, replicas: list[ReplicaEndpoint]) -> PrometheusServer:
+    def start_prometheus(self, scenario: Scenario, replicas: list[ReplicaEndpoint]) -> PrometheusClient:
         assert self.network is not None, "deploy_targets first"
         node = self.network.add_node("prometheus")
         self._load_node = self.network.add_node("load")
@@ -198,14 +231,19 @@ class LocalBackend:
         ]
         interval = f"{scenario.scrape_interval_s:g}s"
         self.prometheus = PrometheusServer(
-            ledger=self.ledger, jobs=jobs, node=node, scrape_interval=interval, workdir=self.run_dir / "prometheus"
+            ledger=self.ledger,
+            jobs=jobs,
+            node=node,
+            scrape_interval=interval,
+            allowed=self.allowed_addresses(),
+            workdir=self.run_dir / "prometheus",
         )
         self.prometheus.start()
-        return self.prometheus
+        return self.prometheus.client
 
     # --- load ---------------------------------------------------------------------------
 
-    def start_load(self, scenario: Scenario, replicas: list[ReplicaEndpoint]) -> None:
+    def start_load(self, scenario: Scenario, plan: WorkloadPlan) -> None:
         assert self._load_node is not None, "start_prometheus creates the load node"
         node = self._load_node
 
@@ -216,7 +254,7 @@ class LocalBackend:
                 )
 
         self.locust = LocustCluster(
-            workload_plan(scenario, replicas),
+            plan,
             workers=scenario.load.workers,
             work_dir=self.run_dir / "locust",
             popen=popen,
@@ -232,14 +270,20 @@ class LocalBackend:
             raise InfrastructureError("the load has not started")
         return self.locust.load_started_at
 
-    def load_finished(self) -> bool:
-        return self.locust is not None and all(p.proc.poll() is not None for p in self.locust.processes)
-
-    def wait_load(self, timeout_s: float) -> LocustResult:
+    def wait_load(self, timeout_s: float) -> LoadResult:
         if self.locust is None:
             raise InfrastructureError("the load was never started")
         self.locust_result = self.locust.wait(timeout_s=timeout_s)
-        return self.locust_result
+        try:
+            entries = self.locust_result.expected()
+        except ValueError as err:
+            raise InfrastructureError(f"cannot tell the expected entries: {err}") from err
+        return LoadResult(
+            writes=self.locust_result.writes,
+            errors=self.locust_result.errors,
+            entries=entries,
+            problems=tuple(self.locust_result.problems),
+        )
 
     # --- faults -------------------------------------------------------------------------
 
@@ -271,12 +315,13 @@ class LocalBackend:
             code = process.returncode()
             if code is not None and component not in self._reported:
                 self._reported.add(component)
-                exits.append(ComponentExit(component, code, fatal_message(process.log_tail(200))))
-        if self.prometheus is not None and self.prometheus.pid is not None and "prometheus" not in self._reported:
-            proc = self.prometheus._proc
-            if proc is not None and proc.poll() is not None:
+                message = fatal_message(process.log_tail(200))
+                exits.append(ComponentExit(ComponentKind.TARGET, component, code, message, name, replica))
+        if self.prometheus is not None and "prometheus" not in self._reported:
+            code = self.prometheus.returncode()
+            if code is not None:
                 self._reported.add("prometheus")
-                exits.append(ComponentExit("prometheus", proc.returncode, self.prometheus.log_tail(5)))
+                exits.append(ComponentExit(ComponentKind.PROMETHEUS, "prometheus", code, self.prometheus.log_tail(5)))
         return exits
 
     # --- teardown -----------------------------------------------------------------------
@@ -304,4 +349,42 @@ class LocalBackend:
             log.debug("teardown %s took %.2fs", what, time.monotonic() - started)
         self.network = None
         self.locust = None
+        if not problems and self._ledger is not None:
+            self._ledger.remove()  # nothing left open: the run's state goes too
         return problems
+
+    # --- runs whose controller died -------------------------------------------------------
+
+    @classmethod
+    def list_runs(cls) -> list[RunListing]:
+        listings = []
+        for info in list_runs():
+            state = "alive" if info.controller_alive else "dead"
+            listings.append(
+                RunListing(
+                    info.run_id,
+                    f"controller {info.controller_pid} ({state})  {info.open_resources} open resources",
+                )
+            )
+        for run_id in network.orphaned_run_ids():
+            listings.append(RunListing(run_id, "no ledger here: namespaces or links named with it exist (--force)"))
+        return listings
+
+    @classmethod
+    def cleanup(cls, *, run_id: str | None = None, force: bool = False) -> list[CleanupReport]:
+        """Processes, namespaces, veths, bridges and state of dead runs (by their ledgers; with ``force``
+        also objects named with a run id that has no ledger here)."""
+        if run_id is not None:
+            reports = [network.cleanup_run(run_id, force=force)]
+        else:
+            reports = network.cleanup_all_dead_runs()
+            if force:
+                reports += [network.cleanup_run(orphan, force=True) for orphan in network.orphaned_run_ids()]
+        return [
+            CleanupReport(
+                r.run_id,
+                {"processes": len(r.processes), "namespaces": len(r.netns), "links": len(r.links), "dirs": len(r.dirs)},
+                tuple(r.errors),
+            )
+            for r in reports
+        ]

@@ -106,6 +106,10 @@ class PrometheusServer:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    def returncode(self) -> int | None:
+        """Its exit code once it has stopped; None while it runs (or before it started)."""
+        return self._proc.poll() if self._proc is not None else None
+
     def write_config(self) -> None:
         """(Re)write prometheus.yml from ``self.jobs``. Side effect: one file in the workdir."""
         text = render_config(

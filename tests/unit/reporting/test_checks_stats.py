@@ -60,7 +60,8 @@ BASELINE = {"name": "writes", "baseline": "sum(rate(w[4s]))", "during": ["heal"]
 
 def _facts(values: list[float]) -> RunFacts:
     points = [(T0 + 21 + i, v) for i, v in enumerate(values)]
-    return RunFacts({}, FakeProm([RangeSeries({}, points)]))
+    # The run hands the checks the trend store as their history (each test points the store's env at tmp).
+    return RunFacts({}, FakeProm([RangeSeries({}, points)]), trends.StoreHistory(trends.resolve_path()))
 
 
 def _store_history(path: Path, samples_per_run: list[list[float]], machine: str, prefix: str = "r") -> None:

@@ -1,0 +1,267 @@
+"""An in-memory backend for driving the run lifecycle without root, processes or network.
+
+Every method the run calls is logged in ``calls``; ``fail_at`` makes one of them raise, and
+``signal_at`` makes one of them send this process SIGTERM (as a user's kill would, mid-call).
+The fake holds no state a real backend would leak, but it remembers whether teardown ran.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from chaos.resolve import GROUP_LOAD, GROUP_PROMETHEUS, ROLE_TARGET, NodeInfo, RunTopology
+from chaos.schedule import FaultId
+from orchestrator.backends.base import (
+    CleanupReport,
+    ComponentExit,
+    ComponentKind,
+    LoadResult,
+    ReplicaEndpoint,
+    RunListing,
+)
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.safety import LOOPBACK_ONLY, AddressAllowList
+from orchestrator.journal import HeapSample
+from orchestrator.prometheus.client import Sample, Series
+from orchestrator.scenario.spec import PhaseSpec, Scenario
+from workloads.plan import ExpectedEntries, WorkloadPlan
+
+BASE_HEAP = 400_000
+BYTES_PER_ENTRY = 64
+
+
+class Boom(Exception):
+    """A bug inside a backend (not a MapquakeError)."""
+
+
+class FakePrometheus:
+    """Answers the run's own queries; user PromQL finds no data (so those checks are inconclusive)."""
+
+    def __init__(self, backend: FakeBackend) -> None:
+        self.backend = backend
+
+    def query(self, expr: str, *, at: float | None = None) -> list[Sample]:
+        self.backend.hit("prometheus.query")
+        now = time.time()
+        if expr.startswith("max(timestamp("):
+            return [Sample({}, now, now)]
+        if expr.startswith("count by (job"):
+            return [
+                Sample({"job": "targets", "target": r.target, "replica": str(r.replica)}, now, 1.0)
+                for r in self.backend.replicas
+            ]
+        return []
+
+    def query_range(self, expr: str, *, start: float, end: float, step: float) -> list[Series]:
+        self.backend.hit("prometheus.query_range")
+        return []
+
+    def wait_for_series(self, expr: str, *, timeout: float = 30.0, min_series: int = 1) -> list[Sample]:
+        self.backend.hit("prometheus.wait_for_series")
+        return [Sample({}, time.time(), 1.0)] * min_series
+
+
+class FakeAdmin:
+    def __init__(self, backend: FakeBackend, replica: ReplicaEndpoint) -> None:
+        self.backend = backend
+        self.replica = replica
+
+    def warm_up(self) -> None:
+        self.backend.hit("admin.warm_up")
+
+    def heap(self) -> HeapSample:
+        self.backend.hit("admin.heap")
+        entries = self.backend.entries_now()
+        return HeapSample(
+            live_bytes=BASE_HEAP + BYTES_PER_ENTRY * entries,
+            entries=entries,
+            high_water=entries,
+            goroutines=12,
+            go_version="go1.26.8",
+            go_type="sync.Map[string][32]byte",
+        )
+
+    def settled_heap(self, *, peers: int) -> tuple[HeapSample, bool]:
+        return self.heap(), True
+
+
+@dataclass
+class FakeFault:
+    fault_id: FaultId
+    summary: str
+    lateness_s: float = 0.001
+    healed: bool = False
+
+    def journal_data(self) -> dict[str, Any]:
+        return {"id": str(self.fault_id), "summary": self.summary, "lateness_s": self.lateness_s}
+
+
+@dataclass
+class FakeFaults:
+    backend: FakeBackend
+    applied: list[FakeFault] = field(default_factory=list)
+    closed: bool = False
+
+    def prepare(self, phases: Iterable[PhaseSpec], topology: RunTopology) -> list[str]:
+        self.backend.hit("faults.prepare")
+        return []
+
+    def apply_faults(
+        self, phase: PhaseSpec, ids: Collection[FaultId], topology: RunTopology, *, scheduled_at: float
+    ) -> list[FakeFault]:
+        self.backend.hit("faults.apply")
+        new = [FakeFault(i, f"{phase.faults[i.index].kind} ({i})") for i in sorted(ids)]
+        self.applied += new
+        return new
+
+    def heal_faults(self, ids: Collection[FaultId], *, phase: str) -> list[FakeFault]:
+        self.backend.hit("faults.heal")
+        healed = [f for f in self.applied if f.fault_id in ids and not f.healed]
+        for fault in healed:
+            fault.healed = True
+        return healed
+
+    def active(self) -> list[FakeFault]:
+        return [f for f in self.applied if not f.healed]
+
+    def close(self) -> list[str]:
+        self.backend.hit("faults.close")
+        for fault in self.active():
+            fault.healed = True
+        self.closed = True
+        return []
+
+
+class FakeBackend:
+    """One run's components, in memory. Class attributes configure the next instance (the run makes it)."""
+
+    name: ClassVar[str] = "fake"
+    fail_at: ClassVar[str | None] = None
+    failure: ClassVar[type[Exception]] = InfrastructureError
+    signal_at: ClassVar[str | None] = None
+    crash_target: ClassVar[bool] = False
+    instances: ClassVar[list[FakeBackend]] = []
+
+    def __init__(self, *, run_id: str, run_dir: Path) -> None:
+        self.run_id = run_id
+        self.run_dir = run_dir
+        self.calls: list[str] = []
+        self.replicas: list[ReplicaEndpoint] = []
+        self.plan: WorkloadPlan | None = None
+        self.faults: FakeFaults | None = None
+        self.load_start: float | None = None
+        self.torn_down = 0
+        self._crash_reported = False
+        FakeBackend.instances.append(self)
+
+    # --- test hooks -----------------------------------------------------------------------
+
+    def hit(self, step: str) -> None:
+        self.calls.append(step)
+        if step == self.signal_at:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread, right here
+        if step == self.fail_at:
+            raise self.failure(f"fake failure at {step}")
+
+    def entries_now(self) -> int:
+        if self.load_start is None or self.plan is None:
+            return 0
+        return min(self.plan.keys.space, int((time.monotonic() - self.load_start) * 10_000))
+
+    # --- the protocol ---------------------------------------------------------------------
+
+    def preflight(self, scenario: Scenario) -> None:
+        self.hit("preflight")
+
+    def planned_topology(self, scenario: Scenario) -> RunTopology:
+        nodes = [
+            NodeInfo(f"{t.name}-{i}", f"fake-{t.name}-{i}", f"127.0.0.{i + 2}", "lo", ROLE_TARGET, t.name, i)
+            for t in scenario.targets
+            for i in range(t.replicas)
+        ]
+        nodes += [
+            NodeInfo("prometheus", "fake-prometheus", "127.0.0.100", "lo", GROUP_PROMETHEUS),
+            NodeInfo("load", "fake-load", "127.0.0.101", "lo", GROUP_LOAD),
+        ]
+        return RunTopology(self.run_id, tuple(nodes))
+
+    def allowed_addresses(self) -> AddressAllowList:
+        return LOOPBACK_ONLY
+
+    def deploy_targets(self, scenario: Scenario) -> list[ReplicaEndpoint]:
+        self.hit("deploy_targets")
+        self._scenario = scenario
+        self.replicas = [
+            ReplicaEndpoint(t.name, i, f"127.0.0.{i + 2}:8080", f"127.0.0.{i + 2}:9090", f"fake-{t.name}-{i}")
+            for t in scenario.targets
+            for i in range(t.replicas)
+        ]
+        return self.replicas
+
+    def target_admin(self, replica: ReplicaEndpoint) -> FakeAdmin:
+        self.hit("target_admin")
+        return FakeAdmin(self, replica)
+
+    def start_prometheus(self, scenario: Scenario, replicas: list[ReplicaEndpoint]) -> FakePrometheus:
+        self.hit("start_prometheus")
+        return FakePrometheus(self)
+
+    def start_load(self, scenario: Scenario, plan: WorkloadPlan) -> None:
+        self.hit("start_load")
+        self.plan = plan
+        self.load_start = time.monotonic()
+
+    def load_started_at(self) -> float:
+        self.hit("load_started_at")
+        assert self.load_start is not None
+        return self.load_start
+
+    def wait_load(self, timeout_s: float) -> LoadResult:
+        self.hit("wait_load")
+        entries = self.entries_now()
+        n = len(self.replicas)
+        return LoadResult(
+            writes=entries, errors=0, entries=ExpectedEntries([entries] * n, [entries] * n, [entries] * n, True)
+        )
+
+    def start_faults(self) -> FakeFaults:
+        self.hit("start_faults")
+        self.faults = FakeFaults(self)
+        return self.faults
+
+    def topology(self) -> RunTopology:
+        self.hit("topology")
+        return self.planned_topology(self._scenario)
+
+    def logs(self) -> dict[str, Path]:
+        return {}
+
+    def exited_components(self) -> list[ComponentExit]:
+        self.hit("exited_components")
+        if self.crash_target and not self._crash_reported and self.replicas:
+            self._crash_reported = True
+            r = self.replicas[0]
+            name = f"target:{r.target}:{r.replica}"
+            return [ComponentExit(ComponentKind.TARGET, name, 2, "fatal error: concurrent map writes", r.target, 0)]
+        return []
+
+    def teardown(self) -> list[str]:
+        self.calls.append("teardown")  # never fails, never signals: the run shields it
+        self.torn_down += 1
+        if self.faults is not None:
+            self.faults.close()
+        return []
+
+    @classmethod
+    def list_runs(cls) -> list[RunListing]:
+        return []
+
+    @classmethod
+    def cleanup(cls, *, run_id: str | None = None, force: bool = False) -> list[CleanupReport]:
+        return []

@@ -1,0 +1,177 @@
+"""The whole run lifecycle on an in-memory backend: deploy, phases with faults, samples, verdicts,
+report, trend record, teardown; and the same when any step raises or SIGTERM arrives mid-phase.
+
+No root, no processes: the run sees only the Backend protocol, so this is the lifecycle itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError
+from orchestrator.run.lifecycle import RunOptions, run
+from orchestrator.scenario import load_scenario_text
+from orchestrator.scenario.spec import Scenario
+from tests.unit.run.fakebackend import Boom, FakeBackend
+
+SCENARIO = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: lifecycle
+targets: [{name: kv, store: syncmap, replicas: 2}]
+load: {keys: {space: 5000, distribution: sequential, seed: 1}}
+phases:
+  - {name: fill, duration: 300ms}
+  - name: cut
+    duration: 300ms
+    faults: [{partition: {shape: isolate, among: kv, node: kv-0}}]
+  - name: hold
+    duration: 300ms
+    faults: [{partition: {shape: isolate, among: kv, node: kv-0}}]
+  - {name: after, duration: 300ms}
+checks:
+  - {name: heap, model: live_heap, target: kv, tolerance: 5%, at: [fill.end, after.end]}
+  - {name: p99, promql: 'histogram_quantile(0.99, sum by (le) (rate(x_bucket[1s])))', below: 0.05, during: [after]}
+  - {name: no-crash, crash: kv, expect: none}
+"""
+
+# Every step the run asks of the backend, in the order a healthy run first asks it.
+STEPS = [
+    "preflight",
+    "deploy_targets",
+    "start_prometheus",
+    "prometheus.wait_for_series",
+    "target_admin",
+    "admin.warm_up",
+    "admin.heap",
+    "start_faults",
+    "topology",
+    "faults.prepare",
+    "start_load",
+    "load_started_at",
+    "faults.apply",
+    "exited_components",
+    "faults.heal",
+    "wait_load",
+    "prometheus.query",
+    "prometheus.query_range",
+]
+
+
+@pytest.fixture(autouse=True)
+def fresh_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("MAPQUAKE_TREND_STORE", str(tmp_path / "trends.sqlite"))
+    FakeBackend.instances.clear()
+    yield
+    for attr in ("fail_at", "signal_at"):
+        setattr(FakeBackend, attr, None)
+    FakeBackend.failure = InfrastructureError
+    FakeBackend.crash_target = False
+
+
+def scenario(*overrides: str) -> Scenario:
+    return load_scenario_text(SCENARIO, "lifecycle.yaml", overrides)
+
+
+def run_fake(tmp_path: Path, sc: Scenario | None = None) -> tuple[int, dict, FakeBackend]:  # type: ignore[type-arg]
+    report_dir = tmp_path / "report"
+    record = run(sc or scenario(), RunOptions(report_dir=report_dir, progress=False), FakeBackend)
+    doc = json.loads((report_dir / "report.json").read_text())
+    assert (report_dir / "junit.xml").exists() and (report_dir / "report.html").exists()
+    assert doc["exit_code"] == record.exit_code
+    (backend,) = FakeBackend.instances
+    return record.exit_code, doc, backend
+
+
+def trend_rows(tmp_path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(tmp_path / "trends.sqlite") as db:
+        return db.execute("SELECT run_id, verdict FROM runs").fetchall()
+
+
+def events(doc: dict, kind: str) -> list[dict]:  # type: ignore[type-arg]
+    return [e for e in doc["timeline"]["events"] if e["kind"] == kind]
+
+
+def test_a_healthy_run_goes_through_every_step_and_reports(tmp_path: Path) -> None:
+    code, doc, backend = run_fake(tmp_path)
+    assert [step for step in STEPS if step not in backend.calls] == []
+    assert backend.calls[0] == "preflight" and backend.calls[-1] == "teardown"
+    assert backend.torn_down == 1
+    # Phases on one timeline; the cut continues through "hold" (listed identically) and heals once.
+    assert [e["name"] for e in events(doc, "phase-start")] == ["fill", "cut", "hold", "after"]
+    assert [e["name"] for e in events(doc, "fault-applied")] == ["cut.0"]
+    assert [e["name"] for e in events(doc, "fault-healed")] == ["cut.0"]
+    assert [e["data"]["into"] for e in events(doc, "note") if e["name"] == "fault-continues"] == ["hold"]
+    # Samples where the model check asks for them, for both replicas, plus the deploy baseline.
+    points = sorted((s["point"], s["replica"]) for s in doc["timeline"]["samples"])
+    assert points == sorted((p, r) for p in ("deploy", "fill.end", "after.end") for r in (0, 1))
+    verdicts = {c["name"]: c["verdict"] for c in doc["checks"]}
+    assert verdicts["no-crash"] == "pass"
+    assert verdicts["p99"] == "inconclusive"  # the fake Prometheus has no data: never a pass
+    assert verdicts["heap"] in ("pass", "fail")  # evaluated from the samples, not skipped
+    assert code == 4 and doc["verdict"] == "inconclusive"
+    assert trend_rows(tmp_path) == [(doc["run_id"], "inconclusive")]
+    assert backend.plan is not None and backend.plan.targets == ("127.0.0.2:9090", "127.0.0.3:9090")
+
+
+def test_a_crashing_target_fails_the_crash_check(tmp_path: Path) -> None:
+    FakeBackend.crash_target = True
+    code, doc, backend = run_fake(tmp_path)
+    crash = events(doc, "crash")
+    assert [(c["name"], c["data"]["target"], c["data"]["replica"]) for c in crash] == [("target:kv:0", "kv", 0)]
+    assert {c["name"]: c["verdict"] for c in doc["checks"]}["no-crash"] == "fail"
+    assert code == 1
+
+
+@pytest.mark.parametrize("step", STEPS[1:])
+def test_an_infrastructure_error_at_any_step_tears_down_and_reports(tmp_path: Path, step: str) -> None:
+    FakeBackend.fail_at = step
+    code, doc, backend = run_fake(tmp_path)
+    assert code == EXIT_INFRASTRUCTURE and doc["verdict"] == "inconclusive"
+    assert f"fake failure at {step}" in doc["reason"]
+    assert backend.calls[-1] == "teardown" and backend.torn_down == 1
+    assert backend.faults is None or backend.faults.closed
+    assert [row[0] for row in trend_rows(tmp_path)] == [doc["run_id"]]
+
+
+@pytest.mark.parametrize("step", ["deploy_targets", "faults.apply", "wait_load", "prometheus.query_range"])
+def test_a_bug_at_any_step_still_tears_down_and_reports(tmp_path: Path, step: str) -> None:
+    FakeBackend.fail_at, FakeBackend.failure = step, Boom
+    code, doc, backend = run_fake(tmp_path)
+    assert backend.torn_down == 1
+    if step == "prometheus.query_range":  # the raw series are lost, the verdicts are not
+        assert doc["reason"] == "completed" and code == 4
+    else:
+        assert code == EXIT_INFRASTRUCTURE and doc["reason"].startswith("internal error: Boom")
+
+
+@pytest.mark.parametrize("step", ["deploy_targets", "admin.heap", "faults.apply", "exited_components", "wait_load"])
+def test_sigterm_at_any_step_tears_down_and_reports_inconclusive(tmp_path: Path, step: str) -> None:
+    FakeBackend.signal_at = step
+    code, doc, backend = run_fake(tmp_path)
+    assert code == 4 and doc["verdict"] == "inconclusive"
+    assert doc["reason"] == "interrupted by SIGTERM"
+    assert events(doc, "interrupted") and backend.torn_down == 1
+    assert backend.faults is None or backend.faults.closed
+
+
+def test_sigterm_mid_phase_heals_through_teardown(tmp_path: Path) -> None:
+    FakeBackend.signal_at = "faults.apply"
+    _, doc, backend = run_fake(tmp_path)
+    assert backend.faults is not None and backend.faults.closed
+    assert [e["name"] for e in events(doc, "phase-start")] == ["fill", "cut"]
+    assert not events(doc, "fault-healed")  # healed by the engine's close, not by a phase end
+
+
+def test_preflight_refusal_starts_nothing_and_writes_no_report(tmp_path: Path) -> None:
+    FakeBackend.fail_at = "preflight"
+    with pytest.raises(InfrastructureError, match="fake failure at preflight"):
+        run(scenario(), RunOptions(report_dir=tmp_path / "report", progress=False), FakeBackend)
+    (backend,) = FakeBackend.instances
+    assert backend.calls == ["preflight"]
+    assert not (tmp_path / "report").exists()
