@@ -73,14 +73,7 @@ def workload_plan(scenario: Scenario, replicas: list[ReplicaEndpoint]) -> Worklo
             "a scenario with replication may have only one target (its replicas share every key)",
             hint="split the scenario, or remove replicate from the other targets",
         )
-    keys = KeySpec(
-        space=load.keys.space,
-        distribution=load.keys.distribution,  # type: ignore[arg-type]
-        seed=load.keys.seed,
-        s=load.keys.s,
-        hot_fraction=load.keys.hot_fraction,
-        hot_ops=load.keys.hot_ops_fraction,
-    )
+    keys: KeySpec = load.keys  # the scenario's KeySpec is the workloads' own: passed through unchanged
     phases = tuple(_phase(p, load) for p in scenario.phases)
     write_mode = "stream" if load.stream else ("batch" if load.batch > 1 else "put")
     return WorkloadPlan(
