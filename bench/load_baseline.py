@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from orchestrator.backends.local.locust import LocustCluster
+from orchestrator.core.safety import LOOPBACK_ONLY
 from orchestrator.targets.build import TargetProcess
 from orchestrator.targets.mapload import LoadPlan, run_load
 from workloads.keyspace import KeySpec
@@ -33,6 +34,7 @@ def mapload_round(grpc_addr: str, seconds: float, concurrency: int) -> float:
     summary = run_load(
         LoadPlan(
             addr=grpc_addr,
+            allowed=LOOPBACK_ONLY,  # one target on loopback
             protocol="grpc",
             ops=10**9,  # bounded by the duration
             keys="sequential",

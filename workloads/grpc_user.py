@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import grpc
 
+from orchestrator.core.safety import AddressAllowList
 from workloads.pb import store_pb2, store_pb2_grpc
-from workloads.plan import check_target_address
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,16 @@ class GrpcClient:
 
     request_type = "grpc"
 
-    def __init__(self, targets: Sequence[str], request_event: RequestEvent, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        targets: Sequence[str],
+        request_event: RequestEvent,
+        *,
+        allowed: AddressAllowList,
+        timeout_s: float = 10.0,
+    ) -> None:
         for addr in targets:
-            check_target_address(addr)  # never dial anything but loopback or our namespaces
+            allowed.check(addr)  # never dial anything off the run's allow-list
         self.targets = tuple(targets)
         self.timeout_s = timeout_s
         self._event = request_event

@@ -15,15 +15,23 @@ from typing import Any
 
 from locust.contrib.fasthttp import FastHttpSession
 
-from workloads.plan import check_target_address
+from orchestrator.core.safety import AddressAllowList
 
 
 class HttpClient:
     """The maptarget HTTP API (PUT/GET/DELETE /kv/{key}) of every target, by target index."""
 
-    def __init__(self, targets: Sequence[str], environment: Any, user: Any, *, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        targets: Sequence[str],
+        environment: Any,
+        user: Any,
+        *,
+        allowed: AddressAllowList,
+        timeout_s: float = 10.0,
+    ) -> None:
         for addr in targets:
-            check_target_address(addr)  # never dial anything but loopback or our namespaces
+            allowed.check(addr)  # never dial anything off the run's allow-list
         self._sessions = [
             FastHttpSession(
                 f"http://{addr}",

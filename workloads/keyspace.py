@@ -18,7 +18,7 @@ Distributions over ``[0, space)``:
   space (s > 1, like Go's rand.Zipf), drawn exactly by inverse CDF over the
   precomputed cumulative weights (8 bytes per key of the space, built once per
   process).
-- ``hot-set``: a fraction ``hot_ops`` of the draws go to the first
+- ``hot-set``: a fraction ``hot_ops_fraction`` of the draws go to the first
   ``hot_fraction`` of the keys, the rest to the others, uniformly within each.
 
 Each worker has one stream per purpose ("write", "read", "mix"), seeded from
@@ -41,16 +41,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 from itertools import accumulate
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Distribution = Literal["sequential", "uniform", "zipf", "hot-set"]
-DISTRIBUTIONS: tuple[str, ...] = ("sequential", "uniform", "zipf", "hot-set")
+DISTRIBUTIONS: tuple[str, ...] = get_args(Distribution)
 Purpose = Literal["write", "read", "mix"]
 
 
 @dataclass(frozen=True)
 class KeySpec:
-    """A key space and how keys are drawn from it. Invalid specs raise ValueError naming the field."""
+    """A key space and how keys are drawn from it. Invalid specs raise ValueError naming the field.
+
+    The one key-space type: a scenario's ``load.keys`` is built as this class (same field names,
+    defaults equal to the scenario schema's), and the backends put it into the workload plan unchanged.
+    """
 
     space: int
     """Number of keys: key indices are 0 .. space-1, named k0 .. k<space-1>."""
@@ -60,9 +64,9 @@ class KeySpec:
     """Seeds every worker's streams (together with the worker index and the purpose)."""
     s: float = 1.1
     """zipf: the exponent, > 1; larger is more skewed."""
-    hot_fraction: float = 0.1
+    hot_fraction: float = 0.01
     """hot-set: the fraction of the space that is hot (at least one key)."""
-    hot_ops: float = 0.9
+    hot_ops_fraction: float = 0.9
     """hot-set: the fraction of draws that go to a hot key."""
     live: int | None = None
     """DeleteChurnUser: the constant number of live keys over all workers (default space // 2)."""
@@ -85,8 +89,8 @@ class KeySpec:
             out.append(f"s: zipf exponent must be a finite number > 1, got {self.s!r}")
         if not isinstance(self.hot_fraction, int | float) or not 0 < self.hot_fraction <= 1:
             out.append(f"hot_fraction: must be in (0, 1], got {self.hot_fraction!r}")
-        if not isinstance(self.hot_ops, int | float) or not 0 <= self.hot_ops <= 1:
-            out.append(f"hot_ops: must be in [0, 1], got {self.hot_ops!r}")
+        if not isinstance(self.hot_ops_fraction, int | float) or not 0 <= self.hot_ops_fraction <= 1:
+            out.append(f"hot_ops_fraction: must be in [0, 1], got {self.hot_ops_fraction!r}")
         if self.live is not None and (isinstance(self.live, bool) or not isinstance(self.live, int) or self.live < 1):
             out.append(f"live: must be a positive integer, got {self.live!r}")
         elif self.live is not None and isinstance(self.space, int) and self.live * 2 > self.space:
@@ -187,7 +191,7 @@ class KeyStream:
             assert cum is not None
             return min(bisect_right(cum, rnd() * cum[-1]), spec.space - 1)
         # hot-set: always two draws, so the stream does not depend on the branch taken
-        hot_side = rnd() < spec.hot_ops
+        hot_side = rnd() < spec.hot_ops_fraction
         u = rnd()
         hot = self._hot
         if hot_side or hot >= spec.space:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
 
-from workloads.plan import split_host_port
+from orchestrator.core.safety import split_host_port
 
 # 10 µs · 2^(k/2) for k = 0..40: 41 bounds from 10 µs to 10.49 s, two per octave.
 LATENCY_BUCKETS: tuple[float, ...] = tuple(10e-6 * 2 ** (k / 2) for k in range(41))

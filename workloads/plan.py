@@ -4,11 +4,13 @@ The controller (``orchestrator.backends.local.locust``) writes one plan per proc
 master's (worker_index -1) drives the phases, each worker's carries its own
 index, metrics address and summary path. This module never imports locust, so
 the controller can use it.
+
+Load goes only to addresses on the plan's ``allowed`` list (``orchestrator.core.safety``), the
+one allow-list the backend supplies to the run; the default is loopback only.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import os
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from orchestrator.core.safety import LOOPBACK_ONLY, AddressAllowList, split_host_port
 from workloads.keyspace import ChurnStream, KeySpec, expected_distinct_keys, expected_live_after_churn
 
 PLAN_ENV = "MAPQUAKE_PLAN"
@@ -32,48 +35,6 @@ WRITE_MODES: tuple[str, ...] = ("put", "batch", "stream")
 VALUE_TYPES: tuple[str, ...] = (
     "[]byte", "string", "int64", "[8]byte", "[16]byte", "[32]byte", "[64]byte", "[128]byte", "[256]byte",
 )  # fmt: skip
-
-# Load only ever goes to loopback or to mapquake's own namespaces (no route out).
-ALLOWED_NETWORKS = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-    ipaddress.ip_network("198.18.0.0/15"),
-)
-
-
-class UnsafeTargetError(ValueError):
-    """A target address outside loopback and 198.18.0.0/15: mapquake never sends load there."""
-
-
-def split_host_port(addr: str) -> tuple[str, int]:
-    """Split "host:port" or "[v6]:port"; raises ValueError on anything else."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"address {addr!r} is not host:port")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    return host, int(port)
-
-
-def check_target_address(addr: str) -> str:
-    """Return ``addr`` if its host is loopback or inside 198.18.0.0/15, else raise UnsafeTargetError.
-
-    Hosts must be IP literals (or "localhost"): a name could resolve anywhere.
-    """
-    host, _ = split_host_port(addr)
-    if host == "localhost":
-        return addr
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise UnsafeTargetError(
-            f"target {addr!r}: the host must be an IP literal on loopback or in 198.18.0.0/15, not a name"
-        ) from None
-    if not any(ip in net for net in ALLOWED_NETWORKS):
-        raise UnsafeTargetError(
-            f"target {addr!r} is outside loopback and 198.18.0.0/15; mapquake only loads its own targets"
-        )
-    return addr
 
 
 @dataclass(frozen=True)
@@ -120,6 +81,9 @@ class WorkloadPlan:
     """host:port of each target replica for ``protocol``, in replica order (the routing order)."""
     keys: KeySpec
     phases: tuple[Phase, ...]
+    allowed: AddressAllowList = LOOPBACK_ONLY
+    """Where load may go: the run's address allow-list, which the backend supplies (orchestrator.core.safety).
+    Every target must be on it; the workers' clients check it again before they dial."""
     value_type: str = "[]byte"
     """The targets' --value-type; int64 values are sent as decimal text, [N]byte as N bytes."""
     value_size: int = 32
@@ -172,7 +136,7 @@ class WorkloadPlan:
             out.append("targets: at least one target address is needed")
         for i, addr in enumerate(self.targets):
             try:
-                check_target_address(addr)
+                self.allowed.check(addr)
             except ValueError as err:
                 out.append(f"targets[{i}]: {err}")
         if not self.phases:
@@ -257,6 +221,7 @@ class WorkloadPlan:
         data["targets"] = list(self.targets)
         data["phases"] = [asdict(p) for p in self.phases]
         data["keys"] = self.keys.to_dict()
+        data["allowed"] = self.allowed.to_json()
         return data
 
     @classmethod
@@ -267,6 +232,8 @@ class WorkloadPlan:
             raise ValueError(f"unknown workload plan field(s) {unknown}")
         data = dict(data)
         data["keys"] = KeySpec.from_dict(data["keys"])
+        if "allowed" in data:
+            data["allowed"] = AddressAllowList.from_json(data["allowed"])
         data["phases"] = tuple(Phase(**p) for p in data["phases"])
         data["targets"] = tuple(data["targets"])
         return cls(**data)

@@ -91,12 +91,17 @@ class WorkerState:
         if self.plan.protocol == "grpc":
             if self._grpc is None:
                 self._grpc = GrpcClient(
-                    self.plan.targets, self.environment.events.request, timeout_s=self.plan.request_timeout_s
+                    self.plan.targets,
+                    self.environment.events.request,
+                    allowed=self.plan.allowed,
+                    timeout_s=self.plan.request_timeout_s,
                 )
             return self._grpc
         from workloads.http_client import HttpClient
 
-        return HttpClient(self.plan.targets, self.environment, user, timeout_s=self.plan.request_timeout_s)
+        return HttpClient(
+            self.plan.targets, self.environment, user, allowed=self.plan.allowed, timeout_s=self.plan.request_timeout_s
+        )
 
     # --- budget and time --------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict
 
 from orchestrator.core.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from orchestrator.core.safety import LOOPBACK_ONLY
 from orchestrator.scenario.schema import STORES
 from orchestrator.targets.admin import collect_garbage, scrape
 from orchestrator.targets.build import TargetProcess
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         before = collect_garbage(target.endpoints.http_addr)
         plan = LoadPlan(
             addr=target.endpoints.grpc_addr if args.protocol == "grpc" else target.endpoints.http_addr,
+            allowed=LOOPBACK_ONLY,  # the target runs on loopback
             protocol=args.protocol,
             ops=args.ops,
             keys="sequential",

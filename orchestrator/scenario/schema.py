@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from workloads.keyspace import DISTRIBUTIONS
+
 API_VERSION = "mapquake/v1"
 KIND = "Scenario"
 
@@ -21,7 +23,7 @@ STORES = (
 VALUE_TYPES = ("[]byte", "string", "int64", "[8]byte", "[16]byte", "[32]byte", "[64]byte", "[128]byte", "[256]byte")
 USERS = ("MapWriteUser", "SyncMapChurnUser", "DeleteChurnUser", "ReadWriteMix")
 PROTOCOLS = ("grpc", "http")
-KEY_DISTRIBUTIONS = ("sequential", "uniform", "zipf", "hot-set")
+KEY_DISTRIBUTIONS = DISTRIBUTIONS  # load.keys is built as workloads.keyspace.KeySpec
 QUEUE_KINDS = ("bounded", "unbounded")
 PARTITION_SHAPES = ("isolate-one", "halves", "majorities-ring", "bridge", "one-way")
 GROUPS = ("targets", "load", "prometheus")

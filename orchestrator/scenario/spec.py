@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.scenario.schema import CHECK_KINDS, SCENARIO_SCHEMA
+from workloads.keyspace import KeySpec
 
 _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -60,16 +61,6 @@ class TargetSpec:
 
 
 @dataclass(frozen=True)
-class KeySpec:
-    space: int
-    distribution: str
-    s: float
-    hot_fraction: float
-    hot_ops_fraction: float
-    seed: int
-
-
-@dataclass(frozen=True)
 class ValueSpec:
     type: str
     size: int
@@ -88,6 +79,7 @@ class LoadSpec:
     rate: float | None
     max_ops: int | None
     keys: KeySpec
+    """The workloads' own KeySpec: the backends hand it to the workload plan as it is."""
     value: ValueSpec
 
 

@@ -1,8 +1,9 @@
 """Run mapload, the native Go load generator, and read its JSON summary.
 
 mapload is the physical-limit baseline the Python (Locust) workloads are
-measured against; it is bounded in ops and in time and refuses any address that
-is not loopback or inside mapquake's 198.18.0.0/15 namespaces.
+measured against; it is bounded in ops and in time and refuses any address off
+the run's address allow-list (``orchestrator.core.safety``), which the caller
+states in ``LoadPlan.allowed`` and mapload receives as ``--allow``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.safety import AddressAllowList
 from orchestrator.targets.build import ensure_built
 
 KeyDistribution = Literal["sequential", "uniform", "zipf"]
@@ -21,6 +23,8 @@ KeyDistribution = Literal["sequential", "uniform", "zipf"]
 @dataclass(frozen=True)
 class LoadPlan:
     addr: str
+    allowed: AddressAllowList
+    """Where ``addr`` may be: the run's allow-list (loopback is always on mapload's)."""
     protocol: Literal["http", "grpc"] = "grpc"
     ops: int = 100_000
     keys: KeyDistribution = "sequential"
@@ -34,6 +38,7 @@ class LoadPlan:
     def argv(self) -> list[str]:
         return [
             "--addr", self.addr,
+            "--allow", self.allowed.cli_value(),
             "--protocol", self.protocol,
             "--ops", str(self.ops),
             "--keys", self.keys,

@@ -13,6 +13,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.safety import LOOPBACK_ONLY
 from orchestrator.targets.admin import collect_garbage, scrape
 from orchestrator.targets.build import REPO_ROOT, TargetProcess
 from orchestrator.targets.mapload import LoadPlan, run_load
@@ -32,6 +34,7 @@ def test_mapload_grpc_fills_syncmap_exactly(start_target: Callable[..., TargetPr
     summary = run_load(
         LoadPlan(
             addr=target.endpoints.grpc_addr,
+            allowed=LOOPBACK_ONLY,
             protocol="grpc",
             ops=100_000,
             keys="sequential",
@@ -49,6 +52,12 @@ def test_mapload_grpc_fills_syncmap_exactly(start_target: Callable[..., TargetPr
     # A 100k-entry sync.Map of [32]byte values costs well over 10 MB on any Go version.
     assert heap.live_bytes > 10_000_000
     assert heap.go_type.startswith("sync.Map[string]")
+
+
+def test_mapload_refuses_an_address_off_the_allow_list() -> None:
+    # No target needed: mapload checks the address before it builds a client, so nothing is sent.
+    with pytest.raises(InfrastructureError, match=r"mapload only sends to loopback \(see --allow\), not 198.18.0.1"):
+        run_load(LoadPlan(addr="198.18.0.1:9090", allowed=LOOPBACK_ONLY, ops=1, duration_s=1))
 
 
 def test_python_grpc_client_through_the_stubs(start_target: Callable[..., TargetProcess]) -> None:

@@ -124,7 +124,8 @@ def test_streams_are_deterministic_and_chunking_does_not_matter(distribution: st
 def test_streams_are_pinned() -> None:
     # A change here changes every run's expected counts (and trend history): it must be deliberate.
     def first(distribution: str, n: int) -> list[int]:
-        return KeyStream(KeySpec(space=1000, distribution=distribution, seed=1), 0, 1).take(n)  # type: ignore[arg-type]
+        spec = KeySpec(space=1000, distribution=distribution, seed=1, hot_fraction=0.1)  # type: ignore[arg-type]
+        return KeyStream(spec, 0, 1).take(n)
 
     assert first("uniform", 5) == [218, 794, 390, 270, 354]
     assert first("zipf", 8) == [1, 126, 5, 2, 3, 44, 0, 22]
@@ -166,7 +167,7 @@ def test_zipf_is_more_skewed_than_uniform() -> None:
 
 
 def test_hot_set_sends_the_configured_share_to_the_hot_keys() -> None:
-    spec = KeySpec(space=10_000, distribution="hot-set", hot_fraction=0.05, hot_ops=0.8, seed=3)
+    spec = KeySpec(space=10_000, distribution="hot-set", hot_fraction=0.05, hot_ops_fraction=0.8, seed=3)
     assert spec.hot_keys == 500
     n = 40_000
     samples = KeyStream(spec, 0, 1).take(n)
@@ -180,7 +181,7 @@ def test_hot_set_sends_the_configured_share_to_the_hot_keys() -> None:
 
 
 def test_hot_set_all_hot() -> None:
-    spec = KeySpec(space=10, distribution="hot-set", hot_fraction=1.0, hot_ops=0.0)
+    spec = KeySpec(space=10, distribution="hot-set", hot_fraction=1.0, hot_ops_fraction=0.0)
     assert set(KeyStream(spec, 0, 1).take(500)) == set(range(10))
 
 
@@ -193,7 +194,7 @@ SPECS = st.builds(
     seed=st.integers(min_value=0, max_value=1000),
     s=st.floats(min_value=1.01, max_value=3.0),
     hot_fraction=st.floats(min_value=0.01, max_value=1.0),
-    hot_ops=st.floats(min_value=0.0, max_value=1.0),
+    hot_ops_fraction=st.floats(min_value=0.0, max_value=1.0),
 )
 
 
@@ -298,7 +299,7 @@ def test_expected_live_after_churn_matches_a_simulation(
         ({"space": 10, "distribution": "normal"}, "distribution: unknown 'normal'"),
         ({"space": 10, "distribution": "zipf", "s": 1.0}, "s: zipf exponent must be a finite number > 1"),
         ({"space": 10, "hot_fraction": 0}, "hot_fraction: must be in (0, 1]"),
-        ({"space": 10, "hot_ops": 1.5}, "hot_ops: must be in [0, 1]"),
+        ({"space": 10, "hot_ops_fraction": 1.5}, "hot_ops_fraction: must be in [0, 1]"),
         ({"space": 10, "live": 0}, "live: must be a positive integer"),
     ],
 )

@@ -1,7 +1,8 @@
-"""The workload plan: validation, the safety rule on target addresses, JSON, expected entries, metrics."""
+"""The workload plan: validation, the address allow-list on targets, JSON, expected entries, metrics."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +10,14 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.core.safety import LOCAL_RUN, LOOPBACK_ONLY, AddressAllowList
 from workloads.keyspace import KeySpec
 from workloads.metrics import LATENCY_BUCKETS, ClientMetrics
 from workloads.plan import (
     ExpectedEntries,
     Phase,
-    UnsafeTargetError,
     WorkerSummary,
     WorkloadPlan,
-    check_target_address,
     expected_entries,
     value_bytes,
 )
@@ -37,25 +37,56 @@ def make_plan(**overrides: object) -> WorkloadPlan:
     return WorkloadPlan(**base)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(
-    "addr", ["127.0.0.1:80", "127.9.9.9:1", "[::1]:9090", "198.18.0.5:9090", "198.19.255.254:1", "localhost:8080"]
-)
-def test_loopback_and_mapquake_namespaces_are_allowed(addr: str) -> None:
-    assert check_target_address(addr) == addr
+def target_errors(addr: str, allowed: AddressAllowList | None = None) -> list[str]:
+    plan = make_plan(targets=(addr,)) if allowed is None else make_plan(targets=(addr,), allowed=allowed)
+    return [e for e in plan.errors() if e.startswith("targets[0]")]
+
+
+def test_the_default_list_is_loopback_only() -> None:
+    assert make_plan().allowed == LOOPBACK_ONLY
+
+
+@pytest.mark.parametrize("addr", ["127.0.0.1:80", "127.9.9.9:1", "[::1]:9090", "localhost:8080"])
+def test_loopback_is_allowed_by_default(addr: str) -> None:
+    assert target_errors(addr) == []
 
 
 @pytest.mark.parametrize(
-    "addr", ["10.0.0.1:80", "8.8.8.8:53", "198.20.0.1:80", "198.17.255.255:80", "[2001:db8::1]:80", "example.com:80"]
+    "addr", ["10.0.0.1:80", "8.8.8.8:53", "198.18.0.5:9090", "[2001:db8::1]:80", "example.com:80", "cache-0:9090"]
 )
-def test_anything_else_is_refused(addr: str) -> None:
-    with pytest.raises(UnsafeTargetError):
-        check_target_address(addr)
+def test_anything_else_is_refused_by_default(addr: str) -> None:
+    assert target_errors(addr) == [
+        f"targets[0]: {addr!r} is outside loopback; mapquake only sends traffic to what the run created"
+    ]
+
+
+def test_a_run_network_is_refused_by_default_and_allowed_when_the_backend_lists_it() -> None:
+    assert target_errors("198.18.0.5:9090") != []
+    for addr in ("198.18.0.5:9090", "198.19.255.254:1", "127.0.0.1:80"):
+        assert target_errors(addr, LOCAL_RUN) == []
+    for addr in ("198.20.0.1:80", "198.17.255.255:80", "10.0.0.1:80", "example.com:80"):
+        assert "outside loopback or 198.18.0.0/15" in target_errors(addr, LOCAL_RUN)[0]
+
+
+def test_a_listed_name_is_allowed() -> None:
+    allowed = AddressAllowList.of("127.0.0.0/8", "10.244.0.0/16", names=("cache-0.mq-run.svc",))
+    assert target_errors("cache-0.mq-run.svc:9090", allowed) == []
+    assert target_errors("CACHE-0.mq-run.svc.:9090", allowed) == []
+    assert target_errors("10.244.3.7:9090", allowed) == []
+    assert target_errors("cache-1.mq-run.svc:9090", allowed) != []
 
 
 @pytest.mark.parametrize("addr", ["127.0.0.1", "127.0.0.1:0", "127.0.0.1:http", ":80"])
 def test_malformed_addresses(addr: str) -> None:
-    with pytest.raises(ValueError, match="not host:port"):
-        check_target_address(addr)
+    assert "not host:port" in target_errors(addr)[0]
+
+
+def test_the_allow_list_travels_with_the_plan(tmp_path: Path) -> None:
+    allowed = AddressAllowList.of("127.0.0.0/8", "::1/128", "10.244.0.0/16", names=("cache-0.mq-run.svc",))
+    plan = make_plan(targets=("cache-0.mq-run.svc:9090", "10.244.1.2:9090"), allowed=allowed)
+    back = WorkloadPlan.read(plan.write(tmp_path / "p.json"))
+    assert back.allowed == allowed and back.errors() == []
+    assert back.for_worker(0, metrics_addr=None, summary_path=tmp_path / "s.json").allowed == allowed
 
 
 def test_a_valid_plan_has_no_errors_and_round_trips(tmp_path: Path) -> None:
@@ -85,7 +116,7 @@ def test_every_error_is_listed_with_its_field() -> None:
     errors = "\n".join(plan.errors())
     for fragment in (
         "user: unknown user class 'Nope'",
-        "targets[0]: target '10.1.2.3:80' is outside loopback",
+        "targets[0]: '10.1.2.3:80' is outside loopback",
         "phases[0].name",
         "phases[0].duration_s",
         "phases[0].users",
@@ -164,6 +195,26 @@ def test_the_controller_side_never_imports_locust_or_gevent() -> None:
         "import sys, orchestrator.backends.local.locust, workloads.plan, workloads.keyspace\n"
         "import workloads.shape, workloads.metrics\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('locust', 'gevent', 'grpc'))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_workloads_import_nothing_of_the_orchestrator_but_its_core() -> None:
+    """Workers run the workloads package; of the controller they may use only orchestrator.core (cheap, pure)."""
+    for path in sorted((Path(__file__).resolve().parents[2] / "workloads").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] != "orchestrator" or name.startswith("orchestrator.core."), (path, name)
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import orchestrator.core.safety\n"
+        "new = set(sys.modules) - before\n"
+        "bad = sorted(m for m in new if m.split('.')[0] not in (*sys.stdlib_module_names, 'orchestrator'))\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -2,14 +2,19 @@
 // physical-limit baseline for the Python (Locust) workloads. It writes keys
 // to one maptarget and prints one JSON summary on stdout.
 //
-//	mapload --addr HOST:PORT [--protocol grpc|http] [--ops N] [--duration D]
-//	        [--keys sequential|uniform|zipf] [--key-space K] [--zipf-s S]
-//	        [--key-prefix P] [--concurrency C] [--batch B] [--stream]
-//	        [--value-size S] [--seed N] [--request-timeout D] [--allow-errors]
+//	mapload --addr HOST:PORT [--allow LIST] [--protocol grpc|http] [--ops N]
+//	        [--duration D] [--keys sequential|uniform|zipf] [--key-space K]
+//	        [--zipf-s S] [--key-prefix P] [--concurrency C] [--batch B]
+//	        [--stream] [--value-size S] [--seed N] [--request-timeout D]
+//	        [--allow-errors]
 //
 // Every run is bounded: it stops after --ops writes or --duration (default
-// 60s), whichever comes first. It refuses any --addr whose host is not a
-// loopback address or inside 198.18.0.0/15 (names are resolved first).
+// 60s), whichever comes first. It refuses any --addr outside the address
+// allow-list: loopback, plus what --allow lists, a comma-separated list of
+// CIDR networks, IP addresses and exact host names that the run created
+// (mapquake passes its backend's list, e.g. --allow 198.18.0.0/15 for the
+// local backend's namespaces). A listed name is dialled as it is; any other
+// name is resolved and every address it resolves to must be allowed.
 // Key naming and distributions: see internal/loadgen.
 //
 // Exit status: 0 done without errors; 1 some requests failed (unless
@@ -44,9 +49,12 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var c loadgen.Config
 	var allowErrors bool
+	var allow string
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.Addr, "addr", "", "target address HOST:PORT: the gRPC or HTTP address of a maptarget (required)")
+	fs.StringVar(&allow, "allow", "", "comma-separated CIDR networks, IPs and exact host names --addr may be on,\n"+
+		"besides loopback (always allowed); e.g. 198.18.0.0/15,cache-0.mq-run.svc (default: loopback only)")
 	fs.StringVar(&c.Protocol, "protocol", "grpc", "grpc or http")
 	fs.Int64Var(&c.Ops, "ops", 100000, "writes to send")
 	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "stop after this long even if --ops are not all sent")
@@ -78,7 +86,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if c.Addr == "" {
-		fmt.Fprintf(stderr, "%s: --addr is required (a maptarget's gRPC or HTTP HOST:PORT on loopback)\n", name)
+		fmt.Fprintf(stderr, "%s: --addr is required (a maptarget's gRPC or HTTP HOST:PORT on the --allow list)\n", name)
+		return 2
+	}
+	var err error
+	if c.Allow, err = loadgen.ParseAllowList(allow); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 2
 	}
 	s, err := loadgen.Run(ctx, c)

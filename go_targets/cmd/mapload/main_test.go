@@ -15,7 +15,11 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{}, "--addr is required"},
-		{[]string{"--addr", "192.0.2.1:9090"}, "refused: mapload only sends to loopback or 198.18.0.0/15"},
+		{[]string{"--addr", "192.0.2.1:9090"}, "refused: mapload only sends to loopback (see --allow), not 192.0.2.1"},
+		{[]string{"--addr", "198.18.0.1:9090"}, "refused: mapload only sends to loopback (see --allow), not 198.18.0.1"},
+		{[]string{"--addr", "192.0.2.1:9090", "--allow", "198.18.0.0/15"}, "refused: mapload only sends to loopback or 198.18.0.0/15"},
+		{[]string{"--addr", "198.18.0.1:9090", "--allow", "198.18.0.1/15"}, `--allow "198.18.0.1/15": 198.18.0.1/15 has host bits set`},
+		{[]string{"--addr", "198.18.0.1:9090", "--allow", "a b"}, `"a b" is neither a network, an IP address nor a host name`},
 		{[]string{"--addr", "127.0.0.1:1", "--protocol", "http", "--batch", "10"}, "HTTP has no batch call"},
 		{[]string{"--addr", "127.0.0.1:1", "--keys", "hot"}, `--keys "hot" is not one of: sequential, uniform, zipf`},
 		{[]string{"--addr", "127.0.0.1:1", "--ops", "many"}, `invalid value "many" for flag --ops`},
@@ -26,6 +30,25 @@ func TestUsageErrors(t *testing.T) {
 			!strings.Contains(stderr.String(), tc.want) || strings.Count(stderr.String(), "\n") != 1 {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", tc.args, code, stdout.String(), stderr.String())
 		}
+	}
+}
+
+// TestAllowAcceptsTheListedNetwork: with --allow 198.18.0.0/15 the address
+// passes the check and mapload tries to send (no traffic leaves: the run
+// context is already cancelled, so no request starts).
+func TestAllowAcceptsTheListedNetwork(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--addr", "198.18.0.1:9090", "--allow", "127.0.0.0/8,::1/128,198.18.0.0/15", "--protocol", "http",
+		"--ops", "1", "--concurrency", "1", "--request-timeout", "100ms"}
+	code := run(ctx, args, &stdout, &stderr)
+	var s map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &s); err != nil || strings.Contains(stderr.String(), "refused") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+	if s["addr"] != "198.18.0.1:9090" || s["stopped_by"] != "cancelled" || s["requests"] != 0.0 {
+		t.Errorf("summary %v", s)
 	}
 }
 

@@ -56,7 +56,7 @@ const (
 
 // Config is one load run.
 type Config struct {
-	Addr        string // host:port, loopback or 198.18.0.0/15 only
+	Addr        string // host:port; must be on Allow
 	Protocol    string // "http" or "grpc"
 	Ops         int64  // writes to send, > 0
 	Keys        string // Sequential, Uniform or Zipf
@@ -71,6 +71,8 @@ type Config struct {
 	KeyPrefix   string
 	// RequestTimeout bounds one request (default 10s).
 	RequestTimeout time.Duration
+	// Allow is where Addr may be (the zero value: loopback only).
+	Allow AllowList
 }
 
 // Summary is mapload's JSON output. Latencies are per request (one
@@ -230,7 +232,7 @@ func Run(ctx context.Context, c Config) (Summary, error) {
 	if err := c.Validate(); err != nil {
 		return Summary{}, err
 	}
-	dial, err := CheckAddr(ctx, c.Addr)
+	dial, err := c.Allow.CheckAddr(ctx, c.Addr)
 	if err != nil {
 		return Summary{}, err
 	}

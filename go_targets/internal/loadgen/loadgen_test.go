@@ -19,24 +19,92 @@ import (
 	"github.com/mapquake/mapquake/go_targets/internal/store"
 )
 
-func TestAllowed(t *testing.T) {
-	for addr, want := range map[string]bool{
-		"127.0.0.1": true, "127.9.9.9": true, "::1": true, "::ffff:127.0.0.1": true,
-		"198.18.0.1": true, "198.19.255.254": true,
-		"198.17.255.255": false, "198.20.0.0": false, "10.0.0.1": false, "8.8.8.8": false, "::": false, "0.0.0.0": false,
-	} {
-		if got := Allowed(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("Allowed(%s) = %v", addr, got)
+func TestAllowListDefaultIsLoopbackOnly(t *testing.T) {
+	var zero AllowList
+	parsed, err := ParseAllowList("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []AllowList{zero, parsed} {
+		for addr, want := range map[string]bool{
+			"127.0.0.1": true, "127.9.9.9": true, "::1": true, "::ffff:127.0.0.1": true,
+			"198.18.0.1": false, "10.0.0.1": false, "8.8.8.8": false, "::": false, "0.0.0.0": false,
+		} {
+			if got := a.AllowsIP(netip.MustParseAddr(addr)); got != want {
+				t.Errorf("AllowsIP(%s) = %v", addr, got)
+			}
+		}
+		if a.String() != "loopback" {
+			t.Errorf("String() = %q", a.String())
 		}
 	}
+}
+
+func TestAllowListNetworksAndNames(t *testing.T) {
+	// The form orchestrator.core.safety's cli_value() writes: loopback networks included.
+	a, err := ParseAllowList("127.0.0.0/8,::1/128,198.18.0.0/15, 10.244.3.7 ,Cache-0.MQ-run.svc.,fd00::/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]bool{
+		"127.0.0.1": true, "198.18.0.1": true, "198.19.255.254": true, "::ffff:198.18.0.1": true,
+		"10.244.3.7": true, "fd00::1": true,
+		"198.17.255.255": false, "198.20.0.0": false, "10.244.3.8": false, "8.8.8.8": false, "fe80::1": false,
+	} {
+		if got := a.AllowsIP(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("AllowsIP(%s) = %v", addr, got)
+		}
+	}
+	for name, want := range map[string]bool{
+		"cache-0.mq-run.svc": true, "CACHE-0.mq-run.svc.": true, "cache-1.mq-run.svc": false, "mq-run.svc": false,
+	} {
+		if got := a.AllowsName(name); got != want {
+			t.Errorf("AllowsName(%s) = %v", name, got)
+		}
+	}
+	want := "loopback or 198.18.0.0/15 or 10.244.3.7/32 or fd00::/8 or the names cache-0.mq-run.svc"
+	if a.String() != want {
+		t.Errorf("String() = %q, want %q", a.String(), want)
+	}
+	for _, bad := range []string{"198.18.0.1/15", "10.0.0.0/33", "no spaces", "bad..name", "a/b"} {
+		if _, err := ParseAllowList(bad); err == nil || !strings.Contains(err.Error(), "--allow") {
+			t.Errorf("ParseAllowList(%q) = %v", bad, err)
+		}
+	}
+}
+
+func TestCheckAddr(t *testing.T) {
 	ctx := context.Background()
-	if got, err := CheckAddr(ctx, "localhost:9"); err != nil || !strings.HasSuffix(got, ":9") {
+	var loopback AllowList
+	if got, err := loopback.CheckAddr(ctx, "localhost:9"); err != nil || !strings.HasSuffix(got, ":9") {
 		t.Errorf("localhost: %q %v", got, err)
 	}
-	for _, bad := range []string{"8.8.8.8:53", "[2001:db8::1]:80", "nohostport", "0.0.0.0:80"} {
-		if _, err := CheckAddr(ctx, bad); err == nil || !strings.Contains(err.Error(), "--addr") {
+	if got, err := loopback.CheckAddr(ctx, "[::ffff:127.0.0.1]:9"); err != nil || got != "127.0.0.1:9" {
+		t.Errorf("mapped loopback: %q %v", got, err)
+	}
+	for _, bad := range []string{"198.18.0.1:9090", "8.8.8.8:53", "[2001:db8::1]:80", "nohostport", "0.0.0.0:80"} {
+		if _, err := loopback.CheckAddr(ctx, bad); err == nil || !strings.Contains(err.Error(), "--addr") {
 			t.Errorf("CheckAddr(%q) = %v", bad, err)
 		}
+	}
+	run, err := ParseAllowList("198.18.0.0/15,cache-0.mq-run.invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := run.CheckAddr(ctx, "198.18.0.1:9090"); err != nil || got != "198.18.0.1:9090" {
+		t.Errorf("198.18.0.1 with --allow: %q %v", got, err)
+	}
+	// A listed name is the run's own: dialled as it is, never resolved (.invalid never resolves).
+	if got, err := run.CheckAddr(ctx, "cache-0.mq-run.invalid:9090"); err != nil || got != "cache-0.mq-run.invalid:9090" {
+		t.Errorf("listed name: %q %v", got, err)
+	}
+	// Any other name is resolved, and every address must be allowed (localhost: from /etc/hosts).
+	if got, err := run.CheckAddr(ctx, "localhost:9"); err != nil || got == "localhost:9" {
+		t.Errorf("unlisted name: %q %v", got, err)
+	}
+	if _, err := run.CheckAddr(ctx, "8.8.8.8:53"); err == nil || !strings.Contains(err.Error(),
+		"mapload only sends to loopback or 198.18.0.0/15 or the names cache-0.mq-run.invalid (see --allow), not 8.8.8.8") {
+		t.Errorf("8.8.8.8: %v", err)
 	}
 }
 

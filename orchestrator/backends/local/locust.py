@@ -41,6 +41,7 @@ from types import TracebackType
 
 import workloads
 from orchestrator.core.errors import InfrastructureError, UsageError
+from orchestrator.core.safety import split_host_port
 from workloads.plan import (
     LOAD_STARTED_MARKER,
     PLAN_ENV,
@@ -48,7 +49,6 @@ from workloads.plan import (
     WorkerSummary,
     WorkloadPlan,
     expected_entries,
-    split_host_port,
 )
 
 log = logging.getLogger(__name__)
