@@ -252,10 +252,10 @@ class FakeBackend:
         return []
 
     def teardown(self) -> list[str]:
+        if self.faults is not None:  # heal first, as a real backend does
+            self.faults.close()
         self.calls.append("teardown")  # never fails, never signals: the run shields it
         self.torn_down += 1
-        if self.faults is not None:
-            self.faults.close()
         return []
 
     @classmethod
