@@ -21,6 +21,7 @@ from typing import Any
 from chaos import topology
 from chaos.probe import Capabilities, mechanisms_for
 from orchestrator.core.errors import UsageError
+from orchestrator.core.units import parse_duration, parse_percent
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
 
 GROUP_TARGETS = "targets"
@@ -173,36 +174,6 @@ class ResolvedFault:
         return sorted(set(names))
 
 
-def parse_duration_s(text: str) -> float:
-    """'500ms', '2s', '1m30s' → seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    total, num, i = 0.0, "", 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            num += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in units or not num:
-            raise UsageError(f"'{text}' is not a duration such as 500ms, 20s, 1m30s")
-        total += float(num) * units[unit]
-        num, i = "", i + len(unit)
-    if num:
-        raise UsageError(f"'{text}' is not a duration: a number needs a unit (ms, s, m, h)")
-    return total
-
-
-def parse_percent(text: str) -> float:
-    """'5%' → 0.05."""
-    if not text.endswith("%"):
-        raise UsageError(f"'{text}' is not a percentage such as 5%")
-    value = float(text[:-1]) / 100.0
-    if not 0.0 <= value <= 1.0:
-        raise UsageError(f"loss {text} is not between 0% and 100%")
-    return value
-
-
 def grudge_cuts(grudge: topology.Grudge, topo: RunTopology, mode: str) -> tuple[CutRule, ...]:
     """One CutRule per node holding a grudge, sources as addresses, in topology order."""
     order = topo.names()
@@ -267,9 +238,11 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
             cuts=grudge_cuts(grudge, topo, mode),
         )
     if fault.kind == "netem":
-        delay = parse_duration_s(p["delay"]) if "delay" in p else 0.0
-        jitter = parse_duration_s(p["jitter"]) if "jitter" in p else 0.0
+        delay = parse_duration(p["delay"]) if "delay" in p else 0.0
+        jitter = parse_duration(p["jitter"]) if "jitter" in p else 0.0
         loss = parse_percent(p["loss"]) if "loss" in p else 0.0
+        if loss > 1.0:
+            raise UsageError(f"{key}: loss {p['loss']} is not between 0% and 100%")
         rules = tuple(
             NetemRule(
                 node=n.name,
@@ -293,7 +266,7 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
         if replica >= len(nodes):
             raise UsageError(f"{key}: target '{p['target']}' has {len(nodes)} replica(s); no replica {replica}")
         node = nodes[replica]
-        heal_after = parse_duration_s(p["for"]) if fault.kind == "pause" and "for" in p else None
+        heal_after = parse_duration(p["for"]) if fault.kind == "pause" and "for" in p else None
         return ResolvedFault(
             key=key,
             phase=phase,

@@ -8,8 +8,6 @@ from chaos.probe import Capabilities
 from chaos.resolve import (
     CutRule,
     describe_timeline,
-    parse_duration_s,
-    parse_percent,
     planned_topology,
     resolve_fault,
     resolve_phase,
@@ -110,12 +108,12 @@ def test_resolve_errors(scenario) -> None:  # type: ignore[no-untyped-def]
         resolve_fault(FaultSpec("kill", {"target": "cache", "replica": 5}), topo, phase="p", index=0)
 
 
-def test_parsers() -> None:
-    assert parse_duration_s("1m30s") == 90.0
-    assert parse_duration_s("250ms") == 0.25
-    assert parse_percent("12.5%") == 0.125
-    with pytest.raises(UsageError):
-        parse_duration_s("10")
+def test_loss_above_100_percent_is_refused(scenario) -> None:  # type: ignore[no-untyped-def]
+    topo = planned_topology(scenario)
+    with pytest.raises(UsageError, match=r"p\.0: loss 150% is not between 0% and 100%"):
+        resolve_fault(FaultSpec("netem", {"target": "cache", "loss": "150%"}), topo, phase="p", index=0)
+    with pytest.raises(UsageError, match="is not a duration"):
+        resolve_fault(FaultSpec("netem", {"target": "cache", "delay": "10"}), topo, phase="p", index=0)
 
 
 def test_describe_timeline(scenario) -> None:  # type: ignore[no-untyped-def]
