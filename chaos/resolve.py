@@ -7,16 +7,13 @@ addresses, per-node netem settings, or a signal for one replica's pid. The
 nemesis sends these to the chaos agent; ``describe_timeline`` prints them for
 ``mapquake run --dry-run``.
 
-Node naming follows the local backend: replica i of target T is node ``T-i``,
-plus nodes ``load`` and ``prometheus``; namespace ``mq-<run>-<node>``.
+The topology comes from the backend (orchestrator/backends/local/topology.py lays out the
+local one); nothing here knows how a backend names its nodes, namespaces or addresses.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from chaos import topology
 from chaos.probe import Capabilities, mechanisms_for
@@ -81,33 +78,6 @@ class RunTopology:
 
 def _replica_key(n: NodeInfo) -> int:
     return n.replica if n.replica is not None else -1
-
-
-def planned_topology(scenario: Scenario, run_id: str = "00000000", subnet: str = "198.18.0.0/24") -> RunTopology:
-    """The topology the local backend will build for ``scenario``: same node order and addresses, no pids.
-
-    Node order as orchestrator/backends/local/backend.py adds them: every replica of every
-    target, then ``prometheus``, then ``load``; addresses .2, .3, … of ``subnet``.
-    """
-    net = ipaddress.IPv4Network(subnet)
-    specs: list[tuple[str, str, str | None, int | None]] = []
-    for t in scenario.targets:
-        for i in range(t.replicas):
-            specs.append((f"{t.name}-{i}", ROLE_TARGET, t.name, i))
-    specs += [("prometheus", GROUP_PROMETHEUS, None, None), ("load", GROUP_LOAD, None, None)]
-    nodes = tuple(
-        NodeInfo(
-            name=name,
-            netns=f"mq-{run_id}-{name}",
-            address=str(net.network_address + 2 + i),
-            ifname=f"mq{run_id}n{i}",
-            role=role,
-            target=target,
-            replica=replica,
-        )
-        for i, (name, role, target, replica) in enumerate(specs)
-    )
-    return RunTopology(run_id=run_id, nodes=nodes)
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -313,20 +283,12 @@ def describe_fault(fault: ResolvedFault, topo: RunTopology, capabilities: Capabi
     return lines
 
 
-def describe_timeline(
-    scenario: Scenario, topo: RunTopology | None = None, capabilities: Capabilities | None = None
-) -> str:
-    """The phase timeline with every fault resolved to concrete rules (for ``--dry-run``).
+def describe_timeline(scenario: Scenario, topo: RunTopology, capabilities: Capabilities | None = None) -> str:
+    """The phase timeline with every fault resolved to concrete rules on ``topo`` (for ``--dry-run``).
 
-    Without ``topo``, the planned local layout (``planned_topology``) is used and addresses are illustrative.
+    With ``capabilities`` (a kernel probe), each fault also names the mechanism the agent will use.
     """
-    planned = topo is None
-    topo = topo or planned_topology(scenario)
-    out = []
-    if planned:
-        out.append(
-            f"(addresses as planned in {topo.nodes[0].address.rsplit('.', 1)[0]}.0/24; each run picks its own /24)"
-        )
+    out: list[str] = []
     t = 0.0
     phases = scenario.phases
     for index, phase in enumerate(phases):
@@ -354,31 +316,3 @@ def describe_timeline(
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m):02d}:{s:04.1f}"
-
-
-def topology_from_network(network: Any, pids: Mapping[str, int] | None = None) -> RunTopology:
-    """The topology of a live ``orchestrator.backends.local.network.LocalNetwork`` (reads its node table only).
-
-    Nodes named ``load`` and ``prometheus`` get those roles; every other node ``<target>-<i>`` is
-    replica i of target ``<target>``. ``pids`` maps node name → the replica's pid (for kill/pause).
-    """
-    pids = pids or {}
-    nodes = []
-    for node in network.nodes.values():
-        role, target, replica = node.name, None, None
-        if node.name not in (GROUP_LOAD, GROUP_PROMETHEUS):
-            base, _, index = node.name.rpartition("-")
-            role, target, replica = ROLE_TARGET, base, int(index) if index.isdigit() else 0
-        nodes.append(
-            NodeInfo(
-                name=node.name,
-                netns=node.netns,
-                address=node.address,
-                ifname=node.ifname,
-                role=role,
-                target=target,
-                replica=replica,
-                pid=pids.get(node.name),
-            )
-        )
-    return RunTopology(run_id=network.run_id, nodes=tuple(nodes))

@@ -71,9 +71,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from chaos.probe import probe_kernel
         from chaos.resolve import describe_timeline
+        from orchestrator.backends.local.topology import PLANNED_NOTE, planned_topology
 
         # Probing needs root (it creates a throwaway namespace); without it the mechanisms are not named.
-        print(describe_timeline(scenario, capabilities=probe_kernel() if os.geteuid() == 0 else None))
+        capabilities = probe_kernel() if os.geteuid() == 0 else None
+        print(PLANNED_NOTE)
+        print(describe_timeline(scenario, planned_topology(scenario), capabilities))
         return EXIT_OK
     _require_root("mapquake run (local backend)")
     record = run(scenario, RunOptions(report_dir=args.report_dir, progress=not args.no_progress))

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from chaos.nemesis import Nemesis
-from chaos.resolve import RunTopology, topology_from_network
+from chaos.resolve import RunTopology
 from orchestrator.backends.base import ComponentExit, ReplicaEndpoint
 from orchestrator.backends.local.locust import LocustCluster, LocustResult
 from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PrometheusServer
+from orchestrator.backends.local.topology import replica_node, topology_from_network
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger
 from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget
@@ -128,7 +129,7 @@ class LocalBackend:
         plan: list[tuple[TargetSpec, int, Node]] = []
         for target in scenario.targets:
             for replica in range(target.replicas):
-                plan.append((target, replica, self.network.add_node(f"{target.name}-{replica}")))
+                plan.append((target, replica, self.network.add_node(replica_node(target.name, replica))))
         endpoints = []
         for target, replica, node in plan:
             peers = [f"{n.address}:{GRPC_PORT}" for t, r, n in plan if t.name == target.name and r != replica]
@@ -251,7 +252,7 @@ class LocalBackend:
     def topology(self) -> RunTopology:
         """Every node's address and group, and each target replica's pid (for kill and pause)."""
         assert self.network is not None, "deploy_targets first"
-        pids = {f"{name}-{replica}": p.pid for (name, replica), p in self.targets.items() if p.pid is not None}
+        pids = {replica_node(name, replica): p.pid for (name, replica), p in self.targets.items() if p.pid is not None}
         return topology_from_network(self.network, pids)
 
     # --- health and logs ----------------------------------------------------------------

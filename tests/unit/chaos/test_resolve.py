@@ -8,10 +8,10 @@ from chaos.probe import Capabilities
 from chaos.resolve import (
     CutRule,
     describe_timeline,
-    planned_topology,
     resolve_fault,
     resolve_phase,
 )
+from orchestrator.backends.local.topology import planned_topology
 from orchestrator.core.errors import UsageError
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import FaultSpec
@@ -117,9 +117,9 @@ def test_loss_above_100_percent_is_refused(scenario) -> None:  # type: ignore[no
 
 
 def test_describe_timeline(scenario) -> None:  # type: ignore[no-untyped-def]
-    text = describe_timeline(scenario, capabilities=Capabilities(nft=True, netem=False))
+    text = describe_timeline(scenario, planned_topology(scenario), Capabilities(nft=True, netem=False))
     lines = text.splitlines()
-    assert lines[1] == "00:00.0–00:05.0  baseline"
+    assert lines[0] == "00:00.0–00:05.0  baseline"
     assert "    partition among cache (halves), drop  [heal: phase end]" in lines
     assert "      cache-0 (mq-00000000-cache-0): drop from cache-1 198.18.0.3, cache-2 198.18.0.4" in lines
     assert any("delay proxy" in line for line in lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chaos.resolve import describe_timeline
+from orchestrator.backends.local.topology import planned_topology
 from orchestrator.scenario import load_scenario_text
 
 SCENARIO = """\
@@ -19,7 +20,8 @@ phases:
 
 
 def test_a_fault_listed_again_in_the_next_phase_continues() -> None:
-    text = describe_timeline(load_scenario_text(SCENARIO))
+    scenario = load_scenario_text(SCENARIO)
+    text = describe_timeline(scenario, planned_topology(scenario))
     assert "partition among kv (halves), drop  [heal: continues into hold]" in text
     assert "partition among kv (halves), drop  [still in place from cut]" in text
     assert "partition among kv (isolate-one), drop  [heal: phase end]" in text
