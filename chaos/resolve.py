@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from chaos import topology
 from chaos.probe import Capabilities, mechanisms_for
+from chaos.schedule import FaultId, PhaseFaults, fault_schedule
 from orchestrator.core.errors import UsageError
 from orchestrator.core.units import parse_duration, parse_percent
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
@@ -286,31 +287,35 @@ def describe_fault(fault: ResolvedFault, topo: RunTopology, capabilities: Capabi
 def describe_timeline(scenario: Scenario, topo: RunTopology, capabilities: Capabilities | None = None) -> str:
     """The phase timeline with every fault resolved to concrete rules on ``topo`` (for ``--dry-run``).
 
-    With ``capabilities`` (a kernel probe), each fault also names the mechanism the agent will use.
+    When each fault is applied and healed comes from ``chaos.schedule.fault_schedule``, the rule the
+    run follows. With ``capabilities`` (a kernel probe), each fault also names the mechanism used.
     """
     out: list[str] = []
     t = 0.0
     phases = scenario.phases
-    for index, phase in enumerate(phases):
+    for index, (phase, plan) in enumerate(zip(phases, fault_schedule(phases), strict=True)):
         out.append(f"{_clock(t)}–{_clock(t + phase.duration_s)}  {phase.name}")
-        following = phases[index + 1] if index + 1 < len(phases) else None
-        earlier = phases[index - 1] if index > 0 else None
-        for fault in resolve_phase(phase, topo):
-            spec = phase.faults[int(fault.key.rsplit(".", 1)[1])]
-            if earlier is not None and spec in earlier.faults:
-                out.append(f"    {fault.summary}  [still in place from {earlier.name}]")
+        following = phases[index + 1].name if index + 1 < len(phases) else None
+        for i, fault in enumerate(resolve_phase(phase, topo)):
+            carried = plan.carried.get(i)
+            heal = _heal_text(fault, carried or FaultId(phase.name, i), plan, following)
+            if carried is not None:
+                out.append(f"    {fault.summary}  [still in place from {carried.phase}]  [heal: {heal}]")
                 continue
             lines = describe_fault(fault, topo, capabilities)
-            heal = "phase end" if fault.heal_after_s is None else f"+{fault.heal_after_s:g}s"
-            if fault.kind == "kill":
-                heal = "never (a killed replica stays down)"
-            elif following is not None and spec in following.faults and fault.heal_after_s is None:
-                # The runner keeps a fault the next phase lists identically (orchestrator/run/lifecycle.py).
-                heal = f"continues into {following.name}"
             out.append(f"    {lines[0]}  [heal: {heal}]")
             out += [f"    {line}" for line in lines[1:]]
         t += phase.duration_s
     return "\n".join(out)
+
+
+def _heal_text(fault: ResolvedFault, fid: FaultId, plan: PhaseFaults, following: str | None) -> str:
+    """When the fault in place as ``fid`` during ``plan``'s phase heals, in words."""
+    if fault.kind == "kill":
+        return "never (a killed replica stays down)"
+    if fid in plan.continues:
+        return f"continues into {following}"
+    return "phase end" if fault.heal_after_s is None else f"+{fault.heal_after_s:g}s"
 
 
 def _clock(seconds: float) -> str:
