@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chaos import topology
-from chaos.probe import Capabilities, mechanisms_for
+from chaos.probe import Capabilities
 from chaos.schedule import FaultId, PhaseFaults, fault_schedule
 from orchestrator.core.errors import UsageError
 from orchestrator.core.units import parse_duration, parse_percent
@@ -259,6 +259,26 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
 def resolve_phase(phase: PhaseSpec, topo: RunTopology) -> list[ResolvedFault]:
     """Every fault of ``phase``, resolved, in scenario order."""
     return [resolve_fault(f, topo, phase=phase.name, index=i) for i, f in enumerate(phase.faults)]
+
+
+def mechanisms_for(fault: ResolvedFault, caps: Capabilities) -> list[str]:
+    """Which mechanism each part of ``fault`` will use on a kernel with ``caps``."""
+    out = []
+    if fault.kind == "partition":
+        mode = fault.cuts[0].mode if fault.cuts else "drop"
+        what = "drop" if mode == "drop" else "reject (tcp reset, icmp admin-prohibited)"
+        out.append(f"nftables {what} on input, one table per run" + ("" if caps.nft else " — UNAVAILABLE: nft missing"))
+    elif fault.kind == "netem":
+        rule = fault.netem[0] if fault.netem else None
+        if rule is not None and rule.loss:
+            out.append("loss: nftables numgen random" + ("" if caps.nft else " — UNAVAILABLE: nft missing"))
+        if rule is not None and rule.delay_s:
+            out.append(f"delay: {caps.delay_mechanism}")
+    elif fault.kind == "kill":
+        out.append("SIGKILL to the replica's recorded pid")
+    elif fault.kind == "pause":
+        out.append("SIGSTOP to the replica's recorded pid, SIGCONT at heal")
+    return out
 
 
 def describe_fault(fault: ResolvedFault, topo: RunTopology, capabilities: Capabilities | None = None) -> list[str]:
