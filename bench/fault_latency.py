@@ -29,8 +29,9 @@ from pathlib import Path
 from chaos.agent.client import start_local_agent
 from chaos.agent.server import MAX_PREPARED_PROXIES
 from chaos.nemesis import Nemesis
-from chaos.resolve import resolve_fault, topology_from_network
+from chaos.resolve import resolve_fault
 from orchestrator.backends.local.network import LocalNetwork, cleanup_run
+from orchestrator.backends.local.topology import topology_from_network
 from orchestrator.core.ledger import Ledger
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec
 

@@ -3,8 +3,9 @@
 ``probe_kernel()`` creates a namespace ``mqprobe-<hex>``, tries a netem qdisc on
 its loopback and one nftables table with every expression the engines use
 (numgen, reject with tcp reset / icmpx, nat redirect), then deletes the
-namespace (which takes the table and qdisc with it). ``mechanisms_for`` says,
-per fault, which mechanism the agent will use given those capabilities.
+namespace (which takes the table and qdisc with it). The agent probes at start and
+picks its mechanisms from the result; ``chaos.resolve.mechanisms_for`` says, per
+resolved fault, which one it will use (for ``--dry-run``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ import logging
 import secrets
 import subprocess
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from chaos.resolve import ResolvedFault
 
 log = logging.getLogger(__name__)
 
@@ -79,23 +76,3 @@ def probe_kernel() -> Capabilities:
         _run(["ip", "netns", "del", ns])
     log.info("kernel probe: nft=%s netem=%s %s", caps.nft, caps.netem, caps.detail)
     return caps
-
-
-def mechanisms_for(fault: ResolvedFault, caps: Capabilities) -> list[str]:
-    """Which mechanism each part of ``fault`` will use on a kernel with ``caps``."""
-    out = []
-    if fault.kind == "partition":
-        mode = fault.cuts[0].mode if fault.cuts else "drop"
-        what = "drop" if mode == "drop" else "reject (tcp reset, icmp admin-prohibited)"
-        out.append(f"nftables {what} on input, one table per run" + ("" if caps.nft else " — UNAVAILABLE: nft missing"))
-    elif fault.kind == "netem":
-        rule = fault.netem[0] if fault.netem else None
-        if rule is not None and rule.loss:
-            out.append("loss: nftables numgen random" + ("" if caps.nft else " — UNAVAILABLE: nft missing"))
-        if rule is not None and rule.delay_s:
-            out.append(f"delay: {caps.delay_mechanism}")
-    elif fault.kind == "kill":
-        out.append("SIGKILL to the replica's recorded pid")
-    elif fault.kind == "pause":
-        out.append("SIGSTOP to the replica's recorded pid, SIGCONT at heal")
-    return out

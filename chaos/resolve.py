@@ -7,20 +7,19 @@ addresses, per-node netem settings, or a signal for one replica's pid. The
 nemesis sends these to the chaos agent; ``describe_timeline`` prints them for
 ``mapquake run --dry-run``.
 
-Node naming follows the local backend: replica i of target T is node ``T-i``,
-plus nodes ``load`` and ``prometheus``; namespace ``mq-<run>-<node>``.
+The topology comes from the backend (orchestrator/backends/local/topology.py lays out the
+local one); nothing here knows how a backend names its nodes, namespaces or addresses.
 """
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from chaos import topology
-from chaos.probe import Capabilities, mechanisms_for
+from chaos.probe import Capabilities
+from chaos.schedule import FaultId, PhaseFaults, fault_schedule
 from orchestrator.core.errors import UsageError
+from orchestrator.core.units import parse_duration, parse_percent
 from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
 
 GROUP_TARGETS = "targets"
@@ -49,6 +48,8 @@ class RunTopology:
 
     run_id: str
     nodes: tuple[NodeInfo, ...]
+    note: str = ""
+    """How to read it, when its addresses are only illustrative (a planned topology, for --dry-run)."""
 
     def node(self, name: str) -> NodeInfo:
         for n in self.nodes:
@@ -80,33 +81,6 @@ class RunTopology:
 
 def _replica_key(n: NodeInfo) -> int:
     return n.replica if n.replica is not None else -1
-
-
-def planned_topology(scenario: Scenario, run_id: str = "00000000", subnet: str = "198.18.0.0/24") -> RunTopology:
-    """The topology the local backend will build for ``scenario``: same node order and addresses, no pids.
-
-    Node order as orchestrator/backends/local/backend.py adds them: every replica of every
-    target, then ``prometheus``, then ``load``; addresses .2, .3, … of ``subnet``.
-    """
-    net = ipaddress.IPv4Network(subnet)
-    specs: list[tuple[str, str, str | None, int | None]] = []
-    for t in scenario.targets:
-        for i in range(t.replicas):
-            specs.append((f"{t.name}-{i}", ROLE_TARGET, t.name, i))
-    specs += [("prometheus", GROUP_PROMETHEUS, None, None), ("load", GROUP_LOAD, None, None)]
-    nodes = tuple(
-        NodeInfo(
-            name=name,
-            netns=f"mq-{run_id}-{name}",
-            address=str(net.network_address + 2 + i),
-            ifname=f"mq{run_id}n{i}",
-            role=role,
-            target=target,
-            replica=replica,
-        )
-        for i, (name, role, target, replica) in enumerate(specs)
-    )
-    return RunTopology(run_id=run_id, nodes=nodes)
 
 
 # --- rules ------------------------------------------------------------------------------------
@@ -176,36 +150,6 @@ class ResolvedFault:
         return sorted(set(names))
 
 
-def parse_duration_s(text: str) -> float:
-    """'500ms', '2s', '1m30s' → seconds."""
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    total, num, i = 0.0, "", 0
-    while i < len(text):
-        ch = text[i]
-        if ch.isdigit() or ch == ".":
-            num += ch
-            i += 1
-            continue
-        unit = "ms" if text.startswith("ms", i) else ch
-        if unit not in units or not num:
-            raise UsageError(f"'{text}' is not a duration such as 500ms, 20s, 1m30s")
-        total += float(num) * units[unit]
-        num, i = "", i + len(unit)
-    if num:
-        raise UsageError(f"'{text}' is not a duration: a number needs a unit (ms, s, m, h)")
-    return total
-
-
-def parse_percent(text: str) -> float:
-    """'5%' → 0.05."""
-    if not text.endswith("%"):
-        raise UsageError(f"'{text}' is not a percentage such as 5%")
-    value = float(text[:-1]) / 100.0
-    if not 0.0 <= value <= 1.0:
-        raise UsageError(f"loss {text} is not between 0% and 100%")
-    return value
-
-
 def grudge_cuts(grudge: topology.Grudge, topo: RunTopology, mode: str) -> tuple[CutRule, ...]:
     """One CutRule per node holding a grudge, sources as addresses, in topology order."""
     order = topo.names()
@@ -271,9 +215,11 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
             cuts=grudge_cuts(grudge, topo, mode),
         )
     if fault.kind == "netem":
-        delay = parse_duration_s(p["delay"]) if "delay" in p else 0.0
-        jitter = parse_duration_s(p["jitter"]) if "jitter" in p else 0.0
+        delay = parse_duration(p["delay"]) if "delay" in p else 0.0
+        jitter = parse_duration(p["jitter"]) if "jitter" in p else 0.0
         loss = parse_percent(p["loss"]) if "loss" in p else 0.0
+        if loss > 1.0:
+            raise UsageError(f"{key}: loss {p['loss']} is not between 0% and 100%")
         rules = tuple(
             NetemRule(
                 node=n.name,
@@ -292,7 +238,9 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
             key=key,
             index=index,
             phase=phase,
-            kind="netem", summary=f"netem {p['target']}: {', '.join(parts)}", netem=rules
+            kind="netem",
+            summary=f"netem {p['target']}: {', '.join(parts)}",
+            netem=rules,
         )
     if fault.kind in ("kill", "pause"):
         replica = int(p.get("replica", 0))
@@ -300,7 +248,7 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
         if replica >= len(nodes):
             raise UsageError(f"{key}: target '{p['target']}' has {len(nodes)} replica(s); no replica {replica}")
         node = nodes[replica]
-        heal_after = parse_duration_s(p["for"]) if fault.kind == "pause" and "for" in p else None
+        heal_after = parse_duration(p["for"]) if fault.kind == "pause" and "for" in p else None
         return ResolvedFault(
             key=key,
             index=index,
@@ -323,6 +271,26 @@ def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int
 def resolve_phase(phase: PhaseSpec, topo: RunTopology) -> list[ResolvedFault]:
     """Every fault of ``phase``, resolved, in scenario order."""
     return [resolve_fault(f, topo, phase=phase.name, index=i) for i, f in enumerate(phase.faults)]
+
+
+def mechanisms_for(fault: ResolvedFault, caps: Capabilities) -> list[str]:
+    """Which mechanism each part of ``fault`` will use on a kernel with ``caps``."""
+    out = []
+    if fault.kind == "partition":
+        mode = fault.cuts[0].mode if fault.cuts else "drop"
+        what = "drop" if mode == "drop" else "reject (tcp reset, icmp admin-prohibited)"
+        out.append(f"nftables {what} on input, one table per run" + ("" if caps.nft else " — UNAVAILABLE: nft missing"))
+    elif fault.kind == "netem":
+        rule = fault.netem[0] if fault.netem else None
+        if rule is not None and rule.loss:
+            out.append("loss: nftables numgen random" + ("" if caps.nft else " — UNAVAILABLE: nft missing"))
+        if rule is not None and rule.delay_s:
+            out.append(f"delay: {caps.delay_mechanism}")
+    elif fault.kind == "kill":
+        out.append("SIGKILL to the replica's recorded pid")
+    elif fault.kind == "pause":
+        out.append("SIGSTOP to the replica's recorded pid, SIGCONT at heal")
+    return out
 
 
 def describe_fault(fault: ResolvedFault, topo: RunTopology, capabilities: Capabilities | None = None) -> list[str]:
@@ -348,72 +316,40 @@ def describe_fault(fault: ResolvedFault, topo: RunTopology, capabilities: Capabi
     return lines
 
 
-def describe_timeline(
-    scenario: Scenario, topo: RunTopology | None = None, capabilities: Capabilities | None = None
-) -> str:
-    """The phase timeline with every fault resolved to concrete rules (for ``--dry-run``).
+def describe_timeline(scenario: Scenario, topo: RunTopology, capabilities: Capabilities | None = None) -> str:
+    """The phase timeline with every fault resolved to concrete rules on ``topo`` (for ``--dry-run``).
 
-    Without ``topo``, the planned local layout (``planned_topology``) is used and addresses are illustrative.
+    When each fault is applied and healed comes from ``chaos.schedule.fault_schedule``, the rule the
+    run follows. With ``capabilities`` (a kernel probe), each fault also names the mechanism used.
     """
-    planned = topo is None
-    topo = topo or planned_topology(scenario)
-    out = []
-    if planned:
-        out.append(
-            f"(addresses as planned in {topo.nodes[0].address.rsplit('.', 1)[0]}.0/24; each run picks its own /24)"
-        )
+    out: list[str] = []
     t = 0.0
     phases = scenario.phases
-    for index, phase in enumerate(phases):
+    for index, (phase, plan) in enumerate(zip(phases, fault_schedule(phases), strict=True)):
         out.append(f"{_clock(t)}–{_clock(t + phase.duration_s)}  {phase.name}")
-        following = phases[index + 1] if index + 1 < len(phases) else None
-        earlier = phases[index - 1] if index > 0 else None
-        for fault in resolve_phase(phase, topo):
-            spec = phase.faults[int(fault.key.rsplit(".", 1)[1])]
-            if earlier is not None and spec in earlier.faults:
-                out.append(f"    {fault.summary}  [still in place from {earlier.name}]")
+        following = phases[index + 1].name if index + 1 < len(phases) else None
+        for i, fault in enumerate(resolve_phase(phase, topo)):
+            carried = plan.carried.get(i)
+            heal = _heal_text(fault, carried or FaultId(phase.name, i), plan, following)
+            if carried is not None:
+                out.append(f"    {fault.summary}  [still in place from {carried.phase}]  [heal: {heal}]")
                 continue
             lines = describe_fault(fault, topo, capabilities)
-            heal = "phase end" if fault.heal_after_s is None else f"+{fault.heal_after_s:g}s"
-            if fault.kind == "kill":
-                heal = "never (a killed replica stays down)"
-            elif following is not None and spec in following.faults and fault.heal_after_s is None:
-                # The runner keeps a fault the next phase lists identically (orchestrator/run/lifecycle.py).
-                heal = f"continues into {following.name}"
             out.append(f"    {lines[0]}  [heal: {heal}]")
             out += [f"    {line}" for line in lines[1:]]
         t += phase.duration_s
     return "\n".join(out)
 
 
+def _heal_text(fault: ResolvedFault, fid: FaultId, plan: PhaseFaults, following: str | None) -> str:
+    """When the fault in place as ``fid`` during ``plan``'s phase heals, in words."""
+    if fault.kind == "kill":
+        return "never (a killed replica stays down)"
+    if fid in plan.continues:
+        return f"continues into {following}"
+    return "phase end" if fault.heal_after_s is None else f"+{fault.heal_after_s:g}s"
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(seconds, 60)
     return f"{int(m):02d}:{s:04.1f}"
-
-
-def topology_from_network(network: Any, pids: Mapping[str, int] | None = None) -> RunTopology:
-    """The topology of a live ``orchestrator.backends.local.network.LocalNetwork`` (reads its node table only).
-
-    Nodes named ``load`` and ``prometheus`` get those roles; every other node ``<target>-<i>`` is
-    replica i of target ``<target>``. ``pids`` maps node name → the replica's pid (for kill/pause).
-    """
-    pids = pids or {}
-    nodes = []
-    for node in network.nodes.values():
-        role, target, replica = node.name, None, None
-        if node.name not in (GROUP_LOAD, GROUP_PROMETHEUS):
-            base, _, index = node.name.rpartition("-")
-            role, target, replica = ROLE_TARGET, base, int(index) if index.isdigit() else 0
-        nodes.append(
-            NodeInfo(
-                name=node.name,
-                netns=node.netns,
-                address=node.address,
-                ifname=node.ifname,
-                role=role,
-                target=target,
-                replica=replica,
-                pid=pids.get(node.name),
-            )
-        )
-    return RunTopology(run_id=network.run_id, nodes=tuple(nodes))

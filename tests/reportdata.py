@@ -59,8 +59,13 @@ def journal(*, faults: bool = True) -> Journal:
         for point, wall, live, entries in (("deploy", 0.5, 600_000, 0), ("heal.end", 31.0, 1_650_000, 1000)):
             j.add_sample(
                 HeapSample(
-                    "kv", replica, point, T0 + wall, live, entries, entries, 8, "go1.26.8", "map[string][32]byte"
-                )
+                    live_bytes=live,
+                    entries=entries,
+                    high_water=entries,
+                    goroutines=8,
+                    go_version="go1.26.8",
+                    go_type="map[string][32]byte",
+                ).placed(target="kv", replica=replica, point=point, wall=T0 + wall, settled=True)
             )
     return j
 

@@ -1,6 +1,6 @@
 """What the agent may touch: namespaces and processes a run it was told about created.
 
-Locally, a namespace is the run's if it is named ``mq-<run>-<node>`` AND the
+Locally, a namespace is the run's if it is named ``mq-<run>-<node>`` (core.names) AND the
 run's ledger holds it open; a pid is the run's if the ledger records it with the
 start time the live process still has. Everything else is refused.
 """
@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Protocol
 
 from chaos.engines.command import NetnsHandle
-from orchestrator.backends.local.network import list_netns, run_id_of
 from orchestrator.core.errors import MapquakeError
 from orchestrator.core.ledger import Ledger, ResourceKind, pid_running
+from orchestrator.core.names import netns_name, run_id_of
 
 NETNS_DIR = Path("/run/netns")  # named namespaces (``ip netns add``), as NetnsHandle.local enters them
+
+
+def netns_exists(netns: str) -> bool:
+    """Whether named namespace ``netns`` exists: what ``ip netns list`` reads, without a process."""
+    return (NETNS_DIR / netns).exists()
 
 
 class Refused(MapquakeError):
@@ -63,11 +68,11 @@ class LocalNamespaces:
 
     def handle(self, run_id: str, netns: str) -> NetnsHandle:
         ledger = self._ledger(run_id)
-        if run_id_of(netns) != run_id or not netns.startswith(f"mq-{run_id}-"):
-            raise Refused(f"namespace {netns!r} is not named for run {run_id} (mq-{run_id}-<node>)")
+        if run_id_of(netns) != run_id or not netns.startswith(netns_name(run_id, "")):
+            raise Refused(f"namespace {netns!r} is not named for run {run_id} ({netns_name(run_id, '<node>')})")
         if not any(r.kind == ResourceKind.NETNS and r.name == netns for r in ledger.open_resources()):
             raise Refused(f"namespace {netns} is not recorded open in the ledger of run {run_id}")
-        if not (NETNS_DIR / netns).exists():  # what `ip netns list` reads, without a process per apply
+        if not netns_exists(netns):
             raise Refused(f"namespace {netns} does not exist")
         return NetnsHandle.local(netns)
 
@@ -80,10 +85,9 @@ class LocalNamespaces:
         raise Refused(f"pid {pid} is not a process recorded in the ledger of run {run_id}")
 
     def interfaces(self, run_id: str) -> list[tuple[NetnsHandle, str]]:
-        existing = set(list_netns())
         out = []
         for res in self._ledger(run_id).open_resources():
-            if res.kind == ResourceKind.VETH and res.netns in existing and "peer" in res.detail:
+            if res.kind == ResourceKind.VETH and res.netns and "peer" in res.detail and netns_exists(res.netns):
                 out.append((NetnsHandle.local(res.netns), res.detail["peer"]))
         return out
 

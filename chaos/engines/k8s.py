@@ -1,15 +1,18 @@
-"""Kubernetes: the same agent as a privileged DaemonSet, entering pod network namespaces with nsenter.
+"""Kubernetes namespace entry for the agent (``PodNamespaces``): written ahead of the Kubernetes backend.
 
-On a node, a pod's network namespace is entered through one of its containers'
-pid (``nsenter --net=/proc/<pid>/ns/net``), the way chaos-daemon does; the pid
-comes from the container runtime (``crictl inspect``). The rules are the very
-same nft scripts and tc commands as locally (``chaos.engines.nft``/``netem``),
-built with a different ``NetnsHandle`` prefix. A pod is the run's only if it
-carries the label ``mapquake.io/run=<run id>`` (mapquake created it); the
-agent refuses every other pod. The pod's interface is ``eth0``.
+The plan is the same agent as a privileged DaemonSet on each node. There, a pod's
+network namespace is entered through one of its containers' pid
+(``nsenter --net=/proc/<pid>/ns/net``), the way chaos-daemon does; the pid comes
+from the container runtime (``crictl inspect``). The rules are the very same nft
+scripts and tc commands as locally (``chaos.engines.nft``/``netem``), built with a
+different ``NetnsHandle`` prefix. A pod is the run's only if it carries the label
+``mapquake.io/run=<run id>`` (mapquake created it); every other pod is refused. The
+pod's interface is ``eth0``; namespace names in messages are ``pod/<namespace>/<name>``.
 
-Namespace names in the agent's messages are ``pod/<namespace>/<name>``.
-Cluster-tested with the Kubernetes backend; unit-tested with a fake runner here.
+Not in use yet: ``python -m chaos.agent`` serves local namespaces only (``server.local_table``),
+nothing builds a ``PodNamespaces``, and there is no DaemonSet. This module is tested only
+against a fake command runner (tests/unit/chaos/test_k8s.py), never on a cluster; the
+Kubernetes backend, which will wire it in and test it there, is a later issue.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from orchestrator.checks.recovery import check_recovery
 from orchestrator.checks.targettypes import designed_go_type
 from orchestrator.checks.verdict import CheckResult, Verdict, worst
 from orchestrator.core.errors import MapquakeError
+from orchestrator.core.units import parse_percent
 from orchestrator.journal import HeapSample, Journal
 from orchestrator.model.predict import predict
 from orchestrator.scenario.spec import (
@@ -35,7 +36,6 @@ from orchestrator.scenario.spec import (
     ReplicateSpec,
     Scenario,
     TargetSpec,
-    parse_percent,
 )
 from workloads.keyspace import KEY_LENGTH
 from workloads.plan import READING_USERS

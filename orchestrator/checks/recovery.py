@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.checks.verdict import CheckResult, Verdict, worst
+from orchestrator.core.units import parse_duration
 from orchestrator.journal import Event, Journal
-from orchestrator.scenario.spec import CheckSpec, Scenario, parse_duration
+from orchestrator.scenario.spec import CheckSpec, Scenario
 
 HEAL_EVENT = "fault-healed"
 

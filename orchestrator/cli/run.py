@@ -77,7 +77,10 @@ def _run(args: argparse.Namespace) -> int:
 
         topology = factory(run_id="00000000", run_dir=Path(os.devnull)).planned_topology(scenario)
         # Probing needs root (it creates a throwaway namespace); without it the mechanisms are not named.
-        print(describe_timeline(scenario, topology, capabilities=probe_kernel() if os.geteuid() == 0 else None))
+        capabilities = probe_kernel() if os.geteuid() == 0 else None
+        if topology.note:
+            print(topology.note)
+        print(describe_timeline(scenario, topology, capabilities))
         return EXIT_OK
     record = run(scenario, RunOptions(report_dir=args.report_dir, progress=not args.no_progress), factory)
     print(f"\n{scenario.name}: {record.verdict.value.upper()} ({record.reason}), exit {record.exit_code}")

@@ -82,7 +82,9 @@ def default_report_dir(scenario: Scenario, run_id: str) -> Path:
 
 
 class Run:
-    def __init__(self, scenario: Scenario, options: RunOptions, backend: Backend, run_id: str, report_dir: Path) -> None:
+    def __init__(
+        self, scenario: Scenario, options: RunOptions, backend: Backend, run_id: str, report_dir: Path
+    ) -> None:
         self.scenario = scenario
         self.options = options
         self.backend = backend

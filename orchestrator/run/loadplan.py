@@ -29,9 +29,7 @@ def locust_phase(phase: PhaseSpec, load: LoadSpec) -> Phase:
     )
 
 
-def workload_plan(
-    scenario: Scenario, replicas: Sequence[ReplicaEndpoint], allowed: AddressAllowList
-) -> WorkloadPlan:
+def workload_plan(scenario: Scenario, replicas: Sequence[ReplicaEndpoint], allowed: AddressAllowList) -> WorkloadPlan:
     """The Locust plan for the scenario's load against these replicas (in routing order)."""
     load = scenario.load
     replicated = any(t.replicate is not None for t in scenario.targets)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator.core.units import DURATION_PATTERN, PERCENT_PATTERN
 from workloads.keyspace import DISTRIBUTIONS
 
 API_VERSION = "mapquake/v1"
@@ -30,8 +31,6 @@ GROUPS = ("targets", "load", "prometheus")
 BACKENDS = ("local", "kubernetes")
 
 NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$"
-DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
-PERCENT_PATTERN = r"^[0-9]+(\.[0-9]+)?%$"
 GO_VERSION_PATTERN = r"^1\.[0-9]+(\.[0-9]+)?$"
 
 _name = {

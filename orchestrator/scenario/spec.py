@@ -6,25 +6,12 @@ re-check anything; defaults come from the schema so they are written once.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.core.units import parse_duration
 from orchestrator.scenario.schema import CHECK_KINDS, SCENARIO_SCHEMA
 from workloads.keyspace import KeySpec
-
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a duration such as "1m30s" or "250ms" (already matched DURATION_PATTERN)."""
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
-
-
-def parse_percent(text: str) -> float:
-    """ "5%" -> 0.05."""
-    return float(text.rstrip("%")) / 100.0
 
 
 def _defaults(schema: dict[str, Any]) -> dict[str, Any]:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.backends.local.network import LocalNetwork, cleanup_run, list_links, list_netns, run_id_of
+from orchestrator.backends.local.network import LocalNetwork, cleanup_run, list_links, list_netns
 from orchestrator.core.ledger import Ledger, new_run_id
+from orchestrator.core.names import run_id_of
 from orchestrator.core.processes import read_stdout_line
 
 needs_root = pytest.mark.skipif(

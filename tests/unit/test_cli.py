@@ -58,3 +58,14 @@ def test_smoke_rejects_nonpositive_ops(capsys: pytest.CaptureFixture[str]) -> No
     err = capsys.readouterr().err
     assert "--ops must be at least 1, got 0" in err
     assert "Traceback" not in err
+
+
+def test_run_dry_run_prints_the_planned_timeline(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)  # not root: no kernel probe, nothing started
+    assert main(["run", "--dry-run", "scenarios/ringbuffer-partition.yaml"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "(addresses as planned in 198.18.0.0/24; each run picks its own /24)"
+    assert any("partition among" in line and "[heal: " in line for line in lines)
+    assert any("(mq-00000000-" in line for line in lines)

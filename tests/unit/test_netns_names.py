@@ -1,4 +1,4 @@
-"""Pure parts of the local network: names, run-id recognition, subnet choice."""
+"""Pure parts of the local network: names (orchestrator.core.names), run-id recognition, subnet choice."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ import ipaddress
 
 import pytest
 
-from orchestrator.backends.local.network import (
-    IFNAME_MAX,
-    MAX_NODES,
-    RUN_POOL,
-    bridge_name,
-    choose_subnet,
-    netns_name,
-    run_id_of,
-    veth_names,
-)
+from orchestrator.backends.local.network import MAX_NODES, RUN_POOL, choose_subnet
 from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.names import IFNAME_MAX, bridge_name, is_bridge_name, netns_name, run_id_of, veth_names
 
 
 def net(s: str) -> ipaddress.IPv4Network:
@@ -52,6 +44,12 @@ def test_names_carry_the_run_id_and_fit_ifnamsiz() -> None:
 )
 def test_run_id_of(name: str, run_id: str | None) -> None:
     assert run_id_of(name) == run_id
+
+
+def test_is_bridge_name() -> None:
+    assert is_bridge_name(bridge_name("0a1b2c3d"))
+    assert not is_bridge_name(veth_names("0a1b2c3d", 0)[0])
+    assert not is_bridge_name(netns_name("0a1b2c3d", "b"))
 
 
 def test_choose_subnet_is_deterministic_and_inside_the_pool() -> None:

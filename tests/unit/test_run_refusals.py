@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.core.errors import UsageError
 from orchestrator.backends.local.backend import unsupported_go
 from orchestrator.backends.registry import backend_factory
+from orchestrator.core.errors import UsageError
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import Scenario
 

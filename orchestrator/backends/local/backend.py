@@ -35,7 +35,7 @@ from orchestrator.backends.local import network
 from orchestrator.backends.local.locust import LocustCluster, LocustResult
 from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
-from orchestrator.backends.local.topology import planned_topology, topology_from_network
+from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger, list_runs
 from orchestrator.core.safety import LOCAL_RUN, AddressAllowList
@@ -157,7 +157,7 @@ class LocalBackend:
         plan: list[tuple[TargetSpec, int, Node]] = []
         for target in scenario.targets:
             for replica in range(target.replicas):
-                plan.append((target, replica, self.network.add_node(f"{target.name}-{replica}")))
+                plan.append((target, replica, self.network.add_node(replica_node(target.name, replica))))
         endpoints = []
         for target, replica, node in plan:
             peers = [f"{n.address}:{GRPC_PORT}" for t, r, n in plan if t.name == target.name and r != replica]
@@ -295,7 +295,7 @@ class LocalBackend:
     def topology(self) -> RunTopology:
         """Every node's address and group, and each target replica's pid (for kill and pause)."""
         assert self.network is not None, "deploy_targets first"
-        pids = {f"{name}-{replica}": p.pid for (name, replica), p in self.targets.items() if p.pid is not None}
+        pids = {replica_node(name, replica): p.pid for (name, replica), p in self.targets.items() if p.pid is not None}
         return topology_from_network(self.network, pids)
 
     # --- health and logs ----------------------------------------------------------------

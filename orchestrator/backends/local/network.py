@@ -45,6 +45,7 @@ from orchestrator.core.ledger import (
     pid_running,
     process_start_time,
 )
+from orchestrator.core.names import bridge_name, is_bridge_name, netns_name, run_id_of, veth_names
 from orchestrator.core.processes import environ_run_id, start_process, stop_process, terminate_pid
 
 log = logging.getLogger(__name__)
@@ -53,42 +54,10 @@ RUN_POOL = ipaddress.IPv4Network("198.18.0.0/15")
 SUBNET_PREFIX = 24
 MAX_NODES = 253  # .2 .. .254
 NODE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
-IFNAME_MAX = 15
 IP_TIMEOUT_S = 30.0  # one iproute2 call; they take milliseconds
 STOP_GRACE_S = 10.0
 
-_NETNS_RE = re.compile(r"^mq-([0-9a-f]{8})-[a-z0-9-]+$")
-_BRIDGE_RE = re.compile(r"^mqb([0-9a-f]{8})$")
-_VETH_RE = re.compile(r"^mq([0-9a-f]{8})[hn][0-9]+$")
 _BRIDGE_NF_SYSCTL = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
-
-
-# --- names ----------------------------------------------------------------------------
-
-
-def netns_name(run_id: str, node: str) -> str:
-    return f"mq-{run_id}-{node}"
-
-
-def bridge_name(run_id: str) -> str:
-    return f"mqb{run_id}"
-
-
-def veth_names(run_id: str, index: int) -> tuple[str, str]:
-    """(host side, namespace side) interface names of node ``index``; both ≤ 15 characters."""
-    host, peer = f"mq{run_id}h{index}", f"mq{run_id}n{index}"
-    if len(host) > IFNAME_MAX:
-        raise InfrastructureError(f"node index {index} gives interface name {host!r} longer than {IFNAME_MAX}")
-    return host, peer
-
-
-def run_id_of(name: str) -> str | None:
-    """The run id in a mapquake netns, bridge or veth name; None for anything else."""
-    for pattern in (_NETNS_RE, _BRIDGE_RE, _VETH_RE):
-        m = pattern.match(name)
-        if m:
-            return m.group(1)
-    return None
 
 
 # --- iproute2 ---------------------------------------------------------------------------
@@ -484,8 +453,8 @@ def cleanup_run(run_id: str, *, force: bool = False, grace_s: float = STOP_GRACE
 
     recorded_links = {r.name for r in recorded if r.kind in (ResourceKind.VETH, ResourceKind.BRIDGE)}
     links = [n for n in list_links() if ours(n) or (n in recorded_links and run_id in n)]  # names carry the id
-    for name in sorted(links, key=lambda n: _BRIDGE_RE.match(n) is not None):  # veths first, bridge last
-        kind = ResourceKind.BRIDGE if _BRIDGE_RE.match(name) else ResourceKind.VETH
+    for name in sorted(links, key=is_bridge_name):  # veths first, bridge last
+        kind = ResourceKind.BRIDGE if is_bridge_name(name) else ResourceKind.VETH
         errs = _delete_bridge(name, ledger) if kind == ResourceKind.BRIDGE else _delete_veth(name, ledger)
         report.errors += errs
         if not errs:

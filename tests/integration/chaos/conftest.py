@@ -22,8 +22,9 @@ from chaos.agent.server import PROXY_LABEL_PREFIX
 from chaos.engines import nft
 from chaos.engines.command import NetnsHandle
 from chaos.nemesis import Nemesis
-from chaos.resolve import RunTopology, topology_from_network
+from chaos.resolve import RunTopology
 from orchestrator.backends.local.network import LocalNetwork, Node
+from orchestrator.backends.local.topology import topology_from_network
 from orchestrator.core.ledger import Ledger, pid_running
 from tests.integration.netfixtures import make_network, read_line, state_dir  # noqa: F401
 

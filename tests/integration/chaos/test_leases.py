@@ -15,7 +15,8 @@ import pytest
 
 from chaos.agent.client import AgentClient, to_proto
 from chaos.engines import nft
-from chaos.resolve import resolve_fault, topology_from_network
+from chaos.resolve import resolve_fault
+from orchestrator.backends.local.topology import topology_from_network
 from orchestrator.core.ledger import ResourceKind
 from orchestrator.scenario.spec import FaultSpec
 from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env, listening_ports, proxy_pids

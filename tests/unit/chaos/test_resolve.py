@@ -8,12 +8,10 @@ from chaos.probe import Capabilities
 from chaos.resolve import (
     CutRule,
     describe_timeline,
-    parse_duration_s,
-    parse_percent,
-    planned_topology,
     resolve_fault,
     resolve_phase,
 )
+from orchestrator.backends.local.topology import planned_topology
 from orchestrator.core.errors import UsageError
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import FaultSpec
@@ -110,18 +108,18 @@ def test_resolve_errors(scenario) -> None:  # type: ignore[no-untyped-def]
         resolve_fault(FaultSpec("kill", {"target": "cache", "replica": 5}), topo, phase="p", index=0)
 
 
-def test_parsers() -> None:
-    assert parse_duration_s("1m30s") == 90.0
-    assert parse_duration_s("250ms") == 0.25
-    assert parse_percent("12.5%") == 0.125
-    with pytest.raises(UsageError):
-        parse_duration_s("10")
+def test_loss_above_100_percent_is_refused(scenario) -> None:  # type: ignore[no-untyped-def]
+    topo = planned_topology(scenario)
+    with pytest.raises(UsageError, match=r"p\.0: loss 150% is not between 0% and 100%"):
+        resolve_fault(FaultSpec("netem", {"target": "cache", "loss": "150%"}), topo, phase="p", index=0)
+    with pytest.raises(UsageError, match="is not a duration"):
+        resolve_fault(FaultSpec("netem", {"target": "cache", "delay": "10"}), topo, phase="p", index=0)
 
 
 def test_describe_timeline(scenario) -> None:  # type: ignore[no-untyped-def]
-    text = describe_timeline(scenario, capabilities=Capabilities(nft=True, netem=False))
+    text = describe_timeline(scenario, planned_topology(scenario), Capabilities(nft=True, netem=False))
     lines = text.splitlines()
-    assert lines[1] == "00:00.0–00:05.0  baseline"
+    assert lines[0] == "00:00.0–00:05.0  baseline"
     assert "    partition among cache (halves), drop  [heal: phase end]" in lines
     assert "      cache-0 (mq-00000000-cache-0): drop from cache-1 198.18.0.3, cache-2 198.18.0.4" in lines
     assert any("delay proxy" in line for line in lines)

@@ -123,7 +123,7 @@ def test_a_healthy_run_goes_through_every_step_and_reports(tmp_path: Path) -> No
 
 def test_a_crashing_target_fails_the_crash_check(tmp_path: Path) -> None:
     FakeBackend.crash_target = True
-    code, doc, backend = run_fake(tmp_path)
+    code, doc, _ = run_fake(tmp_path)
     crash = events(doc, "crash")
     assert [(c["name"], c["data"]["target"], c["data"]["replica"]) for c in crash] == [("target:kv:0", "kv", 0)]
     assert {c["name"]: c["verdict"] for c in doc["checks"]}["no-crash"] == "fail"
