@@ -249,6 +249,11 @@ class MapquakeUser(User):
 
     abstract = True
 
+    _st: WorkerState
+    _last_start: float | None
+    _task_failed: bool
+    _failures: int
+
     def wait_time(self) -> float:
         now = time.monotonic()
         wait = throttle_wait(self._st.rate_per_user(), self._last_start, now)
@@ -261,7 +266,7 @@ class MapquakeUser(User):
 
     def on_start(self) -> None:
         self._st = state()
-        self._last_start: float | None = time.monotonic()  # the first task starts now
+        self._last_start = time.monotonic()  # the first task starts now
         self._task_failed = False
         self._failures = 0
         self.client = self._st.client_for(self)

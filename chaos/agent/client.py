@@ -8,6 +8,7 @@ controller leaves the agent alive to heal by lease).
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import secrets
@@ -72,32 +73,38 @@ class AgentClient:
     ) -> pb.PrepareReply:
         """Have the agent start ahead, idle, what applying ``faults`` needs (delay proxies). Held under lease."""
         req = pb.PrepareRequest(faults=list(faults), lease_s=lease_s)
-        return self._stub.Prepare(req, timeout=timeout_s, metadata=self._meta)
+        reply: pb.PrepareReply = self._stub.Prepare(req, timeout=timeout_s, metadata=self._meta)
+        return reply
 
     def apply(self, fault: pb.Fault, lease_s: float) -> pb.ApplyReply:
         """Apply (idempotent: a known id is renewed). Side effect on the agent: the fault's rules."""
-        return self._stub.Apply(
+        reply: pb.ApplyReply = self._stub.Apply(
             pb.ApplyRequest(fault=fault, lease_s=lease_s), timeout=self.timeout_s, metadata=self._meta
         )
+        return reply
 
     def renew(self, run_id: str, fault_ids: Iterable[str], lease_s: float) -> pb.RenewReply:
         req = pb.RenewRequest(run_id=run_id, fault_ids=list(fault_ids), lease_s=lease_s)
-        return self._stub.Renew(req, timeout=self.timeout_s, metadata=self._meta)
+        reply: pb.RenewReply = self._stub.Renew(req, timeout=self.timeout_s, metadata=self._meta)
+        return reply
 
     def heal(self, run_id: str, fault_ids: Iterable[str] = ()) -> pb.HealReply:
         """Heal those faults (all of the run when none are given)."""
         req = pb.HealRequest(run_id=run_id, fault_ids=list(fault_ids))
-        return self._stub.Heal(req, timeout=self.timeout_s, metadata=self._meta)
+        reply: pb.HealReply = self._stub.Heal(req, timeout=self.timeout_s, metadata=self._meta)
+        return reply
 
     def list(self, run_id: str = "") -> list[pb.FaultStatus]:
         return list(self._list(run_id).faults)
 
-    def list_prepared(self, run_id: str = "") -> list[str]:
+    def list_prepared(self, run_id: str = "") -> builtins.list[str]:
         """Ids of the faults prepared and not yet applied."""
         return list(self._list(run_id).prepared)
 
     def _list(self, run_id: str) -> pb.ListReply:
-        return self._stub.List(pb.ListRequest(run_id=run_id), timeout=self.timeout_s, metadata=self._meta)
+        request = pb.ListRequest(run_id=run_id)
+        reply: pb.ListReply = self._stub.List(request, timeout=self.timeout_s, metadata=self._meta)
+        return reply
 
     def close(self) -> None:
         self._channel.close()

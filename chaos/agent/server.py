@@ -20,6 +20,8 @@ then only rewrites the nft table, as fast as a partition.
 
 from __future__ import annotations
 
+import builtins
+import functools
 import hmac
 import logging
 import threading
@@ -248,7 +250,7 @@ class FaultTable:
         with self.lock:
             return [h for k, h in self.faults.items() if not run_id or k[0] == run_id]
 
-    def list_prepared(self, run_id: str = "") -> list[Prepared]:
+    def list_prepared(self, run_id: str = "") -> builtins.list[Prepared]:
         with self.lock:
             return [p for k, p in self.prepared.items() if not run_id or k[0] == run_id]
 
@@ -257,7 +259,7 @@ class FaultTable:
         with self.lock:
             return bool(self.faults or self.prepared)
 
-    def reap(self) -> list[tuple[str, str]]:
+    def reap(self) -> builtins.list[tuple[str, str]]:
         """Heal every fault whose lease expired, drop every prepared one whose lease expired. Returns their keys."""
         with self.lock:
             now = self.clock()
@@ -282,7 +284,7 @@ class FaultTable:
     def _ledger(self, run_id: str) -> Ledger | None:
         return getattr(self.namespaces, "ledger", lambda _r: None)(run_id)
 
-    def _stop_ready(self, ready: list[ReadyProxy]) -> list[str]:
+    def _stop_ready(self, ready: builtins.list[ReadyProxy]) -> builtins.list[str]:
         """Stop these idle proxies (in parallel) and forget them. Returns errors; never raises."""
         taken = list(ready)
         ready.clear()
@@ -296,7 +298,7 @@ class FaultTable:
 
         return [e for e in self._pool.map(stop, taken) if e is not None]
 
-    def _apply(self, held: Held, ready: list[ReadyProxy] | None = None) -> None:
+    def _apply(self, held: Held, ready: builtins.list[ReadyProxy] | None = None) -> None:
         """Apply ``held.fault``; delay proxies in ``ready`` that fit its nodes are taken (removed from the list)."""
         ready = ready if ready is not None else []
         fault = held.fault
@@ -382,7 +384,7 @@ class FaultTable:
         held.rules[handle.name] = (handle, merged)
 
     def _render_all(
-        self, handles: list[NetnsHandle], run_id: str, *, extra: Held | None = None, skip: str = ""
+        self, handles: builtins.list[NetnsHandle], run_id: str, *, extra: Held | None = None, skip: str = ""
     ) -> None:
         """Rewrite the run's table in every namespace of ``handles`` at once (one nft transaction each, in parallel)."""
         futures = [self._pool.submit(self._render, h, run_id, extra=extra, skip=skip) for h in handles]
@@ -403,9 +405,9 @@ class FaultTable:
                 total.redirects += part[1].redirects
         nft.apply(handle, run_id, total, self.runner)
 
-    def _undo(self, held: Held) -> list[str]:
+    def _undo(self, held: Held) -> builtins.list[str]:
         """Remove everything ``held`` changed (namespaces in parallel); collects errors instead of stopping."""
-        errors: list[str] = []
+        errors: builtins.list[str] = []
         fid, run_id = held.fault.id, held.fault.run_id
 
         def attempt(what: str, fn: Callable[[], object]) -> None:
@@ -414,9 +416,11 @@ class FaultTable:
             except Exception as err:  # keep healing the rest
                 errors.append(f"{what}: {err}")
 
-        jobs = [(h.name, lambda h=h: self._render(h, run_id, skip=fid)) for h, _ in held.rules.values()]
+        jobs: builtins.list[tuple[str, Callable[[], object]]] = [
+            (h.name, functools.partial(self._render, h, run_id, skip=fid)) for h, _ in held.rules.values()
+        ]
         jobs += [(f"proxy {p.label}", p.stop) for p in held.proxies]
-        jobs += [(f"{h.name} {i}", lambda h=h, i=i: netem.remove(h, i, self.runner)) for h, i in held.qdiscs]
+        jobs += [(f"{h.name} {i}", functools.partial(netem.remove, h, i, self.runner)) for h, i in held.qdiscs]
         for future in [self._pool.submit(attempt, what, fn) for what, fn in jobs]:
             future.result()
         if held.paused is not None:
@@ -425,7 +429,7 @@ class FaultTable:
 
     # --- startup ---------------------------------------------------------------------------
 
-    def sweep(self, run_id: str) -> list[str]:
+    def sweep(self, run_id: str) -> builtins.list[str]:
         """Remove what an earlier agent of ``run_id`` left: tables, qdiscs, proxies, stopped replicas."""
         removed = []
         for handle, ifname in self.namespaces.interfaces(run_id):
@@ -465,7 +469,7 @@ def _lease(lease_s: float) -> float:
 # --- gRPC ---------------------------------------------------------------------------------------
 
 
-class TokenAuth(grpc.ServerInterceptor):
+class TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type information
     """Reject every call whose ``authorization`` metadata is not ``Bearer <token>``."""
 
     def __init__(self, token: str) -> None:

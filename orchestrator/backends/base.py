@@ -22,7 +22,7 @@ from chaos.resolve import RunTopology
 from chaos.schedule import FaultId
 from orchestrator.core.safety import AddressAllowList
 from orchestrator.journal import HeapSample
-from orchestrator.prometheus.client import Sample, Series
+from orchestrator.prometheus.client import PrometheusAPI
 from orchestrator.scenario.spec import PhaseSpec, Scenario
 from workloads.plan import ExpectedEntries, WorkloadPlan
 
@@ -86,16 +86,6 @@ class RunListing:
     run_id: str
     description: str
     """One line: its controller and whether it is alive, what it still holds."""
-
-
-class PrometheusAPI(Protocol):
-    """The Prometheus queries the run makes (orchestrator.prometheus.client.PrometheusClient has them)."""
-
-    def query(self, expr: str, *, at: float | None = None) -> list[Sample]: ...
-
-    def query_range(self, expr: str, *, start: float, end: float, step: float) -> list[Series]: ...
-
-    def wait_for_series(self, expr: str, *, timeout: float = 30.0, min_series: int = 1) -> list[Sample]: ...
 
 
 class TargetAdmin(Protocol):
@@ -217,9 +207,10 @@ class Backend(Protocol):
 
 
 class BackendFactory(Protocol):
-    """What the registry holds for each backend: a way to make one per run, and dead-run cleanup."""
+    """What the registry holds for each backend (its class): a way to make one per run, and dead-run cleanup."""
 
-    name: ClassVar[str]
+    @property
+    def name(self) -> str: ...
 
     def __call__(self, *, run_id: str, run_dir: Path) -> Backend: ...
 

@@ -200,7 +200,7 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
     high = live - excess - old + excess_hi + old_hi
 
     # Cumulative: every bucket array and the overflow buckets of every finished level.
-    cum = HMAP + (MAPEXTRA if has_extra else 0)
+    cum: float = HMAP + (MAPEXTRA if has_extra else 0)
     start = b0
     if b0 == 0:
         cum += cl.bucket()

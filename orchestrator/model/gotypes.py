@@ -93,7 +93,7 @@ class GoType:
             assert self.elem is not None
             if self.length == 0:
                 return 1
-            return min(cap, self.elem.cardinality() ** min(self.length, 64))
+            return min(cap, int(self.elem.cardinality() ** min(self.length, 64)))
         if self.kind == "struct":
             total = 1
             for f in self.fields:

@@ -29,7 +29,7 @@ from typing import Any
 
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.model import goprogram, toolchains
-from orchestrator.model.gotypes import container_of
+from orchestrator.model.gotypes import Container, container_of
 from orchestrator.model.predict import _check_counts, parse_go_version
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def build(source: str, tc: toolchains.Toolchain) -> Path:
 def measure_many(requests: list[Request], *, go_version: str = "1.26") -> list[Measurement]:
     """Measure every request with one program built by the toolchain for ``go_version``."""
     parse_go_version(go_version)
-    containers = []
+    containers: list[Container] = []
     index: dict[str, int] = {}
     args: list[str] = []
     for r in requests:
@@ -170,8 +170,7 @@ def measure_many(requests: list[Request], *, go_version: str = "1.26") -> list[M
             hint=proc.stderr.strip()[:500] or None,
         )
     out = []
-    for r, c, line in zip(requests, args, lines, strict=True):
-        del c
+    for r, _arg, line in zip(requests, args, lines, strict=True):
         res = line["result"]
         out.append(
             Measurement(

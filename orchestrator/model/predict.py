@@ -148,7 +148,8 @@ def _predict_maps(c: Container, entries: int, hw: int, hint: int | None, swiss_m
     family = swiss if swiss_maps else classic
     s = c.shards
     if s == 1:
-        return family.predict(c.key, c.elem, entries, high_water=hw, hint=hint)
+        single: Estimate = family.predict(c.key, c.elem, entries, high_water=hw, hint=hint)
+        return single
     total: Estimate | None = None
     shard_hint = -(-hint // s) if hint else hint
     # Shards get the keys evenly: S - r shards of q keys and r shards of q + 1.

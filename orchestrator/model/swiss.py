@@ -106,7 +106,7 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
     if not presized and m <= GROUP_SLOTS:
         small = sw.groups(GROUP_SLOTS) if m > 0 else 0
         bd["small_group"] = small
-        live = MAP_HEADER + small
+        live: float = MAP_HEADER + small
         details["tables"] = 0
         return Estimate(live, live, live, live, bd, details=details)
 
@@ -118,7 +118,7 @@ def structure(key: GoType, elem: GoType, m: int, hint: int | None) -> Estimate:
             dir_size *= 2
         c0 = max(GROUP_SLOTS, 1 << math.ceil(math.log2(max(1, target // dir_size))))
         d0 = dir_size.bit_length() - 1
-        cum = MAP_HEADER + alloc(8 * dir_size, True) + dir_size * sw.table(c0)
+        cum: float = MAP_HEADER + alloc(8 * dir_size, True) + dir_size * sw.table(c0)
     else:
         c0, d0 = 16, 0
         cum = MAP_HEADER + sw.groups(GROUP_SLOTS) + alloc(8, True) + sw.table(16)

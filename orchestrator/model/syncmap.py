@@ -100,7 +100,7 @@ def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) 
     entry_ptr = pointer_to(basic_type("uint8"))
     m = max(entries, high_water)
     est = classic.structure(any_t, entry_ptr, m, None)
-    bd = {"sync_map": LEGACY_MAP, "read_only": LEGACY_READONLY if m > 0 else 0}
+    bd: dict[str, float] = {"sync_map": LEGACY_MAP, "read_only": LEGACY_READONLY if m > 0 else 0}
     for k, v in est.breakdown.items():
         bd[f"dirty_{k}"] = v
     per_entry = alloc(LEGACY_ENTRY, True) + alloc(LEGACY_CELL, True)
@@ -111,6 +111,7 @@ def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) 
     live = sum(bd.values())
     fixed = live - est.live
     double = classic.structure(any_t, entry_ptr, entries, entries)
+    peak = live + double.live + LEGACY_READONLY
     out = Estimate(
         live=live,
         low=fixed + est.low - NOISE_BYTES,
@@ -123,7 +124,7 @@ def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) 
         + m * (per_entry + alloc(LEGACY_CELL, True))
         + cum_boxes.total,
         breakdown=bd,
-        peak=live + double.live + LEGACY_READONLY,
+        peak=peak,
         notes=list(est.notes),
         details={f"dirty_{k}": v for k, v in est.details.items()},
     )
@@ -131,7 +132,7 @@ def predict_legacy(key: GoType, elem: GoType, entries: int, *, high_water: int) 
     # The most a churning map can hold between promotions: the double copy with each map still
     # holding its old bucket array (a promoted read map gets no writes, so an evacuation it was in
     # the middle of never finishes; the rebuilt dirty map grows as new keys arrive).
-    out.details["peak_high_bytes"] = round(out.peak + 2 * classic.old_array_high(any_t, entry_ptr, m))
+    out.details["peak_high_bytes"] = round(peak + 2 * classic.old_array_high(any_t, entry_ptr, m))
     out.notes.append(
         "peak: after a promotion (len(dirty) missed Loads) the next Store of a new key copies every "
         "entry into a new dirty map, so the map structure exists twice until the next promotion"

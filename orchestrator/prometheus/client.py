@@ -12,7 +12,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.core.errors import InfrastructureError
 
@@ -53,6 +53,16 @@ class TargetHealth:
     health: str  # up | down | unknown
     last_error: str
     labels: dict[str, str]
+
+
+class PrometheusAPI(Protocol):
+    """The queries a run makes of its Prometheus, whoever runs the server (PrometheusClient has them)."""
+
+    def query(self, expr: str, *, at: float | None = None) -> list[Sample]: ...
+
+    def query_range(self, expr: str, *, start: float, end: float, step: float) -> list[Series]: ...
+
+    def wait_for_series(self, expr: str, *, timeout: float = 30.0, min_series: int = 1) -> list[Sample]: ...
 
 
 class PrometheusQueryError(InfrastructureError):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def _verdict(verdict: str) -> str:
     return f'<span class="v {_e(verdict)}">{_e(verdict.upper())}</span>'
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
+def _table(header: Sequence[str], rows: list[list[str]]) -> str:
     """A table; cells are HTML already escaped by the caller."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)

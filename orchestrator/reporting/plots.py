@@ -260,14 +260,15 @@ def goroutines_plot(report: dict[str, Any], series: dict[str, Any] | None) -> st
 
 def trend_plot(points: list[tuple[str, float | None]], *, title: str, ylabel: str, flagged: set[int]) -> str | None:
     """One metric over runs (label, value); flagged indices are marked red."""
-    xs = [i for i, (_, v) in enumerate(points) if v is not None]
+    values = {i: v for i, (_, v) in enumerate(points) if v is not None}
+    xs = list(values)
     if not xs:
         return None
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 2.6), layout="constrained")
-    ax.plot(xs, [points[i][1] for i in xs], marker="o", color="#1f77b4")
+    ax.plot(xs, [values[i] for i in xs], marker="o", color="#1f77b4")
     bad = [i for i in xs if i in flagged]
     if bad:
-        ax.plot(bad, [points[i][1] for i in bad], "o", color=FAULT_COLOUR, markersize=10, label="regression")
+        ax.plot(bad, [values[i] for i in bad], "o", color=FAULT_COLOUR, markersize=10, label="regression")
         ax.legend(fontsize=8)
     ax.set_xticks(range(len(points)), [label for label, _ in points], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel(ylabel)

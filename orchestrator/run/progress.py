@@ -12,7 +12,7 @@ import time
 from typing import TextIO
 
 from orchestrator.core.errors import MapquakeError
-from orchestrator.prometheus.client import PrometheusClient
+from orchestrator.prometheus.client import PrometheusAPI
 from orchestrator.scenario.spec import PhaseSpec, Scenario
 
 LOG_EVERY_S = 5.0
@@ -55,7 +55,7 @@ class Progress:
         self,
         phase: PhaseSpec,
         remaining_s: float,
-        prometheus: PrometheusClient | None,
+        prometheus: PrometheusAPI | None,
         active_faults: list[str] | None = None,
     ) -> None:
         if not self.enabled:
@@ -74,7 +74,7 @@ class Progress:
         else:
             self._write_line(line)
 
-    def _numbers(self, prometheus: PrometheusClient | None) -> str:
+    def _numbers(self, prometheus: PrometheusAPI | None) -> str:
         if prometheus is None:
             return "no metrics yet"
         rps = self._scalar(prometheus, f"sum(rate(mapquake_client_request_seconds_count[{RATE_WINDOW}]))")
@@ -86,11 +86,14 @@ class Progress:
                 heap.append(f"{sample.labels.get('target', '?')} {_human_bytes(sample.value)}")
         except MapquakeError:
             heap.append("?")
-        fmt = lambda v: "?" if v is None else f"{v:,.0f}"  # noqa: E731
+
+        def fmt(v: float | None) -> str:
+            return "?" if v is None else f"{v:,.0f}"
+
         return f"{fmt(rps)} req/s, {fmt(writes)} map writes/s, {fmt(errors)} errors | heap " + ", ".join(heap)
 
     @staticmethod
-    def _scalar(prometheus: PrometheusClient, expr: str) -> float | None:
+    def _scalar(prometheus: PrometheusAPI, expr: str) -> float | None:
         try:
             samples = prometheus.query(expr)
         except MapquakeError:

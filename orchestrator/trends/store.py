@@ -231,7 +231,8 @@ class TrendStore:
         self, *, scenario: str | None = None, since: float | None = None, machine: str | None = None
     ) -> list[RunRow]:
         """Runs in start order, optionally of one scenario, on one machine, started at or after ``since``."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         for column, value in (("scenario", scenario), ("machine", machine)):
             if value is not None:
                 where.append(f"{column} = ?")
