@@ -71,7 +71,7 @@ def main() -> int:
         for i in range(args.replicas):
             net.add_node(f"kv-{i}")
         net.add_node("load")
-        topo = topology_from_network(net)
+        topo = topology_from_network(net, {f"kv-{i}": ("kv", i) for i in range(args.replicas)})
         with tempfile.TemporaryDirectory() as tmp:
             agent = start_local_agent(ledger, Path(tmp))
             nemesis = Nemesis(agent.client, ledger.run_id, agent=agent)

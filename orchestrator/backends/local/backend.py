@@ -295,8 +295,9 @@ class LocalBackend:
     def topology(self) -> RunTopology:
         """Every node's address and group, and each target replica's pid (for kill and pause)."""
         assert self.network is not None, "deploy_targets first"
+        placed = {replica_node(name, replica): (name, replica) for name, replica in self.targets}
         pids = {replica_node(name, replica): p.pid for (name, replica), p in self.targets.items() if p.pid is not None}
-        return topology_from_network(self.network, pids)
+        return topology_from_network(self.network, placed, pids)
 
     # --- health and logs ----------------------------------------------------------------
 

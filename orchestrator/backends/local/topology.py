@@ -58,19 +58,22 @@ def planned_topology(scenario: Scenario, run_id: str = PLANNED_RUN_ID, subnet: s
     return RunTopology(run_id=run_id, nodes=nodes, note=PLANNED_NOTE)
 
 
-def topology_from_network(network: LocalNetwork, pids: Mapping[str, int] | None = None) -> RunTopology:
+def topology_from_network(
+    network: LocalNetwork, replicas: Mapping[str, tuple[str, int]], pids: Mapping[str, int] | None = None
+) -> RunTopology:
     """The topology of a live ``LocalNetwork`` (reads its node table only).
 
-    Nodes named ``load`` and ``prometheus`` get those roles; every other node ``<target>-<i>`` is
-    replica i of target ``<target>``. ``pids`` maps node name → the replica's pid (for kill/pause).
+    ``replicas`` maps node name → (target, replica index) for the target replicas, as the backend
+    placed them (never parsed back out of the name); nodes named ``load`` and ``prometheus`` get
+    those roles, any other node its own name as role. ``pids`` maps node name → the replica's pid
+    (for kill/pause).
     """
     pids = pids or {}
     nodes = []
     for node in network.nodes.values():
         role, target, replica = node.name, None, None
-        if node.name not in (GROUP_LOAD, GROUP_PROMETHEUS):
-            base, _, index = node.name.rpartition("-")
-            role, target, replica = ROLE_TARGET, base, int(index) if index.isdigit() else 0
+        if node.name in replicas:
+            role, (target, replica) = ROLE_TARGET, replicas[node.name]
         nodes.append(
             NodeInfo(
                 name=node.name,

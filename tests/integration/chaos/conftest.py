@@ -115,6 +115,11 @@ def _env() -> dict[str, str]:
     return env
 
 
+def replicas_of(net: LocalNetwork) -> dict[str, tuple[str, int]]:
+    """Node name -> (target, replica) for the kv-<i> nodes these tests make."""
+    return {name: ("kv", int(name.split("-")[1])) for name in net.nodes if name.startswith("kv-")}
+
+
 @pytest.fixture
 def chaos_net(make_network: Callable[[], LocalNetwork], tmp_path: Path) -> Iterator[ChaosNet]:  # noqa: F811
     net = make_network()
@@ -124,7 +129,7 @@ def chaos_net(make_network: Callable[[], LocalNetwork], tmp_path: Path) -> Itera
         assert read_line(proc, 15) == "ready"
     agent = start_local_agent(net.ledger, tmp_path / "agent")
     nemesis = Nemesis(agent.client, net.run_id, agent=agent, lease_s=5.0)
-    cn = ChaosNet(net=net, agent=agent, nemesis=nemesis, topo=topology_from_network(net))
+    cn = ChaosNet(net=net, agent=agent, nemesis=nemesis, topo=topology_from_network(net, replicas_of(net)))
     try:
         yield cn
     finally:

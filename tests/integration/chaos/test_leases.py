@@ -19,7 +19,7 @@ from chaos.resolve import resolve_fault
 from orchestrator.backends.local.topology import topology_from_network
 from orchestrator.core.ledger import ResourceKind
 from orchestrator.scenario.spec import FaultSpec
-from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env, listening_ports, proxy_pids
+from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env, listening_ports, proxy_pids, replicas_of
 from tests.integration.netfixtures import needs_root, read_line
 
 pytestmark = [pytest.mark.integration, needs_root]
@@ -111,7 +111,7 @@ def _pid_of(cn: ChaosNet, label: str) -> int:
 def test_pause_then_heal_resumes_and_kill_is_final(chaos_net: ChaosNet) -> None:
     cn = chaos_net
     pids = {"kv-1": _pid_of(cn, "probe:kv-1"), "kv-3": _pid_of(cn, "probe:kv-3")}
-    topo = topology_from_network(cn.net, pids)
+    topo = topology_from_network(cn.net, replicas_of(cn.net), pids)
     pause = resolve_fault(FaultSpec("pause", {"target": "kv", "replica": 1}), topo, phase="t", index=0)
     applied = cn.nemesis.apply(pause)
     assert applied.mechanisms == ["SIGSTOP"]
@@ -142,7 +142,7 @@ def test_agent_refuses_foreign_namespaces_pids_and_bad_tokens(chaos_net: ChaosNe
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     signal_fault = resolve_fault(
         FaultSpec("kill", {"target": "kv", "replica": 0}),
-        topology_from_network(cn.net, {"kv-0": os.getpid()}),  # a pid the run never recorded
+        topology_from_network(cn.net, replicas_of(cn.net), {"kv-0": os.getpid()}),  # a pid the run never recorded
         phase="x",
         index=1,
     )
