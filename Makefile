@@ -96,4 +96,4 @@ smoke: setup
 	$(VENV)/bin/mapquake smoke
 
 clean:
-	rm -rf $(BIN) $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(BIN) $(VENV) .pytest_cache .ruff_cache .mypy_cache .import_linter_cache
