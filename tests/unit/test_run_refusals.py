@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.backends.local.backend import unsupported_go
@@ -51,3 +53,23 @@ def test_the_registry_names_what_exists_for_an_unknown_backend() -> None:
     with pytest.raises(UsageError, match="no backend named 'nomad'") as info:
         backend_factory("nomad")
     assert "local" in (info.value.hint or "")
+
+
+def test_local_preflight_lists_every_missing_piece_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from orchestrator.backends.local import backend as local
+    from orchestrator.core.errors import InfrastructureError
+
+    monkeypatch.setattr(local.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(local.shutil, "which", lambda tool: None if tool in ("nft", "nsenter") else f"/usr/bin/{tool}")
+    monkeypatch.setattr(local, "PROMETHEUS_BINARY", tmp_path / "no-prometheus")
+    monkeypatch.setenv("MAPQUAKE_STATE_DIR", str(tmp_path / "state"))
+    faults = ["phases.0.faults=[{kill: {target: kv}}]"]
+    backend = local.LocalBackend(run_id="0a0b0c0d", run_dir=tmp_path / "run")
+    with pytest.raises(InfrastructureError) as info:
+        backend.preflight(load_scenario_text(BASE, overrides=faults))
+    message = info.value.message
+    assert "needs root" in message and "missing host tools: nsenter, nft" in message
+    assert "no-prometheus not found" in message
+    assert not (tmp_path / "state").exists() and not (tmp_path / "run").exists()  # nothing was created
