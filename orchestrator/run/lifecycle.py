@@ -40,7 +40,7 @@ from orchestrator.backends.base import (
 from orchestrator.backends.registry import backend_factory
 from orchestrator.checks import evaluate as comparator
 from orchestrator.checks.evaluate import RangeSeries, RunFacts
-from orchestrator.checks.verdict import Verdict, exit_code, overall
+from orchestrator.checks.verdict import CheckResult, Verdict, exit_code, overall
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError, MapquakeError, UsageError
 from orchestrator.core.ledger import new_run_id
 from orchestrator.core.signals import RunInterrupted, SignalGuard
@@ -110,7 +110,7 @@ class Run:
 
     def execute(self) -> report.RunRecord:
         started = time.monotonic()
-        results: list[comparator.CheckResult] = []
+        results: list[CheckResult] = []
         reason = "completed"
         verdict = Verdict.INCONCLUSIVE
         code = EXIT_INFRASTRUCTURE

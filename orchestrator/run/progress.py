@@ -11,8 +11,8 @@ import sys
 import time
 from typing import TextIO
 
+from orchestrator.backends.base import PrometheusAPI
 from orchestrator.core.errors import MapquakeError
-from orchestrator.prometheus.client import PrometheusClient
 from orchestrator.scenario.spec import PhaseSpec, Scenario
 
 LOG_EVERY_S = 5.0
@@ -25,6 +25,10 @@ def _human_bytes(value: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} GiB"
+
+
+def _fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.0f}"
 
 
 class Progress:
@@ -55,7 +59,7 @@ class Progress:
         self,
         phase: PhaseSpec,
         remaining_s: float,
-        prometheus: PrometheusClient | None,
+        prometheus: PrometheusAPI | None,
         active_faults: list[str] | None = None,
     ) -> None:
         if not self.enabled:
@@ -74,7 +78,7 @@ class Progress:
         else:
             self._write_line(line)
 
-    def _numbers(self, prometheus: PrometheusClient | None) -> str:
+    def _numbers(self, prometheus: PrometheusAPI | None) -> str:
         if prometheus is None:
             return "no metrics yet"
         rps = self._scalar(prometheus, f"sum(rate(mapquake_client_request_seconds_count[{RATE_WINDOW}]))")
@@ -86,11 +90,10 @@ class Progress:
                 heap.append(f"{sample.labels.get('target', '?')} {_human_bytes(sample.value)}")
         except MapquakeError:
             heap.append("?")
-        fmt = lambda v: "?" if v is None else f"{v:,.0f}"  # noqa: E731
-        return f"{fmt(rps)} req/s, {fmt(writes)} map writes/s, {fmt(errors)} errors | heap " + ", ".join(heap)
+        return f"{_fmt(rps)} req/s, {_fmt(writes)} map writes/s, {_fmt(errors)} errors | heap " + ", ".join(heap)
 
     @staticmethod
-    def _scalar(prometheus: PrometheusClient, expr: str) -> float | None:
+    def _scalar(prometheus: PrometheusAPI, expr: str) -> float | None:
         try:
             samples = prometheus.query(expr)
         except MapquakeError:

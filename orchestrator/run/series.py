@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.core.errors import MapquakeError
 
 if TYPE_CHECKING:
+    from orchestrator.backends.base import PrometheusAPI
     from orchestrator.journal import Journal
-    from orchestrator.prometheus.client import PrometheusClient
     from orchestrator.scenario.spec import Scenario
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def step_for(start: float, end: float, scrape_interval_s: float) -> float:
     return max(scrape_interval_s, math.ceil((end - start) / MAX_POINTS))
 
 
-def collect(client: PrometheusClient, scenario: Scenario, journal: Journal) -> dict[str, Any]:
+def collect(client: PrometheusAPI, scenario: Scenario, journal: Journal) -> dict[str, Any]:
     """Range-query every plotted series over the run window; JSON-able, never raises for a failed query.
 
     Call it while Prometheus still runs (before teardown). Side effects: HTTP
