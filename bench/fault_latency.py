@@ -33,18 +33,18 @@ from chaos.resolve import resolve_fault
 from orchestrator.backends.local.network import LocalNetwork, cleanup_run
 from orchestrator.backends.local.topology import topology_from_network
 from orchestrator.core.ledger import Ledger
-from orchestrator.scenario.spec import FaultSpec, PhaseSpec
+from orchestrator.scenario.spec import PhaseSpec, build_fault
 
 # label → (fault, prepared ahead?)
 KINDS = {
-    "partition halves (drop)": (FaultSpec("partition", {"shape": "halves", "among": "kv"}), False),
+    "partition halves (drop)": (build_fault("partition", {"shape": "halves", "among": "kv"}), False),
     "partition isolate-one (reject)": (
-        FaultSpec("partition", {"shape": "isolate-one", "among": "kv", "mode": "reject"}),
+        build_fault("partition", {"shape": "isolate-one", "among": "kv", "mode": "reject"}),
         False,
     ),
-    "netem loss 10%": (FaultSpec("netem", {"target": "kv", "loss": "10%"}), False),
-    "netem delay 20ms, prepared": (FaultSpec("netem", {"target": "kv", "delay": "20ms"}), True),
-    "netem delay 20ms, cold (not prepared)": (FaultSpec("netem", {"target": "kv", "delay": "20ms"}), False),
+    "netem loss 10%": (build_fault("netem", {"target": "kv", "loss": "10%"}), False),
+    "netem delay 20ms, prepared": (build_fault("netem", {"target": "kv", "delay": "20ms"}), True),
+    "netem delay 20ms, cold (not prepared)": (build_fault("netem", {"target": "kv", "delay": "20ms"}), False),
 }
 
 

@@ -14,13 +14,23 @@ local one); nothing here knows how a backend names its nodes, namespaces or addr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from chaos import topology
 from chaos.probe import Capabilities
 from chaos.schedule import FaultId, PhaseFaults, fault_schedule
 from orchestrator.core.errors import UsageError
-from orchestrator.core.units import parse_duration, parse_percent
-from orchestrator.scenario.spec import FaultSpec, PhaseSpec, Scenario
+from orchestrator.scenario.spec import (
+    FaultSpec,
+    KillFault,
+    NetemFault,
+    PartitionAmong,
+    PartitionFault,
+    PartitionGroups,
+    PauseFault,
+    PhaseSpec,
+    Scenario,
+)
 
 GROUP_TARGETS = "targets"
 GROUP_LOAD = "load"
@@ -172,100 +182,108 @@ def grudge_cuts(grudge: topology.Grudge, topo: RunTopology, mode: str) -> tuple[
 
 
 def resolve_fault(fault: FaultSpec, topo: RunTopology, *, phase: str, index: int) -> ResolvedFault:
-    """Make one scenario fault concrete for ``topo``. Raises UsageError for what cannot apply."""
+    """Make one scenario fault concrete for ``topo``. Raises UsageError for what cannot apply to it.
+
+    What the schema and validate.py guarantee (a mode, among or groups, a shape among replicas)
+    the fault's type already says; what is refused here depends on the run, or on no rule there.
+    """
     key = f"{phase}.{index}"
-    p = fault.params
-    if fault.kind == "partition":
-        mode = p.get("mode", "drop")
-        if mode not in ("drop", "reject"):
-            raise UsageError(f"{key}: partition mode '{mode}' is not one of: drop, reject")
-        shape = p.get("shape")
-        if "among" in p:
-            names = [n.name for n in topo.replicas(p["among"])]
-            try:
-                grudge = topology.shape_grudge(shape or "", names)
-            except ValueError as err:
-                raise UsageError(f"{key}: {err}") from None
-            where = f"among {p['among']} ({shape})"
-        elif "groups" in p:
-            a_name, b_name = p["groups"]
-            a = [n.name for n in topo.group(a_name)]
-            b = [n.name for n in topo.group(b_name)]
-            if set(a) & set(b):
-                raise UsageError(
-                    f"{key}: groups '{a_name}' and '{b_name}' overlap ({', '.join(sorted(set(a) & set(b)))})"
-                )
-            if shape not in (None, "one-way", "halves"):
-                raise UsageError(f"{key}: between groups the shape is one-way or omitted (both ways), not '{shape}'")
-            if shape == "one-way":
-                grudge = topology.one_way_grudge(a, b)
-                where = f"{a_name} → {b_name} (one-way)"
-            else:
-                grudge = topology.complete_grudge([a, b])
-                where = f"{a_name} ⟷ {b_name}"
-        else:
-            raise UsageError(f"{key}: a partition needs among or groups")
-        return ResolvedFault(
-            key=key,
-            index=index,
-            phase=phase,
-            kind="partition",
-            summary=f"partition {where}, {mode}",
-            grudge=grudge,
-            cuts=grudge_cuts(grudge, topo, mode),
-        )
-    if fault.kind == "netem":
-        delay = parse_duration(p["delay"]) if "delay" in p else 0.0
-        jitter = parse_duration(p["jitter"]) if "jitter" in p else 0.0
-        loss = parse_percent(p["loss"]) if "loss" in p else 0.0
-        if loss > 1.0:
-            raise UsageError(f"{key}: loss {p['loss']} is not between 0% and 100%")
-        rules = tuple(
-            NetemRule(
-                node=n.name,
-                netns=n.netns,
-                ifname=n.ifname,
-                address=n.address,
-                delay_s=delay,
-                jitter_s=jitter,
-                loss=loss,
+    match fault:
+        case PartitionAmong() | PartitionGroups():
+            grudge, where = _partition_grudge(fault, topo, key)
+            return ResolvedFault(
+                key=key,
+                index=index,
+                phase=phase,
+                kind=fault.kind,
+                summary=f"partition {where}, {fault.mode}",
+                grudge=grudge,
+                cuts=grudge_cuts(grudge, topo, fault.mode),
             )
-            for n in topo.replicas(p["target"])
+        case NetemFault():
+            return _resolve_netem(fault, topo, key=key, phase=phase, index=index)
+        case KillFault() | PauseFault():
+            return _resolve_signal(fault, topo, key=key, phase=phase, index=index)
+        case _:
+            assert_never(fault)
+
+
+def _partition_grudge(fault: PartitionFault, topo: RunTopology, key: str) -> tuple[topology.Grudge, str]:
+    """The partition's grudge on ``topo``, and where it cuts, in words."""
+    if isinstance(fault, PartitionAmong):
+        names = [n.name for n in topo.replicas(fault.among)]
+        try:
+            grudge = topology.shape_grudge(fault.shape, names)
+        except ValueError as err:  # too few replicas for the shape in this run
+            raise UsageError(f"{key}: {err}") from None
+        return grudge, f"among {fault.among} ({fault.shape})"
+    a_name, b_name = fault.groups
+    a = [n.name for n in topo.group(a_name)]
+    b = [n.name for n in topo.group(b_name)]
+    if set(a) & set(b):
+        raise UsageError(f"{key}: groups '{a_name}' and '{b_name}' overlap ({', '.join(sorted(set(a) & set(b)))})")
+    if fault.shape not in (None, "one-way", "halves"):
+        raise UsageError(f"{key}: between groups the shape is one-way or omitted (both ways), not '{fault.shape}'")
+    if fault.shape == "one-way":
+        return topology.one_way_grudge(a, b), f"{a_name} → {b_name} (one-way)"
+    return topology.complete_grudge([a, b]), f"{a_name} ⟷ {b_name}"
+
+
+def _resolve_netem(fault: NetemFault, topo: RunTopology, *, key: str, phase: str, index: int) -> ResolvedFault:
+    delay = fault.delay.seconds if fault.delay is not None else 0.0
+    jitter = fault.jitter.seconds if fault.jitter is not None else 0.0
+    loss = fault.loss.fraction if fault.loss is not None else 0.0
+    if loss > 1.0:  # the schema's pattern allows any percentage
+        raise UsageError(f"{key}: loss {fault.loss} is not between 0% and 100%")
+    rules = tuple(
+        NetemRule(
+            node=n.name,
+            netns=n.netns,
+            ifname=n.ifname,
+            address=n.address,
+            delay_s=delay,
+            jitter_s=jitter,
+            loss=loss,
         )
-        parts = [f"delay {delay * 1000:g}ms" + (f" ±{jitter * 1000:g}ms" if jitter else "")] if delay else []
-        parts += [f"loss {loss * 100:g}%"] if loss else []
-        return ResolvedFault(
-            key=key,
-            index=index,
-            phase=phase,
-            kind="netem",
-            summary=f"netem {p['target']}: {', '.join(parts)}",
-            netem=rules,
-        )
-    if fault.kind in ("kill", "pause"):
-        replica = int(p.get("replica", 0))
-        nodes = topo.replicas(p["target"])
-        if replica >= len(nodes):
-            raise UsageError(f"{key}: target '{p['target']}' has {len(nodes)} replica(s); no replica {replica}")
-        node = nodes[replica]
-        heal_after = parse_duration(p["for"]) if fault.kind == "pause" and "for" in p else None
-        return ResolvedFault(
-            key=key,
-            index=index,
-            phase=phase,
-            kind=fault.kind,
-            summary=f"{fault.kind} {p['target']} replica {replica}" + (f" for {p['for']}" if heal_after else ""),
-            signal=SignalRule(
-                action=fault.kind,
-                node=node.name,
-                netns=node.netns,
-                target=p["target"],
-                replica=replica,
-                pid=node.pid,
-            ),
-            heal_after_s=heal_after,
-        )
-    raise UsageError(f"{key}: unknown fault kind '{fault.kind}' (partition, netem, kill, pause)")
+        for n in topo.replicas(fault.target)
+    )
+    parts = [f"delay {delay * 1000:g}ms" + (f" ±{jitter * 1000:g}ms" if jitter else "")] if delay else []
+    parts += [f"loss {loss * 100:g}%"] if loss else []
+    return ResolvedFault(
+        key=key,
+        index=index,
+        phase=phase,
+        kind=fault.kind,
+        summary=f"netem {fault.target}: {', '.join(parts)}",
+        netem=rules,
+    )
+
+
+def _resolve_signal(
+    fault: KillFault | PauseFault, topo: RunTopology, *, key: str, phase: str, index: int
+) -> ResolvedFault:
+    nodes = topo.replicas(fault.target)
+    if fault.replica >= len(nodes):
+        raise UsageError(f"{key}: target '{fault.target}' has {len(nodes)} replica(s); no replica {fault.replica}")
+    node = nodes[fault.replica]
+    resume_after = fault.resume_after if isinstance(fault, PauseFault) else None
+    return ResolvedFault(
+        key=key,
+        index=index,
+        phase=phase,
+        kind=fault.kind,
+        summary=f"{fault.kind} {fault.target} replica {fault.replica}"
+        + (f" for {resume_after}" if resume_after is not None and resume_after.seconds else ""),
+        signal=SignalRule(
+            action=fault.kind,
+            node=node.name,
+            netns=node.netns,
+            target=fault.target,
+            replica=fault.replica,
+            pid=node.pid,
+        ),
+        heal_after_s=None if resume_after is None else resume_after.seconds,
+    )
 
 
 def resolve_phase(phase: PhaseSpec, topo: RunTopology) -> list[ResolvedFault]:

@@ -4,7 +4,9 @@ A fault is applied at the start of the phase that lists it and healed at that ph
 
 - a fault the next phase lists identically stays in place across the boundary (so one cut can span
   phases that differ only in load, e.g. a quiet phase to take a clean heap sample in); it heals at
-  the end of the last phase of the run of identical listings;
+  the end of the last phase of the run of identical listings. Identical means equal specs: the same
+  fields once defaults are applied and durations parsed (``mode: drop`` written or left out, ``1s``
+  or ``1000ms``, are the same fault);
 - a fault with its own clock (``pause`` with ``for``) heals on that clock and is never carried;
 - a killed replica stays down: a ``kill`` is never healed, and listing it again in the next phase
   keeps it, rather than killing again.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from orchestrator.scenario.spec import FaultSpec, PhaseSpec
+from orchestrator.scenario.spec import FaultSpec, KillFault, PauseFault, PhaseSpec
 
 
 @dataclass(frozen=True, order=True)
@@ -49,12 +51,12 @@ class PhaseFaults:
 
 def carries_over(fault: FaultSpec) -> bool:
     """Whether an identical listing in the next phase keeps this fault in place (see the module doc)."""
-    return "for" not in fault.params
+    return not (isinstance(fault, PauseFault) and fault.resume_after is not None)
 
 
 def heals_at_phase_end(fault: FaultSpec) -> bool:
     """Kills never heal; a ``for`` heals on its own clock (the phase end only stops it if still due)."""
-    return fault.kind != "kill"
+    return not isinstance(fault, KillFault)
 
 
 def fault_schedule(phases: Sequence[PhaseSpec]) -> tuple[PhaseFaults, ...]:

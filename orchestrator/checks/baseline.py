@@ -36,7 +36,7 @@ from scipy.stats import mannwhitneyu
 
 from orchestrator.checks.verdict import CheckResult, Verdict
 from orchestrator.journal import Journal
-from orchestrator.scenario.spec import CheckSpec, Scenario
+from orchestrator.scenario.spec import BaselineCheck, Scenario
 
 BASELINE_RUNS = 10
 """Earlier runs pooled into the baseline at most."""
@@ -105,12 +105,14 @@ def compare(current: list[float], baseline: list[float], worse_if: str) -> Compa
     )
 
 
-def run_samples(check: CheckSpec, scenario: Scenario, journal: Journal, facts: Any) -> tuple[list[float], list[dict]]:
+def run_samples(
+    check: BaselineCheck, scenario: Scenario, journal: Journal, facts: Any
+) -> tuple[list[float], list[dict[str, Any]]]:
     """This run's values of the expression over the named phases, and per-phase counts."""
-    expr = check.params["baseline"]
+    expr = check.expr
     values: list[float] = []
-    windows = []
-    for name in check.params["during"]:
+    windows: list[dict[str, Any]] = []
+    for name in check.during:
         window = journal.phase(name)
         if window is None:
             windows.append({"phase": name, "missing": "did not run to its end"})
@@ -124,13 +126,13 @@ def run_samples(check: CheckSpec, scenario: Scenario, journal: Journal, facts: A
     return values, windows
 
 
-def check_baseline(check: CheckSpec, scenario: Scenario, journal: Journal, facts: Any) -> CheckResult:
+def check_baseline(check: BaselineCheck, scenario: Scenario, journal: Journal, facts: Any) -> CheckResult:
     """Evaluate a baseline check (``facts`` is comparator.RunFacts; only its ``prometheus`` is used)."""
-    expr = check.params["baseline"]
-    worse_if, alpha, min_runs = check.params["worse_if"], float(check.params["alpha"]), int(check.params["min_runs"])
+    expr = check.expr
+    worse_if, alpha, min_runs = check.worse_if, check.alpha, check.min_runs
     evidence: dict[str, Any] = {
         "query": expr,
-        "during": list(check.params["during"]),
+        "during": list(check.during),
         "worse_if": worse_if,
         "alpha": alpha,
         "min_runs": min_runs,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, assert_never
 
 from orchestrator.checks.baseline import check_baseline
 from orchestrator.checks.payload import PayloadBytes, backlog_bytes, key_bytes, pointee_bytes, value_payload_bytes
@@ -27,13 +27,16 @@ from orchestrator.checks.recovery import check_recovery
 from orchestrator.checks.targettypes import designed_go_type
 from orchestrator.checks.verdict import CheckResult, Verdict, worst
 from orchestrator.core.errors import MapquakeError
-from orchestrator.core.units import parse_percent
 from orchestrator.journal import HeapSample, Journal
 from orchestrator.model.predict import predict
 from orchestrator.scenario.spec import (
-    REPLICATE_DEFAULTS,
+    BaselineCheck,
     CheckSpec,
-    ReplicateSpec,
+    CrashCheck,
+    DesignSpec,
+    ModelCheck,
+    PromqlCheck,
+    RecoveryCheck,
     Scenario,
     TargetSpec,
 )
@@ -83,20 +86,32 @@ class RunFacts:
 def evaluate(scenario: Scenario, journal: Journal, facts: RunFacts) -> list[CheckResult]:
     results = []
     for check in scenario.checks:
-        evaluator = _EVALUATORS.get(check.kind, _not_evaluated)
         try:
-            results.append(evaluator(check, scenario, journal, facts))
+            results.append(evaluate_check(check, scenario, journal, facts))
         except MapquakeError as err:
             results.append(_inconclusive(check, f"could not evaluate: {err.message}"))
     return results
 
 
+def evaluate_check(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    """The verdict of one check, by its kind."""
+    match check:
+        case ModelCheck():
+            return check_model(check, scenario, journal, facts)
+        case PromqlCheck():
+            return check_promql(check, scenario, journal, facts)
+        case CrashCheck():
+            return check_crash(check, scenario, journal, facts)
+        case RecoveryCheck():
+            return check_recovery(check, scenario, journal, facts)
+        case BaselineCheck():
+            return check_baseline(check, scenario, journal, facts)
+        case _:
+            assert_never(check)
+
+
 def _inconclusive(check: CheckSpec, why: str, **evidence: object) -> CheckResult:
     return CheckResult(check.name, check.kind, Verdict.INCONCLUSIVE, why, dict(evidence))
-
-
-def _not_evaluated(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
-    return _inconclusive(check, f"{check.kind} checks are not evaluated by this version of mapquake yet")
 
 
 @dataclass(frozen=True)
@@ -164,34 +179,36 @@ def wire_value_size(target: TargetSpec, scenario: Scenario) -> int:
     return scenario.load.value.size
 
 
-def designed_target(deployed: TargetSpec, design: dict[str, Any] | None) -> TargetSpec:
+def designed_target(deployed: TargetSpec, design: DesignSpec | None) -> TargetSpec:
     """The target as the check says it is designed: its own fields, overridden by the check's ``design``."""
-    if not design:
+    if design is None:
         return deployed
-    changes: dict[str, Any] = {k: v for k, v in design.items() if k in ("store", "value_type", "slice_buffer")}
-    if "replicate" in design:
-        spec = {**REPLICATE_DEFAULTS, **design["replicate"]}
-        changes["replicate"] = ReplicateSpec(queue=spec["queue"], capacity=spec["capacity"])
-    return dataclasses.replace(deployed, **changes)
+    return dataclasses.replace(
+        deployed,
+        store=deployed.store if design.store is None else design.store,
+        value_type=deployed.value_type if design.value_type is None else design.value_type,
+        slice_buffer=deployed.slice_buffer if design.slice_buffer is None else design.slice_buffer,
+        replicate=deployed.replicate if design.replicate is None else design.replicate,
+    )
 
 
-def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+def check_model(check: ModelCheck, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
     """Observed heap growth against the designed container's, at each ``at`` point and replica.
 
     The growth is measured since deploy, or with ``since`` between two points: then whatever the
     replica held at ``since`` (a container the model cannot spell, say) cancels out when its entries
     did not change, and only what changed in between (backlog, new keys) is predicted.
     """
-    target = designed_target(scenario.target(check.params["target"]), check.params.get("design"))
-    tolerance = parse_percent(check.params["tolerance"])
+    target = designed_target(scenario.target(check.target), check.design)
+    tolerance = check.tolerance.fraction
     go_type = designed_go_type(target)
     expected = facts.expected_keys.get(target.name)
     if expected is None:
         return _inconclusive(check, f"the expected keys of target '{target.name}' are unknown (no load summary)")
-    since = check.params.get("since", "deploy")
-    rows = []
+    since = check.since or "deploy"
+    rows: list[dict[str, Any]] = []
     verdict = Verdict.PASS
-    for point in check.params["at"]:
+    for point in check.at:
         for replica in range(target.replicas):
             base = [s for s in journal.sample_at(target.name, since) if s.replica == replica]
             here = [s for s in journal.sample_at(target.name, point) if s.replica == replica]
@@ -265,25 +282,25 @@ def check_model(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
         if unsettled and verdict is Verdict.INCONCLUSIVE:
             summary += f"; above the range at {', '.join(unsettled)} while load connections were open"
     else:
-        summary = f"{target.name}: no heap samples at {', '.join(check.params['at'])}"
+        summary = f"{target.name}: no heap samples at {', '.join(check.at)}"
     return CheckResult(
         check.name, "model", verdict, summary, {"go_type": go_type, "tolerance": tolerance, "samples": rows}
     )
 
 
-def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+def check_promql(check: PromqlCheck, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
     """Every sample during the named phases within the bound. A bound crossed in real data fails;
     otherwise a phase whose samples cover less than MIN_COVERAGE of its evaluation points (a scrape
     cut off, a target gone: stale or missing data) makes the check inconclusive, never a pass."""
-    expr = check.params["promql"]
-    below, above = check.params.get("below"), check.params.get("above")
+    expr = check.expr
+    below, above = check.below, check.above
     if facts.prometheus is None:
         return _inconclusive(check, "Prometheus was not available", query=expr)
     step = scenario.scrape_interval_s
     windows = []
     values: list[float] = []
     gaps = []
-    for phase_name in check.params["during"]:
+    for phase_name in check.during:
         window = journal.phase(phase_name)
         if window is None:
             return _inconclusive(check, f"phase '{phase_name}' did not run to its end", query=expr)
@@ -306,7 +323,7 @@ def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: 
         values += phase_values
     evidence = {"query": expr, "below": below, "above": above, "windows": windows}
     if not values:
-        return _inconclusive(check, f"no samples of `{expr}` during {', '.join(check.params['during'])}", **evidence)
+        return _inconclusive(check, f"no samples of `{expr}` during {', '.join(check.during)}", **evidence)
     worst_high, worst_low = max(values), min(values)
     failures = []
     if below is not None and worst_high >= below:
@@ -331,9 +348,9 @@ def check_promql(check: CheckSpec, scenario: Scenario, journal: Journal, facts: 
     )  # fmt: skip
 
 
-def check_crash(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
-    target = check.params["crash"]
-    expect = check.params["expect"]
+def check_crash(check: CrashCheck, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
+    target = check.target
+    expect = check.expect
     crashes = [e for e in journal.crashes() if e.data.get("target") == target]
     evidence = {"crashes": [{"component": e.name, "message": e.data.get("message"), "t": e.wall} for e in crashes]}
     if expect == "none":
@@ -343,7 +360,7 @@ def check_crash(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
                 check.name, "crash", Verdict.FAIL, f"{first.name} died: {first.data.get('message')}", evidence
             )
         return CheckResult(check.name, "crash", Verdict.PASS, f"no replica of '{target}' died", evidence)
-    wanted = check.params.get("message") or FATAL_DEFAULT
+    wanted = check.message or FATAL_DEFAULT
     matching = [e for e in crashes if wanted in str(e.data.get("message", ""))]
     if matching:
         return CheckResult(
@@ -358,12 +375,3 @@ def check_crash(check: CheckSpec, scenario: Scenario, journal: Journal, facts: R
     return CheckResult(
         check.name, "crash", Verdict.FAIL, f"'{target}' was expected to die with '{wanted}' and did not", evidence
     )
-
-
-_EVALUATORS = {
-    "model": check_model,
-    "promql": check_promql,
-    "crash": check_crash,
-    "recovery": check_recovery,
-    "baseline": check_baseline,
-}

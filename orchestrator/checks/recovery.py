@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.checks.verdict import CheckResult, Verdict, worst
-from orchestrator.core.units import parse_duration
 from orchestrator.journal import Event, Journal
-from orchestrator.scenario.spec import CheckSpec, Scenario
+from orchestrator.scenario.spec import RecoveryCheck, Scenario
 
 HEAL_EVENT = "fault-healed"
 
@@ -81,11 +80,11 @@ def heals(journal: Journal) -> list[Event]:
     return [e for e in journal.events if e.kind == HEAL_EVENT]
 
 
-def check_recovery(check: CheckSpec, scenario: Scenario, journal: Journal, facts: Any) -> CheckResult:
+def check_recovery(check: RecoveryCheck, scenario: Scenario, journal: Journal, facts: Any) -> CheckResult:
     """Evaluate a recovery check (``facts`` is comparator.RunFacts; only its ``prometheus`` is used)."""
-    expr = check.params["recovery"]
-    below = float(check.params["below"])
-    within_s = parse_duration(check.params["within"])
+    expr = check.expr
+    below = float(check.below)
+    within_s = check.within.seconds
     step = scenario.scrape_interval_s
     evidence: dict[str, Any] = {"query": expr, "below": below, "within_s": within_s, "heals": []}
     healed = heals(journal)

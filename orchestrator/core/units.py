@@ -8,11 +8,15 @@ percentage a non-negative number followed by ``%``. The patterns are the scenari
 schema's (orchestrator/scenario/schema.py uses these constants), so what validates
 also parses; anything else raises UsageError rather than being read as something else.
 What range a value may take (a loss of at most 100%) is its user's rule, not the parser's.
+
+``Duration`` and ``Percent`` hold a value parsed once together with the text it was written as,
+so a typed scenario can still be reported as written; two of them are equal when their values are.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from orchestrator.core.errors import UsageError
 
@@ -40,3 +44,33 @@ def parse_percent(text: str) -> float:
     if not isinstance(text, str) or _PERCENT.fullmatch(text) is None:
         raise UsageError(f"{text!r} is not a percentage such as 5%")
     return float(text[:-1]) / 100.0
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A duration parsed once: ``seconds``, and ``text`` as written (``1m30s`` and ``90s`` are equal)."""
+
+    seconds: float
+    text: str = field(compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        return cls(parse_duration(text), text)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Percent:
+    """A percentage parsed once: ``fraction`` (5% is 0.05), and ``text`` as written."""
+
+    fraction: float
+    text: str = field(compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> Percent:
+        return cls(parse_percent(text), text)
+
+    def __str__(self) -> str:
+        return self.text

@@ -69,7 +69,7 @@ def to_json(record: RunRecord) -> dict[str, Any]:
         "load": record.load,
         "timeline": record.journal.to_json(),
         "teardown_problems": record.teardown_problems,
-        "plan": asdict(record.scenario),
+        "plan": record.scenario.to_json(),
     }
 
 

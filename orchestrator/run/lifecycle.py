@@ -49,7 +49,7 @@ from orchestrator.reporting import report
 from orchestrator.run import series
 from orchestrator.run.loadplan import workload_plan
 from orchestrator.run.progress import Progress
-from orchestrator.scenario.spec import PhaseSpec, Scenario
+from orchestrator.scenario.spec import ModelCheck, PhaseSpec, Scenario
 from orchestrator.trends import store as trends
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,10 @@ class Run:
         self.replicas: list[ReplicaEndpoint] = []
         self.prometheus: PrometheusAPI | None = None
         self.model_points = {
-            (c.params["target"], point)
+            (c.target, point)
             for c in scenario.checks
-            if c.kind == "model"
-            for point in [*c.params["at"], *([c.params["since"]] if "since" in c.params else [])]
+            if isinstance(c, ModelCheck)
+            for point in [*c.at, *([c.since] if c.since is not None else [])]
         }
         self.faults: FaultInjector | None = None
         self.schedule: tuple[PhaseFaults, ...] = fault_schedule(scenario.phases)

@@ -27,6 +27,10 @@ def _human_bytes(value: float) -> str:
     return f"{value:.1f} GiB"
 
 
+def _fmt(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.0f}"
+
+
 class Progress:
     def __init__(self, scenario: Scenario, *, enabled: bool = True, stream: TextIO = sys.stderr) -> None:
         self.scenario = scenario
@@ -86,11 +90,7 @@ class Progress:
                 heap.append(f"{sample.labels.get('target', '?')} {_human_bytes(sample.value)}")
         except MapquakeError:
             heap.append("?")
-
-        def fmt(v: float | None) -> str:
-            return "?" if v is None else f"{v:,.0f}"
-
-        return f"{fmt(rps)} req/s, {fmt(writes)} map writes/s, {fmt(errors)} errors | heap " + ", ".join(heap)
+        return f"{_fmt(rps)} req/s, {_fmt(writes)} map writes/s, {_fmt(errors)} errors | heap " + ", ".join(heap)
 
     @staticmethod
     def _scalar(prometheus: PrometheusAPI, expr: str) -> float | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.core.units import DURATION_PATTERN, PERCENT_PATTERN
+# Re-exported ("as"): validate.py reads the patterns here, with the schema that uses them.
+from orchestrator.core.units import DURATION_PATTERN as DURATION_PATTERN
+from orchestrator.core.units import PERCENT_PATTERN as PERCENT_PATTERN
 from workloads.keyspace import DISTRIBUTIONS
 
 API_VERSION = "mapquake/v1"

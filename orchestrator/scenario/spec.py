@@ -2,15 +2,21 @@
 
 Built only from data that passed validate.py, so construction here does not
 re-check anything; defaults come from the schema so they are written once.
+
+Each fault and each check kind is its own dataclass (``FaultSpec`` and ``CheckSpec`` are their
+unions): readers match on the class and read typed fields; durations and percentages are parsed
+here, once. ``as_scenario_dict()`` gives a fault's or check's fields back as the scenario file
+spells them (the report's plan lists them so).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, TypeAlias
 
-from orchestrator.core.units import parse_duration
-from orchestrator.scenario.schema import CHECK_KINDS, SCENARIO_SCHEMA
+from orchestrator.core.units import Duration, Percent, parse_duration
+from orchestrator.scenario.schema import CHECK_KINDS, FAULT_KINDS, SCENARIO_SCHEMA
 from workloads.keyspace import KeySpec
 
 
@@ -70,12 +76,141 @@ class LoadSpec:
     value: ValueSpec
 
 
-@dataclass(frozen=True)
-class FaultSpec:
-    """One fault of a phase: ``kind`` is partition, netem, kill or pause; ``params`` its fields."""
+# --- faults: one dataclass per kind ------------------------------------------------------------
+#
+# Two faults are equal when they do the same thing: the same fields once defaults are applied and
+# durations parsed (chaos.schedule keeps a fault in place across phases that list it identically).
+# ``defaulted`` names the fields the scenario left to the schema's default; it is not compared and
+# only keeps them out of ``as_scenario_dict()``, which lists the fault as written.
 
-    kind: str
-    params: dict[str, Any]
+_FAULT_DEFAULTS = {kind: _defaults(schema) for kind, schema in FAULT_KINDS.items()}
+
+
+def _as_written(fields: dict[str, Any], defaulted: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The fields the scenario wrote: those left out (None) or left to a default are dropped."""
+    return {k: v for k, v in fields.items() if v is not None and k not in defaulted}
+
+
+@dataclass(frozen=True)
+class PartitionAmong:
+    """Cut the replicas of target ``among`` by ``shape`` (isolate-one, halves, …; docs/chaos.md)."""
+
+    kind: ClassVar[str] = "partition"
+    among: str
+    shape: str
+    mode: str
+    """drop or reject"""
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        return _as_written({"shape": self.shape, "among": self.among, "mode": self.mode}, self.defaulted)
+
+
+@dataclass(frozen=True)
+class PartitionGroups:
+    """Cut two groups apart (targets, load, prometheus or a target name): both ways, or ``shape`` one-way."""
+
+    kind: ClassVar[str] = "partition"
+    groups: tuple[str, str]
+    shape: str | None
+    """None (both ways) or one-way; resolving refuses other shapes (halves, too, means both ways)."""
+    mode: str
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        fields = {"shape": self.shape, "groups": list(self.groups), "mode": self.mode}
+        return _as_written(fields, self.defaulted)
+
+
+@dataclass(frozen=True)
+class NetemFault:
+    """Degrade every replica of ``target``: what it sends is delayed (± jitter), what arrives is lost."""
+
+    kind: ClassVar[str] = "netem"
+    target: str
+    delay: Duration | None
+    jitter: Duration | None
+    loss: Percent | None
+    """Not bounded by the schema: a loss above 100% is refused when the fault is resolved."""
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        fields = {"target": self.target, "delay": self.delay, "jitter": self.jitter, "loss": self.loss}
+        return {k: str(v) if isinstance(v, Duration | Percent) else v for k, v in _as_written(fields).items()}
+
+
+@dataclass(frozen=True)
+class KillFault:
+    """SIGKILL one replica of ``target``; it stays down."""
+
+    kind: ClassVar[str] = "kill"
+    target: str
+    replica: int
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        return _as_written({"target": self.target, "replica": self.replica}, self.defaulted)
+
+
+@dataclass(frozen=True)
+class PauseFault:
+    """SIGSTOP one replica of ``target``; SIGCONT after ``resume_after``, else at the heal."""
+
+    kind: ClassVar[str] = "pause"
+    target: str
+    replica: int
+    resume_after: Duration | None
+    """The scenario's ``for``: the fault heals on its own clock (and is never carried into a next phase)."""
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        fields = {
+            "target": self.target,
+            "replica": self.replica,
+            "for": None if self.resume_after is None else self.resume_after.text,
+        }
+        return _as_written(fields, self.defaulted)
+
+
+PartitionFault: TypeAlias = PartitionAmong | PartitionGroups
+FaultSpec: TypeAlias = PartitionFault | NetemFault | KillFault | PauseFault
+"""One fault of a phase; its ``kind`` is partition, netem, kill or pause."""
+
+
+def _optional_duration(text: str | None) -> Duration | None:
+    return None if text is None else Duration.parse(text)
+
+
+def build_fault(kind: str, listing: Mapping[str, Any]) -> FaultSpec:
+    """One fault from its scenario listing (``{shape: halves, among: kv}`` for kind partition).
+
+    The listing is trusted to have passed validate.py; a duration or percentage that does not
+    parse raises UsageError.
+    """
+    defaults = _FAULT_DEFAULTS.get(kind, {})
+    raw = {**defaults, **listing}
+    defaulted = frozenset(defaults) - set(listing)
+    if kind == "partition" and "among" in raw:
+        return PartitionAmong(among=raw["among"], shape=raw["shape"], mode=raw["mode"], defaulted=defaulted)
+    if kind == "partition":
+        a, b = raw["groups"]
+        return PartitionGroups(groups=(a, b), shape=raw.get("shape"), mode=raw["mode"], defaulted=defaulted)
+    if kind == "netem":
+        return NetemFault(
+            target=raw["target"],
+            delay=_optional_duration(raw.get("delay")),
+            jitter=_optional_duration(raw.get("jitter")),
+            loss=None if "loss" not in raw else Percent.parse(raw["loss"]),
+        )
+    if kind == "kill":
+        return KillFault(target=raw["target"], replica=raw["replica"], defaulted=defaulted)
+    if kind == "pause":
+        return PauseFault(
+            target=raw["target"],
+            replica=raw["replica"],
+            resume_after=_optional_duration(raw.get("for")),
+            defaulted=defaulted,
+        )
+    raise ValueError(f"unknown fault kind {kind!r} (the schema allows: {', '.join(FAULT_KINDS)})")
 
 
 @dataclass(frozen=True)
@@ -87,13 +222,183 @@ class PhaseSpec:
     faults: tuple[FaultSpec, ...]
 
 
-@dataclass(frozen=True)
-class CheckSpec:
-    """One check: ``kind`` is model, promql, recovery, crash or baseline; ``params`` its fields with defaults."""
+# --- checks: one dataclass per kind ------------------------------------------------------------
+#
+# Every field the schema gives a default has it; a field with none is None when left out.
+# ``as_scenario_dict()`` spells the fields as the scenario does, defaults included, without ``name``.
 
-    kind: str
+_CHECK_DEFAULTS = {kind: _defaults(schema) for kind, schema in CHECK_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class DesignSpec:
+    """What a model check's target is designed to be; a field left out (None) is the deployed target's."""
+
+    store: str | None
+    value_type: str | None
+    replicate: ReplicateSpec | None
+    """As written, with the schema's defaults for what it leaves out (not the deployed target's)."""
+    slice_buffer: int | None
+    defaulted: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """The fields of ``replicate`` left to their defaults."""
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        replicate = None if self.replicate is None else _as_written(asdict(self.replicate), self.defaulted)
+        fields = {
+            "store": self.store,
+            "value_type": self.value_type,
+            "replicate": replicate,
+            "slice_buffer": self.slice_buffer,
+        }
+        return _as_written(fields)
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """The live heap of ``target``'s replicas at each ``at`` point against the model's prediction."""
+
+    kind: ClassVar[str] = "model"
     name: str
-    params: dict[str, Any]
+    model: str
+    """What is compared with the model: live_heap."""
+    target: str
+    tolerance: Percent
+    at: tuple[str, ...]
+    """Points <phase>.start or <phase>.end."""
+    since: str | None
+    """The point growth is measured from; None: since deploy."""
+    design: DesignSpec | None
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        fields = {
+            "model": self.model,
+            "target": self.target,
+            "tolerance": self.tolerance.text,
+            "at": list(self.at),
+            "since": self.since,
+            "design": None if self.design is None else self.design.as_scenario_dict(),
+        }
+        return _as_written(fields)
+
+
+@dataclass(frozen=True)
+class PromqlCheck:
+    """Every sample of ``expr`` during the named phases below and/or above a bound (at least one is set)."""
+
+    kind: ClassVar[str] = "promql"
+    name: str
+    expr: str
+    below: float | None
+    above: float | None
+    during: tuple[str, ...]
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        fields = {"promql": self.expr, "below": self.below, "above": self.above, "during": list(self.during)}
+        return _as_written(fields)
+
+
+@dataclass(frozen=True)
+class RecoveryCheck:
+    """After each heal, ``expr`` is back below ``below`` within ``within``."""
+
+    kind: ClassVar[str] = "recovery"
+    name: str
+    expr: str
+    below: float
+    within: Duration
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        return {"recovery": self.expr, "below": self.below, "within": self.within.text}
+
+
+@dataclass(frozen=True)
+class CrashCheck:
+    """No replica of ``target`` dies (expect none), or one dies with ``message`` (expect fatal)."""
+
+    kind: ClassVar[str] = "crash"
+    name: str
+    target: str
+    expect: str
+    message: str | None
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        return _as_written({"crash": self.target, "expect": self.expect, "message": self.message})
+
+
+@dataclass(frozen=True)
+class BaselineCheck:
+    """``expr`` during the named phases is not worse than in earlier runs (Mann-Whitney U)."""
+
+    kind: ClassVar[str] = "baseline"
+    name: str
+    expr: str
+    during: tuple[str, ...]
+    worse_if: str
+    """higher or lower"""
+    alpha: float
+    min_runs: int
+
+    def as_scenario_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.expr,
+            "during": list(self.during),
+            "worse_if": self.worse_if,
+            "alpha": self.alpha,
+            "min_runs": self.min_runs,
+        }
+
+
+CheckSpec: TypeAlias = ModelCheck | PromqlCheck | RecoveryCheck | CrashCheck | BaselineCheck
+"""One check; its ``kind`` is model, promql, recovery, crash or baseline."""
+
+
+def _design(raw: Mapping[str, Any]) -> DesignSpec:
+    replicate = raw.get("replicate")
+    return DesignSpec(
+        store=raw.get("store"),
+        value_type=raw.get("value_type"),
+        replicate=None if replicate is None else ReplicateSpec(**{**REPLICATE_DEFAULTS, **replicate}),
+        slice_buffer=raw.get("slice_buffer"),
+        defaulted=frozenset(REPLICATE_DEFAULTS) - set(replicate or ()),
+    )
+
+
+def build_check(listing: Mapping[str, Any], index: int) -> CheckSpec:
+    """One check from its scenario listing (trusted to have passed validate.py), defaults applied.
+
+    Its kind is the kind key it has; its name defaults to "<kind>-<index>".
+    """
+    kind = next(k for k in CHECK_KINDS if k in listing)
+    raw = {**_CHECK_DEFAULTS[kind], **listing}
+    name = raw.get("name") or f"{kind}-{index}"
+    if kind == "model":
+        return ModelCheck(
+            name=name,
+            model=raw["model"],
+            target=raw["target"],
+            tolerance=Percent.parse(raw["tolerance"]),
+            at=tuple(raw["at"]),
+            since=raw.get("since"),
+            design=None if raw.get("design") is None else _design(raw["design"]),
+        )
+    if kind == "promql":
+        return PromqlCheck(
+            name=name, expr=raw["promql"], below=raw.get("below"), above=raw.get("above"), during=tuple(raw["during"])
+        )
+    if kind == "recovery":
+        return RecoveryCheck(name=name, expr=raw["recovery"], below=raw["below"], within=Duration.parse(raw["within"]))
+    if kind == "crash":
+        return CrashCheck(name=name, target=raw["crash"], expect=raw["expect"], message=raw.get("message"))
+    if kind == "baseline":
+        return BaselineCheck(
+            name=name,
+            expr=raw["baseline"],
+            during=tuple(raw["during"]),
+            worse_if=raw["worse_if"],
+            alpha=raw["alpha"],
+            min_runs=raw["min_runs"],
+        )
+    raise ValueError(f"unknown check kind {kind!r} (the schema allows: {', '.join(CHECK_KINDS)})")
 
 
 @dataclass(frozen=True)
@@ -115,6 +420,15 @@ class Scenario:
 
     def target(self, name: str) -> TargetSpec:
         return next(t for t in self.targets if t.name == name)
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, as report.json's ``plan``: a fault is {kind, params}, a check {kind, name, params},
+        with ``params`` as the scenario spells them (as_scenario_dict)."""
+        plan = asdict(self)
+        for out, phase in zip(plan["phases"], self.phases, strict=True):
+            out["faults"] = [{"kind": f.kind, "params": f.as_scenario_dict()} for f in phase.faults]
+        plan["checks"] = [{"kind": c.kind, "name": c.name, "params": c.as_scenario_dict()} for c in self.checks]
+        return plan
 
 
 def _go_version(value: Any) -> str:
@@ -166,16 +480,11 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
             duration_s=parse_duration(p["duration"]),
             users=p.get("users"),
             rate=p.get("rate"),
-            faults=tuple(FaultSpec(kind=k, params=dict(v)) for f in p.get("faults", []) for k, v in f.items()),
+            faults=tuple(build_fault(k, v) for f in p.get("faults", []) for k, v in f.items()),
         )
         for p in data["phases"]
     )
-    checks = []
-    for index, raw in enumerate(data.get("checks", [])):
-        kind = next(k for k in CHECK_KINDS if k in raw)
-        params = {**_defaults(CHECK_KINDS[kind]), **raw}
-        name = params.pop("name", None) or f"{kind}-{index}"
-        checks.append(CheckSpec(kind=kind, name=name, params=params))
+    checks = tuple(build_check(raw, index) for index, raw in enumerate(data.get("checks", [])))
     prometheus = data.get("prometheus", {})
     return Scenario(
         name=data["name"],
@@ -185,7 +494,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         targets=tuple(targets),
         load=load,
         phases=phases,
-        checks=tuple(checks),
+        checks=checks,
         scrape_interval_s=parse_duration(prometheus.get("scrape_interval", "1s")),
         source=source,
     )

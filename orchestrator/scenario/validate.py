@@ -248,9 +248,9 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
                 if kind == "partition":
                     _partition_rules(here, params, targets, check_target_ref, error)
                 else:
-                    target = check_target_ref((*here, "target"), params.get("target"))
+                    target_ref = check_target_ref((*here, "target"), params.get("target"))
                     replica = params.get("replica", 0)
-                    count = _replicas(target) if target is not None else None
+                    count = _replicas(target_ref) if target_ref is not None else None
                     if count is not None and isinstance(replica, int) and replica >= count:
                         error((*here, "replica"), f"target '{params['target']}' has {count} replica(s), "
                               f"numbered from 0; got replica {replica}")  # fmt: skip
@@ -271,8 +271,8 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
         for path, point in located:
             if not isinstance(point, str):
                 continue
-            phase, _, edge = point.partition(".")
-            if edge not in {"start", "end"} or phase not in phase_names:
+            phase_name, _, edge = point.partition(".")
+            if edge not in {"start", "end"} or phase_name not in phase_names:
                 error(path, f"'{point}' is not <phase>.start or <phase>.end (phases: {', '.join(phase_names)})")
         for j, phase in enumerate(check.get("during", []) if isinstance(check.get("during"), list) else []):
             if isinstance(phase, str) and phase not in phase_names:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.core.errors import UsageError
-from orchestrator.core.units import DURATION_PATTERN, PERCENT_PATTERN, parse_duration, parse_percent
+from orchestrator.core.units import (
+    DURATION_PATTERN,
+    PERCENT_PATTERN,
+    Duration,
+    Percent,
+    parse_duration,
+    parse_percent,
+)
 from orchestrator.scenario import schema
 
 
@@ -65,3 +72,16 @@ def test_the_scenario_schema_validates_with_the_parsers_patterns() -> None:
     assert schema.PERCENT_PATTERN is PERCENT_PATTERN
     phase = schema.SCENARIO_SCHEMA["properties"]["phases"]["items"]["properties"]
     assert phase["duration"]["pattern"] is DURATION_PATTERN
+
+
+def test_parsed_values_keep_their_text_and_compare_by_value() -> None:
+    ninety = Duration.parse("1m30s")
+    assert (ninety.seconds, ninety.text, str(ninety)) == (90.0, "1m30s", "1m30s")
+    assert ninety == Duration.parse("90s") and hash(ninety) == hash(Duration.parse("90s"))
+    assert ninety != Duration.parse("91s")
+    assert Percent.parse("12.50%") == Percent.parse("12.5%") and str(Percent.parse("12.50%")) == "12.50%"
+    assert Percent.parse("5%").fraction == 0.05
+    with pytest.raises(UsageError, match="is not a duration"):
+        Duration.parse("90")
+    with pytest.raises(UsageError, match="is not a percentage"):
+        Percent.parse("5")

@@ -14,13 +14,13 @@ from pathlib import Path
 from chaos.nemesis import Nemesis
 from chaos.resolve import NodeInfo, RunTopology, resolve_fault
 from orchestrator.core.ledger import Ledger
-from orchestrator.scenario.spec import FaultSpec
+from orchestrator.scenario.spec import build_fault
 
 
 def main(run_id: str, work_dir: str, topo_json: str) -> None:
     topo = RunTopology(run_id, tuple(NodeInfo(**n) for n in json.loads(topo_json)))
     nemesis = Nemesis.start_local(Ledger.load(run_id), Path(work_dir), lease_s=5.0)
-    fault = resolve_fault(FaultSpec("partition", {"shape": "halves", "among": "kv"}), topo, phase="p", index=0)
+    fault = resolve_fault(build_fault("partition", {"shape": "halves", "among": "kv"}), topo, phase="p", index=0)
     nemesis.apply(fault)
     assert nemesis.agent is not None
     print(f"applied {nemesis.agent.proc.pid}", flush=True)

@@ -12,7 +12,7 @@ import pytest
 from chaos.engines import nft
 from chaos.resolve import resolve_fault
 from orchestrator.core.ledger import pid_running
-from orchestrator.scenario.spec import FaultSpec, PhaseSpec
+from orchestrator.scenario.spec import PhaseSpec, build_fault
 from tests.integration.chaos.conftest import ChaosNet, listening_ports, proxy_pids
 from tests.integration.netfixtures import needs_root
 
@@ -22,7 +22,7 @@ DATAGRAMS = 400
 
 
 def netem(cn: ChaosNet, **params: object):  # type: ignore[no-untyped-def]
-    return resolve_fault(FaultSpec("netem", {"target": "kv", **params}), cn.topo, phase="t", index=0)
+    return resolve_fault(build_fault("netem", {"target": "kv", **params}), cn.topo, phase="t", index=0)
 
 
 def test_loss_drops_the_configured_fraction(chaos_net: ChaosNet) -> None:
@@ -63,7 +63,7 @@ def test_prepared_delay_listens_before_apply_and_nothing_remains_after_heal(chao
     target = cn.addr("kv-2")
     kv = [n for n in cn.topo.nodes if n.target == "kv"]
     before = statistics.median(json.loads(cn.probe("load", "rtt", target, "20")))
-    phase = PhaseSpec("t", 10.0, None, None, (FaultSpec("netem", {"target": "kv", "delay": "40ms"}),))
+    phase = PhaseSpec("t", 10.0, None, None, (build_fault("netem", {"target": "kv", "delay": "40ms"}),))
     assert cn.nemesis.prepare([phase], cn.topo) == ["t.0"]
     prepared = proxy_pids(cn.net.run_id)
     assert sorted(prepared) == sorted(f"chaos-proxy:t.0:{n.netns}:prepared" for n in kv)

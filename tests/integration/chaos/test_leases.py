@@ -18,7 +18,7 @@ from chaos.engines import nft
 from chaos.resolve import resolve_fault
 from orchestrator.backends.local.topology import topology_from_network
 from orchestrator.core.ledger import ResourceKind
-from orchestrator.scenario.spec import FaultSpec
+from orchestrator.scenario.spec import build_fault
 from tests.integration.chaos.conftest import PROBE, REPO, ChaosNet, _env, listening_ports, proxy_pids, replicas_of
 from tests.integration.netfixtures import needs_root, read_line
 
@@ -73,7 +73,7 @@ def test_prepared_proxies_never_applied_are_gone_once_their_lease_expires(chaos_
     if cn.agent.netem:
         pytest.skip("this kernel has sch_netem: delay is a qdisc, nothing to prepare")
     lease = 1.0
-    fault = resolve_fault(FaultSpec("netem", {"target": "kv", "delay": "30ms"}), cn.topo, phase="idle", index=0)
+    fault = resolve_fault(build_fault("netem", {"target": "kv", "delay": "30ms"}), cn.topo, phase="idle", index=0)
     reply = cn.agent.client.prepare([to_proto(fault, cn.net.run_id, fault.key)], lease)
     prepared_at = time.monotonic()
     assert list(reply.prepared) == ["idle.0"]
@@ -112,13 +112,13 @@ def test_pause_then_heal_resumes_and_kill_is_final(chaos_net: ChaosNet) -> None:
     cn = chaos_net
     pids = {"kv-1": _pid_of(cn, "probe:kv-1"), "kv-3": _pid_of(cn, "probe:kv-3")}
     topo = topology_from_network(cn.net, replicas_of(cn.net), pids)
-    pause = resolve_fault(FaultSpec("pause", {"target": "kv", "replica": 1}), topo, phase="t", index=0)
+    pause = resolve_fault(build_fault("pause", {"target": "kv", "replica": 1}), topo, phase="t", index=0)
     applied = cn.nemesis.apply(pause)
     assert applied.mechanisms == ["SIGSTOP"]
     assert cn.connect("load", "kv-1") == {"kv-1": "timeout"}  # the kernel accepts; the stopped server never echoes
     cn.nemesis.end_phase("t")
     assert cn.connect("load", "kv-1") == {"kv-1": "ok"}
-    kill = resolve_fault(FaultSpec("kill", {"target": "kv", "replica": 3}), topo, phase="k", index=0)
+    kill = resolve_fault(build_fault("kill", {"target": "kv", "replica": 3}), topo, phase="k", index=0)
     cn.nemesis.apply(kill)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _alive(pids["kv-3"]):
@@ -129,7 +129,7 @@ def test_pause_then_heal_resumes_and_kill_is_final(chaos_net: ChaosNet) -> None:
 
 def test_agent_refuses_foreign_namespaces_pids_and_bad_tokens(chaos_net: ChaosNet) -> None:
     cn = chaos_net
-    fault = resolve_fault(FaultSpec("partition", {"shape": "halves", "among": "kv"}), cn.topo, phase="x", index=0)
+    fault = resolve_fault(build_fault("partition", {"shape": "halves", "among": "kv"}), cn.topo, phase="x", index=0)
     message = to_proto(fault, cn.net.run_id, "x.0")
     message.partition.cuts[0].netns = "mq-ffffffff-kv-0"  # another run's name
     with pytest.raises(grpc.RpcError) as err:
@@ -141,7 +141,7 @@ def test_agent_refuses_foreign_namespaces_pids_and_bad_tokens(chaos_net: ChaosNe
         cn.agent.client.apply(stranger, LEASE_S)
     assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
     signal_fault = resolve_fault(
-        FaultSpec("kill", {"target": "kv", "replica": 0}),
+        build_fault("kill", {"target": "kv", "replica": 0}),
         topology_from_network(cn.net, replicas_of(cn.net), {"kv-0": os.getpid()}),  # a pid the run never recorded
         phase="x",
         index=1,
@@ -168,7 +168,7 @@ def test_agent_startup_sweeps_its_leftovers(chaos_net: ChaosNet, tmp_path: Path)
     handle = NetnsHandle.local(cn.node("kv-2").netns)
     nft.apply(handle, cn.net.run_id, nft.NamespaceRules(cuts=[nft.Cut("old", (cn.node("kv-0").address,), "drop")]))
     assert cn.connect("kv-0", "kv-2") == {"kv-2": "timeout"}
-    delay = resolve_fault(FaultSpec("netem", {"target": "kv", "delay": "30ms"}), cn.topo, phase="old", index=0)
+    delay = resolve_fault(build_fault("netem", {"target": "kv", "delay": "30ms"}), cn.topo, phase="old", index=0)
     cn.agent.client.prepare([to_proto(delay, cn.net.run_id, delay.key)], 60.0)  # proxies another agent left
     left = proxy_pids(cn.net.run_id)
     assert len(left) == (0 if cn.agent.netem else 4)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from chaos.resolve import resolve_fault
-from orchestrator.scenario.spec import FaultSpec
+from orchestrator.scenario.spec import build_fault
 from tests.integration.chaos.conftest import ChaosNet, ping
 from tests.integration.netfixtures import needs_root
 
@@ -17,7 +17,7 @@ ALL = ["kv-0", "kv-1", "kv-2", "kv-3"]
 
 
 def fault(cn: ChaosNet, kind: str, index: int = 0, **params: object):  # type: ignore[no-untyped-def]
-    return resolve_fault(FaultSpec(kind, dict(params)), cn.topo, phase="t", index=index)
+    return resolve_fault(build_fault(kind, dict(params)), cn.topo, phase="t", index=index)
 
 
 def reachability(cn: ChaosNet) -> dict[tuple[str, str], str]:
@@ -68,7 +68,8 @@ def _sink_counts(cn: ChaosNet, node: str) -> dict[str, int]:
         data = b""
         while chunk := s.recv(65536):
             data += chunk
-    return json.loads(data)
+    counts: dict[str, int] = json.loads(data)
+    return counts
 
 
 @pytest.mark.parametrize(("mode", "during", "after"), [("drop", "timeout", "ok"), ("reject", "reset", "reset")])

@@ -14,6 +14,7 @@ from chaos.agent import server
 from chaos.agent.ownership import Refused
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.server import FaultTable
+from chaos.engines import delayproxy
 from chaos.engines.command import CommandResult, NetnsHandle
 from chaos.probe import Capabilities
 from tests.unit.chaos.test_fault_table import RUN, Clock, FakeNamespaces
@@ -36,7 +37,7 @@ class FakeProxy:
 @dataclass
 class Proxies:
     started: list[tuple[str, float, float, FakeProxy]] = field(default_factory=list)
-    ports: itertools.count = field(default_factory=lambda: itertools.count(40000))
+    ports: itertools.count[int] = field(default_factory=lambda: itertools.count(40000))
 
     def start(self, handle: NetnsHandle, delay_s: float, jitter_s: float, *, label: str, ledger: object) -> FakeProxy:
         proxy = FakeProxy(next(self.ports), label)
@@ -58,7 +59,7 @@ def delay(fid: str, nodes: tuple[str, ...] = ("a", "b"), delay_s: float = 0.02, 
 @pytest.fixture
 def setup(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     proxies = Proxies()
-    monkeypatch.setattr(server.delayproxy, "start", proxies.start)
+    monkeypatch.setattr(delayproxy, "start", proxies.start)  # the module the agent's server calls
     runner = FakeRunner({"list tables": CommandResult(0, "", "")})
     clock = Clock()
     table = FaultTable(FakeNamespaces(), Capabilities(nft=True, netem=False), runner=runner, clock=clock)
@@ -168,14 +169,14 @@ class FakeClient:
 def test_nemesis_prepares_renews_and_drops_what_its_phase_did_not_apply() -> None:
     from chaos.nemesis import Nemesis
     from chaos.resolve import NodeInfo, RunTopology
-    from orchestrator.scenario.spec import FaultSpec, PhaseSpec
+    from orchestrator.scenario.spec import PhaseSpec, build_fault
 
     nodes = tuple(
         NodeInfo(f"kv-{i}", f"mq-{RUN}-kv-{i}", f"198.18.7.{i + 2}", "eth0", "target", "kv", i) for i in (0, 1)
     )
     topo = RunTopology(RUN, nodes)
-    slow = FaultSpec("netem", {"target": "kv", "delay": "20ms"})
-    quick = FaultSpec("partition", {"shape": "halves", "among": "kv"})
+    slow = build_fault("netem", {"target": "kv", "delay": "20ms"})
+    quick = build_fault("partition", {"shape": "halves", "among": "kv"})
     phases = [
         PhaseSpec("calm", 1.0, None, None, ()),
         PhaseSpec("slow", 1.0, None, None, (slow, quick)),

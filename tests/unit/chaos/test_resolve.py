@@ -14,7 +14,7 @@ from chaos.resolve import (
 from orchestrator.backends.local.topology import planned_topology
 from orchestrator.core.errors import UsageError
 from orchestrator.scenario import load_scenario_text
-from orchestrator.scenario.spec import FaultSpec
+from orchestrator.scenario.spec import build_fault
 
 SCENARIO = """
 apiVersion: mapquake/v1
@@ -92,7 +92,7 @@ def test_groups_reject_and_signals(scenario) -> None:  # type: ignore[no-untyped
 def test_one_way_between_groups(scenario) -> None:  # type: ignore[no-untyped-def]
     topo = planned_topology(scenario, run_id="0a0b0c0d", subnet="198.18.7.0/24")
     fault = resolve_fault(
-        FaultSpec("partition", {"groups": ["load", "targets"], "shape": "one-way"}), topo, phase="p", index=0
+        build_fault("partition", {"groups": ["load", "targets"], "shape": "one-way"}), topo, phase="p", index=0
     )
     assert [c.node for c in fault.cuts] == ["cache-0", "cache-1", "cache-2"]  # the load's packets are refused
     assert all(c.sources == ("198.18.7.6",) for c in fault.cuts)
@@ -101,19 +101,27 @@ def test_one_way_between_groups(scenario) -> None:  # type: ignore[no-untyped-de
 def test_resolve_errors(scenario) -> None:  # type: ignore[no-untyped-def]
     topo = planned_topology(scenario)
     with pytest.raises(UsageError, match="no target named 'db'"):
-        resolve_fault(FaultSpec("netem", {"target": "db", "delay": "1ms"}), topo, phase="p", index=0)
+        resolve_fault(build_fault("netem", {"target": "db", "delay": "1ms"}), topo, phase="p", index=0)
     with pytest.raises(UsageError, match="overlap"):
-        resolve_fault(FaultSpec("partition", {"groups": ["targets", "cache"]}), topo, phase="p", index=0)
+        resolve_fault(build_fault("partition", {"groups": ["targets", "cache"]}), topo, phase="p", index=0)
     with pytest.raises(UsageError, match="no replica 5"):
-        resolve_fault(FaultSpec("kill", {"target": "cache", "replica": 5}), topo, phase="p", index=0)
+        resolve_fault(build_fault("kill", {"target": "cache", "replica": 5}), topo, phase="p", index=0)
 
 
 def test_loss_above_100_percent_is_refused(scenario) -> None:  # type: ignore[no-untyped-def]
     topo = planned_topology(scenario)
     with pytest.raises(UsageError, match=r"p\.0: loss 150% is not between 0% and 100%"):
-        resolve_fault(FaultSpec("netem", {"target": "cache", "loss": "150%"}), topo, phase="p", index=0)
-    with pytest.raises(UsageError, match="is not a duration"):
-        resolve_fault(FaultSpec("netem", {"target": "cache", "delay": "10"}), topo, phase="p", index=0)
+        resolve_fault(build_fault("netem", {"target": "cache", "loss": "150%"}), topo, phase="p", index=0)
+    with pytest.raises(UsageError, match="is not a duration"):  # parsed once, when the fault is built
+        build_fault("netem", {"target": "cache", "delay": "10"})
+
+
+def test_a_pause_for_heals_on_its_own_clock(scenario) -> None:  # type: ignore[no-untyped-def]
+    topo = planned_topology(scenario)
+    timed = resolve_fault(build_fault("pause", {"target": "cache", "for": "1m30s"}), topo, phase="p", index=0)
+    assert (timed.heal_after_s, timed.summary) == (90.0, "pause cache replica 0 for 1m30s")
+    untimed = resolve_fault(build_fault("pause", {"target": "cache", "replica": 1}), topo, phase="p", index=0)
+    assert (untimed.heal_after_s, untimed.summary) == (None, "pause cache replica 1")
 
 
 def test_describe_timeline(scenario) -> None:  # type: ignore[no-untyped-def]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from chaos.schedule import FaultId, fault_schedule
-from orchestrator.scenario.spec import FaultSpec, PhaseSpec
+from orchestrator.scenario.spec import FaultSpec, PhaseSpec, build_fault
 
-CUT = FaultSpec("partition", {"shape": "halves", "among": "kv", "mode": "drop"})
-DELAY = FaultSpec("netem", {"target": "kv", "delay": "50ms"})
-KILL = FaultSpec("kill", {"target": "kv", "replica": 0})
-PAUSE_FOR = FaultSpec("pause", {"target": "kv", "replica": 1, "for": "2s"})
+CUT = build_fault("partition", {"shape": "halves", "among": "kv", "mode": "drop"})
+DELAY = build_fault("netem", {"target": "kv", "delay": "50ms"})
+KILL = build_fault("kill", {"target": "kv", "replica": 0})
+PAUSE_FOR = build_fault("pause", {"target": "kv", "replica": 1, "for": "2s"})
 
 
 def phase(name: str, *faults: FaultSpec) -> PhaseSpec:
@@ -33,9 +33,17 @@ def test_an_identical_listing_in_the_next_phase_continues_the_fault() -> None:
 
 
 def test_a_different_fault_is_healed_and_the_new_one_applied() -> None:
-    other = FaultSpec("partition", {"shape": "halves", "among": "kv", "mode": "reject"})
+    other = build_fault("partition", {"shape": "halves", "among": "kv", "mode": "reject"})
     plan = fault_schedule([phase("a", CUT), phase("b", other)])
     assert plan[0].heal == (FaultId("a", 0),) and plan[1].apply == (FaultId("b", 0),)
+
+
+def test_a_listing_that_differs_only_in_spelling_continues_the_fault() -> None:
+    # mode: drop is the default; 0.05s is 50ms: the same fault, so it stays in place.
+    same_cut = build_fault("partition", {"among": "kv", "shape": "halves"})
+    same_delay = build_fault("netem", {"target": "kv", "delay": "0.05s"})
+    plan = fault_schedule([phase("a", CUT, DELAY), phase("b", same_delay, same_cut)])
+    assert plan[1].carried == {0: FaultId("a", 1), 1: FaultId("a", 0)} and plan[1].apply == ()
 
 
 def test_two_identical_listings_each_pair_with_one_fault_in_place() -> None:

@@ -11,6 +11,7 @@ from orchestrator.checks.verdict import Verdict
 from orchestrator.journal import HeapSample, Journal
 from orchestrator.model.predict import predict
 from orchestrator.scenario import load_scenario_text
+from orchestrator.scenario.spec import ModelCheck, Scenario, TargetSpec
 
 SCENARIO = """\
 apiVersion: mapquake/v1
@@ -34,7 +35,9 @@ checks:
 GO_TYPE = "map[string][32]byte"
 
 
-def _sample(point: str, replica: int, live: int, entries: int, backlog: tuple[int, ...] = (), settled: bool = True):
+def _sample(
+    point: str, replica: int, live: int, entries: int, backlog: tuple[int, ...] = (), settled: bool = True
+) -> HeapSample:
     return HeapSample(
         target="kv", replica=replica, point=point, wall=time.time(), live_bytes=live, entries=entries,
         high_water=entries, goroutines=10, go_version="go1.26.8", go_type=GO_TYPE, settled=settled,
@@ -42,8 +45,14 @@ def _sample(point: str, replica: int, live: int, entries: int, backlog: tuple[in
     )  # fmt: skip
 
 
-def _scenario(queue: str = "bounded"):
+def _scenario(queue: str = "bounded") -> Scenario:
     return load_scenario_text(SCENARIO.replace("QUEUE", queue))
+
+
+def _model_check(scenario: Scenario, index: int) -> ModelCheck:
+    check = scenario.checks[index]
+    assert isinstance(check, ModelCheck)
+    return check
 
 
 def _designed(entries: int) -> int:
@@ -59,7 +68,7 @@ def _journal(*samples: HeapSample) -> Journal:
 
 def test_exact_heap_passes_and_a_leak_fails() -> None:
     scenario = _scenario()
-    check = scenario.checks[0]
+    check = _model_check(scenario, 0)
     facts = RunFacts({"kv": [20_000, 20_000]}, None)
     base = 700_000
     exact = _journal(
@@ -81,7 +90,7 @@ def test_exact_heap_passes_and_a_leak_fails() -> None:
 
 def test_wrong_entry_count_at_the_end_fails_and_a_missing_sample_is_inconclusive() -> None:
     scenario = _scenario()
-    check = scenario.checks[0]
+    check = _model_check(scenario, 0)
     facts = RunFacts({"kv": [20_000, 20_000]}, None)
     short = _journal(
         _sample("deploy", 0, 0, 0), _sample("deploy", 1, 0, 0),
@@ -94,7 +103,7 @@ def test_wrong_entry_count_at_the_end_fails_and_a_missing_sample_is_inconclusive
 
 def test_since_predicts_only_the_backlog_when_the_keys_did_not_change() -> None:
     scenario = _scenario()
-    check = scenario.checks[1]
+    check = _model_check(scenario, 1)
     facts = RunFacts({"kv": [20_000, 20_000]}, None)
     per_op = 16 + 32  # key + [32]byte value, one noscan []byte per queued op
     grown = backlog_bytes((800,), per_op, 1000).expected
@@ -111,8 +120,9 @@ def test_since_predicts_only_the_backlog_when_the_keys_did_not_change() -> None:
 def test_a_queue_that_lost_its_designed_bound_fails() -> None:
     # Deployed unbounded (e.g. --set …queue=unbounded); the check's design still says 1000 ops per peer.
     scenario = _scenario("unbounded")
-    check = scenario.checks[1]
-    assert designed_target(scenario.target("kv"), check.params["design"]).replicate.queue == "bounded"
+    check = _model_check(scenario, 1)
+    designed = designed_target(scenario.target("kv"), check.design)
+    assert designed.replicate is not None and designed.replicate.queue == "bounded"
     facts = RunFacts({"kv": [20_000, 20_000]}, None)
     held = backlog_bytes((5000,), 48, None).expected  # what an unbounded queue of 5000 ops really holds
     journal = _journal(
@@ -133,7 +143,7 @@ def test_an_intermediate_sample_under_load_above_range_is_inconclusive_not_faile
         _sample("fill.end", 0, int(_designed(10_000) * 1.3), 10_000, settled=False),
         _sample("fill.end", 1, _designed(10_000), 10_000, settled=False),
     )  # fmt: skip
-    assert check_model(scenario.checks[0], scenario, journal, facts).verdict is Verdict.INCONCLUSIVE
+    assert check_model(_model_check(scenario, 0), scenario, journal, facts).verdict is Verdict.INCONCLUSIVE
 
 
 def test_owned_objects_follow_typed_pointers_only() -> None:
@@ -177,7 +187,7 @@ def test_a_legacy_sync_map_read_by_the_load_may_hold_its_double_copy() -> None:
     assert reading.expected == writing.expected
 
 
-def _target(user: str):
+def _target(user: str) -> TargetSpec:
     return load_scenario_text(LEGACY.replace("USER", user)).targets[0]
 
 
@@ -217,7 +227,7 @@ def test_values_that_pin_buffers_fail_a_design_that_copies_them() -> None:
 """
     )
     scenario = load_scenario_text(text)
-    as_deployed, as_designed = scenario.checks
+    as_deployed, as_designed = _model_check(scenario, 0), _model_check(scenario, 1)
     pinned = scenario.target("pinned")
     sample = HeapSample(
         target="pinned", replica=0, point="fill.end", wall=time.time(), live_bytes=0, entries=1000,

@@ -8,6 +8,7 @@ import pytest
 
 from orchestrator.cli.main import main
 from orchestrator.scenario import ScenarioInvalid, check_scenario, load_scenario, load_scenario_text
+from orchestrator.scenario.spec import ModelCheck
 from orchestrator.scenario.yamlsource import parse
 
 REPO = Path(__file__).resolve().parents[3]
@@ -41,7 +42,8 @@ def test_valid_scenario_gets_documented_defaults() -> None:
     assert [p.duration_s for p in scenario.phases] == [2.0, 90.0]
     assert scenario.phases[1].faults[0].kind == "partition"
     check = scenario.checks[0]
-    assert (check.kind, check.name, check.params["tolerance"]) == ("model", "model-0", "5%")
+    assert isinstance(check, ModelCheck)
+    assert (check.kind, check.name, check.tolerance.fraction, check.tolerance.text) == ("model", "model-0", 0.05, "5%")
 
 
 @pytest.mark.parametrize(
