@@ -1,5 +1,4 @@
-"""The `mapquake` command: argument parsing, output and exit codes; one module per command."""
+"""The `mapquake` command: argument parsing, output and exit codes; one module per command.
 
-from orchestrator.cli.main import main
-
-__all__ = ["main"]
+The entry point is `orchestrator.cli.main:main` (also `python -m orchestrator.cli`).
+"""

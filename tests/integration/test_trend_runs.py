@@ -5,14 +5,10 @@ Locust, Prometheus) and records itself in the trend store named by
 MAPQUAKE_TREND_STORE. The third run caps each user at 5 requests/s, so its map
 writes/s fall far below the first two: the trend report must flag it (exit 1)
 and its baseline check (Mann-Whitney U on writes/s) must fail.
-
-Needs the runner to collect series and record runs, and the CLI to register
-`mapquake report` (see docs/reports.md); skipped until both are wired.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -23,19 +19,14 @@ import jsonschema
 import pytest
 import xmlschema
 
-from orchestrator.cli import main as cli
-from orchestrator.run import lifecycle as runner
 from orchestrator.targets.build import REPO_ROOT
 from orchestrator.trends.store import TREND_STORE_ENV, TrendStore
 from tests.integration.netfixtures import needs_root
-
-WIRED = "record_run" in inspect.getsource(runner) and "report_cli" in inspect.getsource(cli)
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     needs_root,
-    pytest.mark.skipif(not WIRED, reason="runner does not record runs / CLI lacks `mapquake report` yet"),
 ]
 
 SCENARIO = """\
