@@ -47,6 +47,17 @@ class PhaseWindow:
 
 
 @dataclass(frozen=True)
+class MapReading:
+    """One map a service registered with mapprobe, as it was at a heap sample."""
+
+    map: str
+    """Its ``map`` label ("" for a service's single unlabelled map)."""
+    entries: int
+    high_water: int
+    go_type: str
+
+
+@dataclass(frozen=True)
 class HeapSample:
     """The live heap of one replica right after runtime.GC() (what its POST /admin/gc answers), and,
     once placed on the run's timeline, which replica and which point of the run it was taken at."""
@@ -64,6 +75,11 @@ class HeapSample:
     grpc_connections: int = 0
     replication_backlog: tuple[int, ...] = ()
     """Ops queued for each peer (in --peers order) at the sample; empty without peers."""
+    maps: tuple[MapReading, ...] = ()
+    """A service's mapprobe maps (maptarget reports its one store in the fields above)."""
+    approximate: bool = False
+    """True when no GC ran for it: live_bytes is the Go collector's go_gc_heap_live_bytes, the heap
+    marked live by the service's last GC, which lags and includes what died since."""
     target: str = ""
     replica: int = 0
     point: str = ""

@@ -24,6 +24,7 @@ from typing import Any, Protocol, assert_never
 from orchestrator.checks.baseline import check_baseline
 from orchestrator.checks.payload import PayloadBytes, backlog_bytes, key_bytes, pointee_bytes, value_payload_bytes
 from orchestrator.checks.recovery import check_recovery
+from orchestrator.checks.service_model import check_service_model
 from orchestrator.checks.targettypes import designed_go_type
 from orchestrator.checks.verdict import CheckResult, Verdict, worst
 from orchestrator.core.errors import MapquakeError
@@ -96,6 +97,8 @@ def evaluate(scenario: Scenario, journal: Journal, facts: RunFacts) -> list[Chec
 def evaluate_check(check: CheckSpec, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:
     """The verdict of one check, by its kind."""
     match check:
+        case ModelCheck() if scenario.target(check.target).service is not None:
+            return check_service_model(check, scenario, journal)
         case ModelCheck():
             return check_model(check, scenario, journal, facts)
         case PromqlCheck():

@@ -14,6 +14,9 @@ _RECORD = "struct{{Value {v}; Version uint64}}"
 
 
 def designed_go_type(target: TargetSpec) -> str:
+    """The demo store's designed container (a service target reports its own through mapprobe)."""
+    if target.store is None:
+        raise ValueError(f"target '{target.name}' is a service, not a demo store: its maps come from mapprobe")
     v = target.value_type
     return {
         "mutexmap": f"map[string]{v}",

@@ -79,10 +79,18 @@ _replicate = _object(
     description="replicate every write to the other replicas over gRPC",
 )
 
+PLACEHOLDERS = ("http_addr", "grpc_addr", "peers", "grpc_peers", "replica", "name")
+"""What a service target's command, args and env may say in braces: the addresses mapquake assigns
+(host:port inside the target's own namespace), the other replicas' HTTP and gRPC addresses
+(comma-separated), the replica index and the target name."""
+STORE_ONLY_FIELDS = ("value_type", "replicate", "shards", "rebuild_every", "ring_size", "ring_leak", "slice_buffer")
+SERVICE_FIELDS = ("build", "command", "image", "args", "env", "workdir", "ready", "metrics_path", "gc_path")
+
+_string_list = {"type": "array", "items": {"type": "string"}}
 _target = _object(
     {
         "name": _name,
-        "store": _enum(STORES, description="container pattern of the seed article"),
+        "store": _enum(STORES, description="one of mapquake's demo stores (the container pattern of the seed)"),
         "replicas": _int(1, 16, 1, "processes serving this target"),
         "value_type": _enum(VALUE_TYPES, description="Go type of stored values (default: load.value.type)"),
         "replicate": _replicate,
@@ -98,8 +106,46 @@ _target = _object(
         "slice_buffer": _int(
             0, 1 << 20, 0, "subslice: keep each value as a slice of a new buffer of this many bytes (0: copy to size)"
         ),
+        "build": {
+            "type": "string",
+            "minLength": 1,
+            "description": "your service: a Go main package directory (relative to this file), built with the "
+            "target's Go version inside its own module",
+        },
+        "command": {
+            **_string_list,
+            "minItems": 1,
+            "description": "your service: the argv to run (relative paths from this file; placeholders allowed)",
+        },
+        "image": {"type": "string", "minLength": 1, "description": "your service's container image (kubernetes)"},
+        "args": {**_string_list, "description": "arguments after the built binary (placeholders allowed)"},
+        "env": {
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "environment for your service (placeholders allowed)",
+        },
+        "workdir": {"type": "string", "description": "working directory of your service (default: this file's)"},
+        "ready": _object(
+            {
+                "http": {"type": "string", "pattern": "^/", "description": "ready when GET <path> answers 2xx"},
+                "tcp": _enum(("http", "grpc"), description="ready when this address accepts connections"),
+            },
+            description="your service's readiness probe (default: GET metrics_path)",
+        ),
+        "metrics_path": {
+            "type": "string",
+            "pattern": "^/",
+            "default": "/metrics",
+            "description": "where Prometheus scrapes your service (on {http_addr})",
+        },
+        "gc_path": {
+            "type": "string",
+            "pattern": "^/",
+            "description": "mapprobe's GC handler on {http_addr} (POST): exact heap samples; without it model "
+            "checks read go_gc_heap_live_bytes and are approximate",
+        },
     },
-    required=("name", "store"),
+    required=("name",),
 )
 
 _keys = _object(
@@ -136,7 +182,18 @@ _value = _object(
 
 _load = _object(
     {
-        "user": _enum(USERS, "MapWriteUser", "Locust user class"),
+        "user": {
+            "type": "string",
+            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+            "default": "MapWriteUser",
+            "description": "Locust user class: " + ", ".join(USERS) + ", or a class in load.locustfile",
+        },
+        "locustfile": {
+            "type": "string",
+            "minLength": 1,
+            "description": "your own locustfile (relative to this file); mapquake still runs the master and "
+            "workers, shapes the phases and measures every request",
+        },
         "protocol": _enum(PROTOCOLS, "grpc", "how users talk to the targets"),
         "workers": _int(1, 64, 1, "Locust worker processes"),
         "users": _int(1, 100_000, 8, "concurrent users (a phase may override)"),
@@ -152,10 +209,13 @@ _load = _object(
         },
         "rate": {"type": "number", "exclusiveMinimum": 0, "description": "requests per second per user"},
         "max_ops": _int(1, 10**12, description="stop each worker after this many writes"),
-        "keys": {**_keys, "description": "the key space: k000000000000000 … (16-byte names)"},
+        "keys": {
+            **_keys,
+            "description": "the key space: k000000000000000 … (16-byte names); needed "
+            "by mapquake's own users, not with a locustfile",
+        },
         "value": {**_value, "description": "what every write stores"},
     },
-    required=("keys",),
 )
 
 _partition = _object(
@@ -223,6 +283,11 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
             **_check_name,
             "model": _enum(("live_heap",), description="what is compared with the reference model"),
             "target": {"type": "string", "description": "target name"},
+            "map": {
+                "type": "string",
+                "description": "your service: the mapprobe map to check (its `map` label; may be left out when "
+                "the service registers one map)",
+            },
             "tolerance": {
                 "type": "string",
                 "pattern": PERCENT_PATTERN,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeAlias
 
 from orchestrator.core.units import Duration, Percent, parse_duration
 from orchestrator.scenario.schema import CHECK_KINDS, FAULT_KINDS, SCENARIO_SCHEMA
+from orchestrator.scenario.userparts import resolve
 from workloads.keyspace import KeySpec
 
 
@@ -39,9 +40,37 @@ class ReplicateSpec:
 
 
 @dataclass(frozen=True)
+class ReadyProbe:
+    """How a service says it serves: GET ``http`` answers 2xx, or ``tcp`` ("http"/"grpc") accepts."""
+
+    http: str | None = None
+    tcp: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """The user's own service: what to build or run, and where it answers (paths are absolute)."""
+
+    build: str | None
+    """A Go main package directory, built with the target's Go version inside its own module."""
+    command: tuple[str, ...] | None
+    """The argv to run instead of a build (placeholders not yet expanded)."""
+    image: str | None
+    """The container image, for the Kubernetes backend."""
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    workdir: str
+    ready: ReadyProbe
+    metrics_path: str
+    gc_path: str | None
+    """mapprobe's GC handler: exact heap samples; None: approximate ones from the Go collector."""
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     name: str
-    store: str
+    store: str | None
+    """One of mapquake's demo stores, or None for the user's own service (``service``)."""
     replicas: int
     value_type: str
     go: str
@@ -51,6 +80,7 @@ class TargetSpec:
     ring_size: int
     ring_leak: bool
     slice_buffer: int
+    service: ServiceSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,8 @@ class LoadSpec:
     keys: KeySpec
     """The workloads' own KeySpec: the backends hand it to the workload plan as it is."""
     value: ValueSpec
+    locustfile: str | None = None
+    """The user's locustfile (absolute), whose ``user`` class runs instead of mapquake's users."""
 
 
 # --- faults: one dataclass per kind ------------------------------------------------------------
@@ -268,11 +300,14 @@ class ModelCheck:
     since: str | None
     """The point growth is measured from; None: since deploy."""
     design: DesignSpec | None
+    map: str | None = None
+    """On a service target: the mapprobe map (its ``map`` label) whose growth the model predicts."""
 
     def as_scenario_dict(self) -> dict[str, Any]:
         fields = {
             "model": self.model,
             "target": self.target,
+            "map": self.map,
             "tolerance": self.tolerance.text,
             "at": list(self.at),
             "since": self.since,
@@ -380,6 +415,7 @@ def build_check(listing: Mapping[str, Any], index: int) -> CheckSpec:
             at=tuple(raw["at"]),
             since=raw.get("since"),
             design=None if raw.get("design") is None else _design(raw["design"]),
+            map=raw.get("map"),
         )
     if kind == "promql":
         return PromqlCheck(
@@ -431,6 +467,21 @@ class Scenario:
         return plan
 
 
+def _service(raw: Mapping[str, Any], source: str) -> ServiceSpec:
+    ready = raw.get("ready") or {"http": raw.get("metrics_path", "/metrics")}
+    return ServiceSpec(
+        build=str(resolve(source, raw["build"])) if "build" in raw else None,
+        command=tuple(raw["command"]) if "command" in raw else None,
+        image=raw.get("image"),
+        args=tuple(raw.get("args", ())),
+        env=dict(raw.get("env", {})),
+        workdir=str(resolve(source, raw.get("workdir", "."))),
+        ready=ReadyProbe(http=ready.get("http"), tcp=ready.get("tcp")),
+        metrics_path=raw.get("metrics_path", "/metrics"),
+        gc_path=raw.get("gc_path"),
+    )
+
+
 def _go_version(value: Any) -> str:
     return str(value)
 
@@ -439,7 +490,8 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
     """Turn validated data into a Scenario with defaults applied."""
     load_raw = {**_LOAD_DEFAULTS, **data["load"]}
     value = ValueSpec(**{**_VALUE_DEFAULTS, **load_raw.get("value", {})})
-    keys = KeySpec(**{**_KEYS_DEFAULTS, **load_raw["keys"]})
+    # A locustfile's users draw no keys of mapquake's: the plan still carries a (one-key) space.
+    keys = KeySpec(**{**_KEYS_DEFAULTS, **load_raw.get("keys", {"space": 1})})
     load = LoadSpec(
         user=load_raw["user"],
         protocol=load_raw["protocol"],
@@ -453,6 +505,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         max_ops=load_raw.get("max_ops"),
         keys=keys,
         value=value,
+        locustfile=str(resolve(source, load_raw["locustfile"])) if "locustfile" in load_raw else None,
     )
     go = _go_version(data.get("go", _PROPS["go"]["default"]))
     targets = []
@@ -462,7 +515,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         targets.append(
             TargetSpec(
                 name=merged["name"],
-                store=merged["store"],
+                store=merged.get("store"),
                 replicas=merged["replicas"],
                 value_type=merged.get("value_type", value.type),
                 go=_go_version(merged.get("go", go)),
@@ -472,6 +525,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
                 ring_size=merged["ring_size"],
                 ring_leak=merged["ring_leak"],
                 slice_buffer=merged["slice_buffer"],
+                service=None if "store" in raw else _service(raw, source),
             )
         )
     phases = tuple(

@@ -27,7 +27,11 @@ from orchestrator.scenario.schema import (
     NAME_PATTERN,
     PERCENT_PATTERN,
     SCENARIO_SCHEMA,
+    SERVICE_FIELDS,
+    STORE_ONLY_FIELDS,
+    USERS,
 )
+from orchestrator.scenario.userparts import locustfile_classes, placeholder_errors, resolve
 from orchestrator.scenario.yamlsource import LocatedDocument, Path_, format_path
 
 _VALIDATOR = jsonschema.Draft202012Validator(SCENARIO_SCHEMA)
@@ -223,6 +227,9 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
                 ("targets", i, "replicate"), "replication needs replicas: 2 or more; remove replicate or add replicas"
             )
 
+    for i, target in _dicts(data.get("targets")):
+        _service_target_rules(doc.origin, ("targets", i), target, error)
+
     def check_target_ref(path: Path_, name: Any) -> dict[str, Any] | None:
         if not isinstance(name, str):
             return None
@@ -233,6 +240,7 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
 
     load = data.get("load")
     if isinstance(load, dict):
+        _load_rules(doc.origin, load, error)
         if load.get("protocol", "grpc") == "http" and isinstance(load.get("batch"), int) and load["batch"] > 1:
             error(("load", "batch"), "HTTP has no batch writes; use protocol: grpc or remove batch")
         if load.get("stream") is True and load.get("protocol", "grpc") == "http":
@@ -264,6 +272,11 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
         for key in ("target", "crash"):
             if key in check:
                 check_target_ref((*base, key), check[key])
+        checked = targets.get(check["target"]) if "model" in check and isinstance(check.get("target"), str) else None
+        if checked is not None and "store" in checked and "map" in check:
+            error((*base, "map"), "map names a mapprobe map of your own service; a store target has one store")
+        if checked is not None and "store" not in checked and "design" in check:
+            error((*base, "design"), "design describes a demo store; your service's maps describe themselves")
         points = check.get("at", []) if isinstance(check.get("at"), list) else []
         located: list[tuple[Path_, Any]] = [((*base, "at", j), point) for j, point in enumerate(points)]
         if "since" in check:
@@ -280,6 +293,75 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
         if "promql" in check and "below" not in check and "above" not in check:
             error(base, "a promql check needs a bound: below, above or both")
     return out
+
+
+def _service_target_rules(
+    origin: str, base: Path_, target: dict[str, Any], error: Callable[[Path_, str], None]
+) -> None:
+    """A target is a demo store or the user's own service (build, command and/or image), not both."""
+    service = [f for f in ("build", "command", "image") if f in target]
+    if "store" in target:
+        for field in (f for f in SERVICE_FIELDS if f in target):
+            error((*base, field), f"{field} is for your own service; a store target runs mapquake's maptarget "
+                  "(remove store to run your service, or remove this field)")  # fmt: skip
+        return
+    if not service:
+        error(base, "say what to run: store (a demo store), build or command (your service), image (kubernetes)")
+        return
+    if "build" in target and "command" in target:
+        error((*base, "command"), "give build (a Go package mapquake builds) or command (what to run), not both")
+    for field in (f for f in STORE_ONLY_FIELDS if f in target):
+        error((*base, field), f"{field} configures a demo store; your service takes its own flags in args or command")
+    texts: list[tuple[Path_, Any]] = [((*base, "command", j), v) for j, v in enumerate(target.get("command") or [])]
+    texts += [((*base, "args", j), v) for j, v in enumerate(target.get("args") or [])]
+    env = target.get("env")
+    texts += [((*base, "env", k), v) for k, v in env.items()] if isinstance(env, dict) else []
+    for path, text in texts:
+        if isinstance(text, str):
+            for problem in placeholder_errors(text):
+                error(path, problem)
+    if "args" in target and "build" not in target:
+        error((*base, "args"), "args follow the binary mapquake builds; with command, put them in command")
+    ready = target.get("ready")
+    if isinstance(ready, dict) and len(ready) != 1:
+        error((*base, "ready"), "give one probe: http: /path or tcp: http|grpc")
+    build = target.get("build")
+    if isinstance(build, str):
+        package = resolve(origin, build)
+        if not package.is_dir() or not any(package.glob("*.go")):
+            error((*base, "build"), f"{package} is not a directory with a Go main package (path from the scenario)")
+    command = target.get("command")
+    program = command[0] if isinstance(command, list) and command and isinstance(command[0], str) else ""
+    if "/" in program and "{" not in program and not resolve(origin, program).is_file():
+        error(
+            (*base, "command", 0),
+            f"{resolve(origin, program)} does not exist (paths are from the scenario's directory)",
+        )
+
+
+def _load_rules(origin: str, load: dict[str, Any], error: Callable[[Path_, str], None]) -> None:
+    """mapquake's own users need a key space; a locustfile must exist, parse and define the user class."""
+    user = load.get("user", "MapWriteUser")
+    locustfile = load.get("locustfile")
+    if not isinstance(locustfile, str):
+        if isinstance(user, str) and user not in USERS:
+            error(("load", "user"), f"'{user}' is not one of mapquake's users{_suggest(user, list(USERS))} "
+                  f"({', '.join(USERS)}); for your own class, set load.locustfile")  # fmt: skip
+        if "keys" not in load:
+            error(("load",), "mapquake's users need a key space: add keys: {space: N}")
+        return
+    path = resolve(origin, locustfile)
+    classes, problem = locustfile_classes(path)
+    if problem is not None:
+        error(("load", "locustfile"), f"{problem} (path from the scenario's directory)")
+    elif isinstance(user, str) and "user" in load and user not in classes:
+        error(("load", "user"), f"{path.name} defines no class '{user}'{_suggest(user, classes)} "
+              f"(its classes: {', '.join(classes) or 'none'})")  # fmt: skip
+    elif "user" not in load:
+        error(("load", "locustfile"), "name the user class to run from it: load.user")
+    for field in ("batch", "stream", "read_ratio", "keys", "value", "max_ops"):
+        if field in load:
+            error(("load", field), f"{field} shapes mapquake's own users; your locustfile decides its requests")
 
 
 def _partition_rules(
