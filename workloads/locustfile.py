@@ -31,6 +31,11 @@ init_gevent()
 PLAN = WorkloadPlan.from_env()
 TIMELINE = Timeline(PLAN.phases)
 
+if PLAN.locustfile is not None:
+    # The user's own locustfile: Locust finds its user classes among this module's attributes, so
+    # they join ours; the shape above and the request listener of users.start_worker measure them.
+    globals().update(users.load_user_classes(PLAN.locustfile))
+
 
 class PlanShape(LoadTestShape):
     """The plan's phases on one timeline; None after the last, so a headless run ends by itself."""

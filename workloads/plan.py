@@ -115,6 +115,9 @@ class WorkloadPlan:
     linger_s: float = 0.0
     """After the load stopped, a worker keeps serving its final metrics this long before it exits,
     so Prometheus's last scrape sees the final counts (set it to about two scrape intervals)."""
+    locustfile: str | None = None
+    """The user's own locustfile (absolute path): ``user`` is a class in it, not one of mapquake's; its
+    requests are measured like mapquake's own, and it gets no keys (its service counts its maps)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form labels carried through to the summaries (scenario name, run id)."""
 
@@ -128,8 +131,10 @@ class WorkloadPlan:
     def errors(self) -> list[str]:
         """Every problem with the plan, as 'field: message' (empty when valid)."""
         out: list[str] = []
-        if self.user not in USERS:
+        if self.locustfile is None and self.user not in USERS:
             out.append(f"user: unknown user class {self.user!r} (choose one of {list(USERS)})")
+        if self.locustfile is not None and not self.user.isidentifier():
+            out.append(f"user: {self.user!r} is not a Python class name in {self.locustfile}")
         if self.protocol not in PROTOCOLS:
             out.append(f"protocol: must be one of {list(PROTOCOLS)}, got {self.protocol!r}")
         if not self.targets:
@@ -337,6 +342,8 @@ def expected_entries(plan: WorkloadPlan, summaries: Sequence[WorkerSummary]) -> 
     if indices != list(range(plan.worker_count)):
         raise ValueError(f"need one summary per worker 0..{plan.worker_count - 1}, got workers {indices}")
     replicas = len(plan.targets)
+    if plan.locustfile is not None:  # the user's requests: the service reports its entries (mapprobe)
+        return ExpectedEntries(expected=[0] * replicas, low=[0] * replicas, high=[0] * replicas, exact=False)
     draws = [s.draws for s in ordered]
     if plan.user == "DeleteChurnUser":
         expected = expected_live_after_churn(plan.keys, draws, replicas, plan.replicated)

@@ -374,3 +374,36 @@ class ReadWriteMix(MapquakeUser):
         else:
             st.reads_done += 1
             st.read_hits += int(found)
+
+
+USER_LOCUSTFILE_MODULE = "mapquake_user_locustfile"
+
+
+def load_user_classes(path: str) -> dict[str, type[User]]:
+    """Import the user's locustfile (once, under a fixed module name) and return its User classes.
+
+    Its directory goes on sys.path first, so it can import its own helpers beside it. A failure to
+    import is logged with the file's name and re-raised: the Locust process exits, and the
+    controller reports the file (it also tries the import before the run starts).
+    """
+    import importlib.util
+    import sys
+
+    directory = str(Path(path).resolve().parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(USER_LOCUSTFILE_MODULE, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[USER_LOCUSTFILE_MODULE] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        log.exception("cannot import the locustfile %s", path)
+        raise
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if isinstance(value, type) and issubclass(value, User) and value is not User and not value.abstract
+    }

@@ -32,7 +32,7 @@ def _go_minor(sample: HeapSample, target: TargetSpec) -> str:
     return ".".join(parts[:2]) if len(parts) >= 2 and all(p.isdigit() for p in parts[:2]) else target.go
 
 
-def _map_of(sample: HeapSample, name: str | None) -> MapReading | str:
+def probed_map(sample: HeapSample, name: str | None) -> MapReading | str:
     """The reading of map ``name`` (the only map when None), or why there is none."""
     if not sample.maps:
         return "the service serves no mapprobe map (register it with mapprobe.Register)"
@@ -68,7 +68,7 @@ def check_service_model(check: ModelCheck, scenario: Scenario, journal: Journal)
                 verdict = worst(verdict, Verdict.INCONCLUSIVE)
                 rows.append({"point": point, "replica": replica, "missing": f"no heap sample at {since} or {point}"})
                 continue
-            then, now = _map_of(base[0], check.map), _map_of(here[0], check.map)
+            then, now = probed_map(base[0], check.map), probed_map(here[0], check.map)
             if isinstance(now, str) or (isinstance(then, str) and since != "deploy"):
                 verdict = worst(verdict, Verdict.INCONCLUSIVE)
                 rows.append({"point": point, "replica": replica, "missing": now if isinstance(now, str) else then})

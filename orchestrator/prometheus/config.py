@@ -26,6 +26,8 @@ class ScrapeTarget:
 
     address: str
     labels: Mapping[str, str] = field(default_factory=dict)
+    metrics_path: str | None = None
+    """Scrape this path instead of the job's (a user's service may serve metrics elsewhere)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ def _check_address(job: str, address: str, allowed: AddressAllowList) -> list[st
     except ValueError:
         return [f"job {job!r}: target {address!r} is not host:port"]
     return []
+
+
+def _labels(target: ScrapeTarget) -> dict[str, Any]:
+    # Prometheus takes a target's metrics path from its __metrics_path__ label.
+    labels = {**target.labels, **({"__metrics_path__": target.metrics_path} if target.metrics_path else {})}
+    return {"labels": labels} if labels else {}
 
 
 def validate_jobs(jobs: Sequence[ScrapeJob], allowed: AddressAllowList = LOOPBACK_ONLY) -> list[str]:
@@ -92,9 +100,7 @@ def render_config(
             {
                 "job_name": job.name,
                 "metrics_path": job.metrics_path,
-                "static_configs": [
-                    {"targets": [t.address], **({"labels": dict(t.labels)} if t.labels else {})} for t in job.targets
-                ],
+                "static_configs": [{"targets": [t.address], **_labels(t)} for t in job.targets],
             }
             for job in jobs
         ],

@@ -39,6 +39,7 @@ from orchestrator.backends.base import (
 from orchestrator.backends.registry import backend_factory
 from orchestrator.checks import evaluate as comparator
 from orchestrator.checks.evaluate import RangeSeries, RunFacts
+from orchestrator.checks.service_model import probed_map
 from orchestrator.checks.verdict import CheckResult, Verdict, exit_code, overall
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError, MapquakeError, UsageError
 from orchestrator.core.ledger import new_run_id
@@ -213,6 +214,7 @@ class Run:
         for replica in self.replicas:
             self.backend.target_admin(replica).warm_up()
             self._sample(replica, "deploy", settle=True)
+        self._require_probed_maps()
         if any(p.faults for p in self.scenario.phases):
             self.progress.status("starting the chaos agent")
             self.faults = self.backend.start_faults()
@@ -221,6 +223,27 @@ class Run:
         self.progress.status("starting load")
         plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
         self.backend.start_load(self.scenario, plan)
+
+    def _require_probed_maps(self) -> None:
+        """A model check on a service needs its mapprobe map: refuse at deploy, not at the verdict."""
+        for check in self.scenario.checks:
+            if not isinstance(check, ModelCheck) or self.scenario.target(check.target).service is None:
+                continue
+            for replica in (r for r in self.replicas if r.target == check.target):
+                samples = [s for s in self.journal.sample_at(check.target, "deploy") if s.replica == replica.replica]
+                if not samples:
+                    raise InfrastructureError(
+                        f"target '{check.target}' replica {replica.replica}: no heap sample at deploy "
+                        f"(see the sample-failed note in the report)",
+                        hint="with gc_path, it must be mapprobe's GC handler; without it, the service must "
+                        "serve the Go collector's go_gc_heap_live_bytes on its metrics path",
+                    )
+                found = probed_map(samples[0], check.map)
+                if isinstance(found, str):
+                    raise InfrastructureError(
+                        f"target '{check.target}' replica {replica.replica}: {found} (model check '{check.name}')",
+                        hint="register the map with mapprobe (docs/your-service.md) and serve it on the metrics path",
+                    )
 
     def _timeline(self) -> None:
         """Walk the phases; the load follows the same schedule from its own start."""

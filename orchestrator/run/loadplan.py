@@ -39,10 +39,15 @@ def workload_plan(scenario: Scenario, replicas: Sequence[ReplicaEndpoint], allow
             hint="split the scenario, or remove replicate from the other targets",
         )
     write_mode = "stream" if load.stream else ("batch" if load.batch > 1 else "put")
+    # A user's locustfile speaks to the services' HTTP address (Locust's --host) and may use gRPC.
+    http = load.locustfile is not None or load.protocol == "http"
+    extra: dict[str, object] = {"scenario": scenario.name}
+    if load.locustfile is not None:
+        extra["grpc_targets"] = ",".join(r.grpc_addr for r in replicas)
     return WorkloadPlan(
         user=load.user,
-        protocol=load.protocol,  # type: ignore[arg-type]
-        targets=tuple(r.grpc_addr if load.protocol == "grpc" else r.http_addr for r in replicas),
+        protocol="http" if http else "grpc",
+        targets=tuple(r.http_addr if http else r.grpc_addr for r in replicas),
         keys=load.keys,
         phases=tuple(locust_phase(p, load) for p in scenario.phases),
         value_type=load.value.type,
@@ -55,5 +60,6 @@ def workload_plan(scenario: Scenario, replicas: Sequence[ReplicaEndpoint], allow
         # Workers keep serving their final counters for two scrapes after the load stops.
         linger_s=2 * scenario.scrape_interval_s,
         allowed=allowed,
-        extra={"scenario": scenario.name},
+        locustfile=load.locustfile,
+        extra=extra,
     )

@@ -129,6 +129,7 @@ _target = _object(
             {
                 "http": {"type": "string", "pattern": "^/", "description": "ready when GET <path> answers 2xx"},
                 "tcp": _enum(("http", "grpc"), description="ready when this address accepts connections"),
+                "timeout": {**_duration, "default": "30s", "description": "how long it may take to be ready"},
             },
             description="your service's readiness probe (default: GET metrics_path)",
         ),

@@ -45,6 +45,7 @@ class ReadyProbe:
 
     http: str | None = None
     tcp: str | None = None
+    timeout_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -468,7 +469,9 @@ class Scenario:
 
 
 def _service(raw: Mapping[str, Any], source: str) -> ServiceSpec:
-    ready = raw.get("ready") or {"http": raw.get("metrics_path", "/metrics")}
+    ready = {"http": raw.get("metrics_path", "/metrics"), **raw.get("ready", {})}
+    if "tcp" in ready:
+        del ready["http"]
     return ServiceSpec(
         build=str(resolve(source, raw["build"])) if "build" in raw else None,
         command=tuple(raw["command"]) if "command" in raw else None,
@@ -476,7 +479,9 @@ def _service(raw: Mapping[str, Any], source: str) -> ServiceSpec:
         args=tuple(raw.get("args", ())),
         env=dict(raw.get("env", {})),
         workdir=str(resolve(source, raw.get("workdir", "."))),
-        ready=ReadyProbe(http=ready.get("http"), tcp=ready.get("tcp")),
+        ready=ReadyProbe(
+            http=ready.get("http"), tcp=ready.get("tcp"), timeout_s=parse_duration(ready.get("timeout", "30s"))
+        ),
         metrics_path=raw.get("metrics_path", "/metrics"),
         gc_path=raw.get("gc_path"),
     )

@@ -323,7 +323,7 @@ def _service_target_rules(
     if "args" in target and "build" not in target:
         error((*base, "args"), "args follow the binary mapquake builds; with command, put them in command")
     ready = target.get("ready")
-    if isinstance(ready, dict) and len(ready) != 1:
+    if isinstance(ready, dict) and len({k for k in ready if k != "timeout"}) != 1:
         error((*base, "ready"), "give one probe: http: /path or tcp: http|grpc")
     build = target.get("build")
     if isinstance(build, str):

@@ -73,14 +73,22 @@ def settled_heap(http_addr: str, *, peers: int = 0, timeout_s: float = SETTLE_TI
         time.sleep(0.05)
 
 
-def scrape(http_addr: str) -> dict[str, float]:
+def scrape_samples(http_addr: str, path: str = "/metrics") -> list[tuple[str, dict[str, str], float]]:
+    """Fetch ``path`` (Prometheus text format) and return every sample as (name, labels, value)."""
+    text = _request(f"http://{http_addr}{path}").decode()
+    return [
+        (sample.name, dict(sample.labels), sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    ]
+
+
+def scrape(http_addr: str, path: str = "/metrics") -> dict[str, float]:
     """Fetch /metrics and return {series: value}, series written as name{label="v",...}."""
-    text = _request(f"http://{http_addr}/metrics").decode()
     samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    for name, labels, value in scrape_samples(http_addr, path):
+        text = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        samples[f"{name}{{{text}}}" if text else name] = value
     return samples
 
 

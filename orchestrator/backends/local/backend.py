@@ -32,18 +32,21 @@ from orchestrator.backends.base import (
     TargetAdmin,
 )
 from orchestrator.backends.local import network
-from orchestrator.backends.local.locust import LocustCluster, LocustResult
+from orchestrator.backends.local.locust import LocustCluster, LocustResult, locustfile_import_error
 from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
 from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger, list_runs
 from orchestrator.core.safety import LOCAL_RUN, AddressAllowList
+from orchestrator.model.toolchains import find as find_toolchain
 from orchestrator.prometheus.client import PrometheusClient
 from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget
-from orchestrator.scenario.spec import Scenario, TargetSpec
+from orchestrator.scenario.spec import Scenario, ServiceSpec, TargetSpec
+from orchestrator.scenario.userparts import expand
 from orchestrator.targets.admin import TargetAdminClient
 from orchestrator.targets.build import TargetProcess, ensure_built, go_command
+from orchestrator.targets.service import ServiceAdmin, ServiceProcess, build_service, service_argv
 from workloads.plan import WorkloadPlan
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ FATAL_MARKERS = ("fatal error:", "panic:")
 MIN_TARGET_GO = (1, 23)  # the oldest Go whose dependency versions go_targets/go1.23.mod pins
 HOST_TOOLS = ("ip", "nsenter")
 FAULT_TOOLS = ("nft", "tc")
+SERVICE_BASE_ENV = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
+"""What a user's service inherits of the controller's environment; the scenario's env adds to it."""
 
 
 def fatal_message(log_text: str) -> str:
@@ -94,7 +99,8 @@ class LocalBackend:
         self.run_dir = run_dir
         self._ledger: Ledger | None = None
         self.network: LocalNetwork | None = None
-        self.targets: dict[tuple[str, int], TargetProcess] = {}
+        self.targets: dict[tuple[str, int], TargetProcess | ServiceProcess] = {}
+        self._services: dict[str, ServiceSpec] = {}
         self.prometheus: PrometheusServer | None = None
         self.locust: LocustCluster | None = None
         self.locust_result: LocustResult | None = None
@@ -135,6 +141,13 @@ class LocalBackend:
         except InfrastructureError as err:
             problems.append(err.message)
             hints.append(err.hint or "")
+        if scenario.load.locustfile is not None:
+            failure = locustfile_import_error(scenario.load.locustfile)
+            if failure is not None:
+                raise UsageError(
+                    f"the locustfile {scenario.load.locustfile} does not import:\n{failure}",
+                    hint="run it with `locust -f` to see the whole error; its imports must be installed here",
+                )
         if problems:
             raise InfrastructureError(
                 "the local backend cannot run here:\n  " + "\n  ".join(problems),
@@ -152,7 +165,7 @@ class LocalBackend:
 
     def deploy_targets(self, scenario: Scenario) -> list[ReplicaEndpoint]:
         # Build first: a build error must not leave a half-made network behind.
-        binaries = {t.go: ensure_built(["maptarget"], go_version=t.go)["maptarget"] for t in scenario.targets}
+        binaries = self._build(scenario)
         self.network = LocalNetwork.create(self.run_id, self.ledger)
         plan: list[tuple[TargetSpec, int, Node]] = []
         for target in scenario.targets:
@@ -160,34 +173,91 @@ class LocalBackend:
                 plan.append((target, replica, self.network.add_node(replica_node(target.name, replica))))
         endpoints = []
         for target, replica, node in plan:
-            peers = [f"{n.address}:{GRPC_PORT}" for t, r, n in plan if t.name == target.name and r != replica]
-            process = TargetProcess(
-                target.store,
-                extra_args=self._target_args(target, peers),
+            siblings = [n for t, r, n in plan if t.name == target.name and r != replica]
+            endpoint = ReplicaEndpoint(
+                target=target.name,
+                replica=replica,
                 http_addr=f"{node.address}:{HTTP_PORT}",
                 grpc_addr=f"{node.address}:{GRPC_PORT}",
-                log_dir=self.run_dir / "logs",
-                binary=binaries[target.go],
-                popen=self._node_popen(node, f"target:{target.name}:{replica}"),
-                ready_file=self.run_dir / "targets" / f"{target.name}-{replica}.ready.json",
+                node=node.netns,
             )
-            process.log_path = self.run_dir / "logs" / f"target-{target.name}-{replica}.log"
-            (self.run_dir / "targets").mkdir(parents=True, exist_ok=True)
+            if target.service is None:
+                peers = [f"{n.address}:{GRPC_PORT}" for n in siblings]
+                process: TargetProcess | ServiceProcess = self._store_process(
+                    target, replica, node, binaries[target.name], peers
+                )
+            else:
+                process = self._service_process(target, replica, node, binaries.get(target.name), siblings)
             self.targets[(target.name, replica)] = process
             process.start()
-            endpoints.append(
-                ReplicaEndpoint(
-                    target=target.name,
-                    replica=replica,
-                    http_addr=f"{node.address}:{HTTP_PORT}",
-                    grpc_addr=f"{node.address}:{GRPC_PORT}",
-                    node=node.netns,
-                )
-            )
+            endpoints.append(endpoint)
+        self._services = {t.name: t.service for t in scenario.targets if t.service is not None}
         return endpoints
+
+    def _build(self, scenario: Scenario) -> dict[str, Path | None]:
+        """Each target's binary: maptarget for the demo stores, the user's build for a service."""
+        binaries: dict[str, Path | None] = {}
+        for target in scenario.targets:
+            if target.service is None:
+                binaries[target.name] = ensure_built(["maptarget"], go_version=target.go)["maptarget"]
+            elif target.service.build is not None:
+                toolchain = find_toolchain(target.go)
+                binaries[target.name] = build_service(target, self.run_dir / "bin", toolchain.go, toolchain.environ())
+            elif target.service.command is None:
+                raise UsageError(
+                    f"target '{target.name}' gives only an image; the local backend runs build: or command:",
+                    hint="add build: (a Go main package) or command:, or run with --backend kubernetes",
+                )
+        return binaries
+
+    def _store_process(
+        self, target: TargetSpec, replica: int, node: Node, binary: Path | None, peers: list[str]
+    ) -> TargetProcess:
+        assert target.store is not None and binary is not None
+        process = TargetProcess(
+            target.store,
+            extra_args=self._target_args(target, peers),
+            http_addr=f"{node.address}:{HTTP_PORT}",
+            grpc_addr=f"{node.address}:{GRPC_PORT}",
+            log_dir=self.run_dir / "logs",
+            binary=binary,
+            popen=self._node_popen(node, f"target:{target.name}:{replica}"),
+            ready_file=self.run_dir / "targets" / f"{target.name}-{replica}.ready.json",
+        )
+        process.log_path = self.run_dir / "logs" / f"target-{target.name}-{replica}.log"
+        (self.run_dir / "targets").mkdir(parents=True, exist_ok=True)
+        return process
+
+    def _service_process(
+        self, target: TargetSpec, replica: int, node: Node, binary: Path | None, siblings: list[Node]
+    ) -> ServiceProcess:
+        assert target.service is not None
+        values = {
+            "http_addr": f"{node.address}:{HTTP_PORT}",
+            "grpc_addr": f"{node.address}:{GRPC_PORT}",
+            "peers": ",".join(f"{n.address}:{HTTP_PORT}" for n in siblings),
+            "grpc_peers": ",".join(f"{n.address}:{GRPC_PORT}" for n in siblings),
+            "replica": str(replica),
+            "name": target.name,
+        }
+        env = {**SERVICE_BASE_ENV, **{k: expand(v, values) for k, v in target.service.env.items()}}
+        return ServiceProcess(
+            target,
+            replica,
+            service_argv(target.service, binary, values),
+            env=env,
+            http_addr=values["http_addr"],
+            grpc_addr=values["grpc_addr"],
+            log_path=self.run_dir / "logs" / f"target-{target.name}-{replica}.log",
+            popen=self._node_popen(node, f"target:{target.name}:{replica}"),
+            placeholders=values,
+        )
 
     def target_admin(self, replica: ReplicaEndpoint) -> TargetAdmin:
         """The controller reaches every namespace through the run's bridge."""
+        service = self._services.get(replica.target)
+        if service is not None:
+            return ServiceAdmin(service, replica.http_addr)
         return TargetAdminClient(replica.http_addr, replica.grpc_addr)
 
     @staticmethod
@@ -219,7 +289,14 @@ class LocalBackend:
         jobs = [
             ScrapeJob(
                 name="targets",
-                targets=[ScrapeTarget(r.http_addr, {"target": r.target, "replica": str(r.replica)}) for r in replicas],
+                targets=[
+                    ScrapeTarget(
+                        r.http_addr,
+                        {"target": r.target, "replica": str(r.replica)},
+                        metrics_path=service.metrics_path if (service := self._services.get(r.target)) else None,
+                    )
+                    for r in replicas
+                ],
             ),
             ScrapeJob(
                 name="load",

@@ -54,6 +54,10 @@ from workloads.plan import (
 log = logging.getLogger(__name__)
 
 LOCUSTFILE = Path(workloads.__file__).resolve().parent / "locustfile.py"
+TARGETS_ENV = "MAPQUAKE_TARGETS"
+"""For a user's locustfile: every replica as http://host:port, in routing order, comma-separated."""
+GRPC_TARGETS_ENV = "MAPQUAKE_GRPC_TARGETS"
+"""For a user's locustfile: every replica's gRPC host:port (the service's {grpc_addr}), comma-separated."""
 
 # Module constants so a slow machine (or a test) can raise them.
 READY_TIMEOUT_S = 60.0
@@ -233,6 +237,7 @@ class LocustCluster:
             "--exit-code-on-error", "0",  # request failures are the summaries' business, not an exit code
             "--only-summary",
             "--loglevel", self.loglevel,
+            *self._host_args(),
             self.plan.user,
         ]  # fmt: skip
 
@@ -244,12 +249,20 @@ class LocustCluster:
             "--master-host", self.master_host,
             "--master-port", str(self.master_port),
             "--loglevel", self.loglevel,
+            *self._host_args(),
             self.plan.user,
         ]  # fmt: skip
+
+    def _host_args(self) -> list[str]:
+        """A user's locustfile gets Locust's usual --host: the first replica (all are in MAPQUAKE_TARGETS)."""
+        return ["--host", f"http://{self.plan.targets[0]}"] if self.plan.locustfile else []
 
     def _env(self, plan_path: Path) -> dict[str, str]:
         env = dict(self.env)
         env[PLAN_ENV] = str(plan_path)
+        if self.plan.locustfile:
+            env[TARGETS_ENV] = ",".join(f"http://{t}" for t in self.plan.targets)
+            env[GRPC_TARGETS_ENV] = str(self.plan.extra.get("grpc_targets", ""))
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -441,3 +454,33 @@ def _scrape(addr: str, *, timeout_s: float) -> str | None:
             return bytes(resp.read()).decode(errors="replace")
     except (urllib.error.URLError, OSError, ValueError):
         return None
+
+
+LOCUSTFILE_IMPORT_TIMEOUT_S = 60.0
+
+
+def locustfile_import_error(path: str, python: str = sys.executable) -> str | None:
+    """Import a user's locustfile the way a worker will (in a subprocess: Locust monkey-patches on
+    import); None if it imports, else the last lines of what went wrong."""
+    code = (
+        "import sys, importlib.util\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "spec = importlib.util.spec_from_file_location('mapquake_user_locustfile', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+    )
+    try:
+        result = subprocess.run(
+            [python, "-c", code, path, str(Path(path).parent)],
+            capture_output=True,
+            text=True,
+            timeout=LOCUSTFILE_IMPORT_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return f"importing it took over {LOCUSTFILE_IMPORT_TIMEOUT_S:.0f}s (does it run load at import time?)"
+    if result.returncode == 0:
+        return None
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-4:]) or f"the import exited with code {result.returncode}"
