@@ -94,6 +94,7 @@ def check_service_model(check: ModelCheck, scenario: Scenario, journal: Journal)
                     "high_water": now.high_water,
                     "map_predicted_bytes": now_e,
                     "attributed_bytes": predicted,
+                    "predicted_bytes": predicted,  # the heap growth the model predicts: the map's, nothing else
                     "predicted_range": [low, high],
                     "observed_bytes": observed,
                     "left_over_bytes": observed - predicted,

@@ -139,8 +139,8 @@ class Run:
                 self.journal.record(EventKind.INTERRUPTED, str(signal_))
                 verdict, code = Verdict.INCONCLUSIVE, exit_code(Verdict.INCONCLUSIVE)
             except MapquakeError as err:
-                reason = f"{type(err).__name__}: {err.message}"
-                self.journal.record(EventKind.NOTE, "error", message=err.message)
+                reason = f"{type(err).__name__}: {err.message}" + (f"\nhint: {err.hint}" if err.hint else "")
+                self.journal.record(EventKind.NOTE, "error", message=err.message, hint=err.hint)
                 verdict, code = Verdict.INCONCLUSIVE, err.exit_code
             except Exception as err:  # a bug in mapquake: still tear down and still report
                 log.exception("internal error during the run")
@@ -172,6 +172,8 @@ class Run:
                 trends.record_run(store, record, collected)
         except MapquakeError as err:
             log.warning("run not recorded in the trend store: %s", err.message)
+        except Exception:  # a bug there must not turn a verdict already reported into a crash
+            log.exception("run not recorded in the trend store")
         return record
 
     def _collect_series(self) -> dict[str, Any] | None:
