@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mapquake/mapquake/go_targets/pkg/mapprobe"
+	"github.com/mapquake/mapquake/mapprobe"
 )
 
 // Session is a value type a service might keep per user.
