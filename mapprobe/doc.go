@@ -33,6 +33,15 @@
 // prometheus.WrapRegistererWith(prometheus.Labels{"map": name}, reg); see the
 // example.
 //
+// # Exact heap samples
+//
+// NewGCHandler returns an opt-in http.Handler a service mounts on an admin
+// path. On POST it runs the garbage collector twice, reads the heap and
+// answers JSON with the same field names as maptarget's POST /admin/gc, plus
+// every registered map gathered from the registry ("maps"). Its Quiet method
+// wraps the service's /metrics handler so that a concurrent scrape's buffers
+// never land in a sample.
+//
 // # Type syntax
 //
 // go_type is Go type syntax with two additions the model understands:
