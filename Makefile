@@ -19,7 +19,7 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 APT_PACKAGES := gcc iproute2 nftables prometheus chromium
 # The Go modules: go_targets (maptarget, mapload), mapprobe (the library services import; go_targets
 # builds it from ../mapprobe) and the example service. lint and test-go cover all of them.
-GO_MODULES := go_targets mapprobe
+GO_MODULES := go_targets mapprobe examples/inventory
 GO_SOURCES := $(shell find go_targets mapprobe -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
 
 .PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo smoke clean
