@@ -17,7 +17,10 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 # prometheus: the server binary each local run starts itself; its packaged service is not used;
 # chromium: the headless browser the report test opens report.html in).
 APT_PACKAGES := gcc iproute2 nftables prometheus chromium
-GO_SOURCES := $(shell find go_targets -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
+# The Go modules: go_targets (maptarget, mapload), mapprobe (the library services import; go_targets
+# builds it from ../mapprobe) and the example service. lint and test-go cover all of them.
+GO_MODULES := go_targets mapprobe examples/inventory
+GO_SOURCES := $(shell find go_targets mapprobe -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
 
 .PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo smoke clean
 
@@ -78,13 +81,13 @@ lint: python tools proto-check
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
-	@out=$$(gofmt -l go_targets); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	cd go_targets && go vet ./...
+	@out=$$(gofmt -l $(GO_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	for m in $(GO_MODULES); do (cd $$m && go vet ./...); done
 
 test: setup lint test-go test-python
 
 test-go:
-	cd go_targets && go test -race -count=1 ./...
+	for m in $(GO_MODULES); do (cd $$m && go test -race -count=1 ./...); done
 
 test-python:
 	$(VENV)/bin/pytest

@@ -3,6 +3,7 @@ module github.com/mapquake/mapquake/go_targets
 go 1.23.0
 
 require (
+	github.com/mapquake/mapquake/mapprobe v0.0.0-00010101000000-000000000000
 	github.com/prometheus/client_golang v1.22.0
 	golang.org/x/net v0.35.0
 	google.golang.org/grpc v1.72.2
@@ -21,3 +22,6 @@ require (
 	golang.org/x/text v0.22.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250218202821-56aae31c358a // indirect
 )
+
+// mapprobe is its own module (so services can require it alone); built from this checkout.
+replace github.com/mapquake/mapquake/mapprobe => ../mapprobe

@@ -409,7 +409,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 }
 
 // registerStore exports mapquake_store_entries, _high_water_entries and
-// _info for st. This is the one place to swap in pkg/mapprobe.
+// _info for st. This is the one place maptarget uses mapprobe.
 func registerStore(reg prometheus.Registerer, st store.Store) error {
 	info := st.Info()
 	return metrics.RegisterStore(reg, st.Len, st.HighWater,

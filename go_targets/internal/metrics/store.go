@@ -3,7 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mapquake/mapquake/go_targets/pkg/mapprobe"
+	"github.com/mapquake/mapquake/mapprobe"
 )
 
 // StoreInfo describes the served container for mapquake_store_info.
@@ -13,7 +13,7 @@ type StoreInfo struct {
 	ValueType string
 }
 
-// RegisterStore exports the store's size through pkg/mapprobe, the same
+// RegisterStore exports the store's size through mapprobe, the same
 // series services that import mapprobe get: mapquake_store_entries,
 // mapquake_store_high_water_entries and mapquake_store_info. entries and
 // highWater are called at scrape time and must be safe for concurrent use.

@@ -2,13 +2,16 @@ package mapprobe_test
 
 import (
 	"fmt"
+	"log"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/mapquake/mapquake/go_targets/pkg/mapprobe"
+	"github.com/mapquake/mapquake/mapprobe"
 )
 
 // Session is a value type a service might keep per user.
@@ -49,6 +52,29 @@ func Example() {
 	// mapquake_store_entries{map="sessions"} 2
 	// mapquake_store_info{go_type="map[string]struct{User string; Expires int64}",key_type="string",map="sessions",value_type="struct{User string; Expires int64}"} 1
 	// mapquake_store_info{go_type="map[uint64]any(int64)",key_type="uint64",map="counters",value_type="any(int64)"} 1
+}
+
+// A service opts in to exact heap samples by mounting the GC handler where
+// only mapquake reaches it, and wraps its /metrics handler with Quiet so a
+// scrape's buffers never land in a sample.
+func ExampleNewGCHandler() {
+	reg := prometheus.NewRegistry()
+	var mu sync.RWMutex
+	items := map[uint64][4]int64{}
+	err := mapprobe.Register[uint64, [4]int64](
+		prometheus.WrapRegistererWith(prometheus.Labels{"map": "items"}, reg),
+		func() int { mu.RLock(); defer mu.RUnlock(); return len(items) })
+	if err != nil {
+		panic(err)
+	}
+
+	gc := mapprobe.NewGCHandler(reg)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", gc.Quiet(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	admin := http.NewServeMux()
+	admin.Handle("/debug/mapprobe/gc", gc) // POST answers the heap and {"maps":[{"map":"items",...}]}
+	go func() { log.Fatal(http.ListenAndServe("127.0.0.1:6060", admin)) }()
+	log.Fatal(http.ListenAndServe("127.0.0.1:8080", mux))
 }
 
 // printSeries prints every gathered series on one line, sorted.

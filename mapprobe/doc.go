@@ -2,6 +2,13 @@
 // mapquake's comparator can check the service's heap against the reference
 // model even though mapquake never saw its source.
 //
+// mapprobe is its own Go module, so a service requires it alone (its only
+// dependency is github.com/prometheus/client_golang):
+//
+//	go get github.com/mapquake/mapquake/mapprobe
+//
+// It needs Go 1.22 or newer and client_golang v1.7.0 or newer.
+//
 // A service registers each map it wants checked with the Prometheus
 // registerer it already serves, in the client_golang style: nothing global,
 // the registerer is injected.
@@ -25,6 +32,15 @@
 // A service with several maps registers each through
 // prometheus.WrapRegistererWith(prometheus.Labels{"map": name}, reg); see the
 // example.
+//
+// # Exact heap samples
+//
+// NewGCHandler returns an opt-in http.Handler a service mounts on an admin
+// path. On POST it runs the garbage collector twice, reads the heap and
+// answers JSON with the same field names as maptarget's POST /admin/gc, plus
+// every registered map gathered from the registry ("maps"). Its Quiet method
+// wraps the service's /metrics handler so that a concurrent scrape's buffers
+// never land in a sample.
 //
 // # Type syntax
 //

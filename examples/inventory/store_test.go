@@ -1,0 +1,146 @@
+package main
+
+import (
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/mapquake/mapquake/mapprobe"
+)
+
+func item(name string, qty int64) Item {
+	it := Item{Qty: qty, PriceCents: 100 * qty}
+	copy(it.Name[:], name)
+	return it
+}
+
+// frozenClock makes every write happen at the same instant, so the store's
+// own tie-breaking is what orders them.
+func frozenClock() time.Time { return time.Unix(1700000000, 0) }
+
+func TestStorePutGetDelete(t *testing.T) {
+	s := NewStore(10, false)
+	if created, _ := s.Put(7, item("bolt", 3)); !created {
+		t.Error("first Put of a SKU: created = false")
+	}
+	if created, _ := s.Put(7, item("bolt M6", 4)); created {
+		t.Error("second Put of a SKU: created = true")
+	}
+	got, ok := s.Get(7)
+	if !ok || got.NameString() != "bolt M6" || got.Qty != 4 || got.PriceCents != 400 || got.Updated == 0 {
+		t.Errorf("Get(7) = %+v, %v", got, ok)
+	}
+	if !s.Delete(7) || s.Delete(7) {
+		t.Error("Delete(7) twice: want true then false")
+	}
+	if _, ok := s.Get(7); ok || s.Len() != 0 || s.HighWater() != 1 {
+		t.Errorf("after delete: Len %d, HighWater %d; want 0, 1", s.Len(), s.HighWater())
+	}
+}
+
+func TestCapacityEvictsOldestUpdated(t *testing.T) {
+	s := NewStore(4, false) // batch of ceil(4/64) = 1
+	s.now = frozenClock
+	for sku := uint64(1); sku <= 4; sku++ {
+		s.Put(sku, item("x", 1))
+	}
+	s.Put(1, item("x", 2)) // 1 is now the newest: 2 is the oldest-updated
+	if _, evicted := s.Put(5, item("x", 1)); evicted != 1 {
+		t.Fatalf("Put at capacity evicted %d, want 1", evicted)
+	}
+	if _, ok := s.Get(2); ok {
+		t.Error("SKU 2, the oldest-updated, is still there")
+	}
+	for _, sku := range []uint64{1, 3, 4, 5} {
+		if _, ok := s.Get(sku); !ok {
+			t.Errorf("SKU %d was evicted", sku)
+		}
+	}
+	// Overwriting at capacity evicts nothing.
+	if _, evicted := s.Put(3, item("y", 1)); evicted != 0 {
+		t.Errorf("overwrite at capacity evicted %d", evicted)
+	}
+	if s.Len() != 4 || s.HighWater() != 4 || s.Evictions() != 1 {
+		t.Errorf("Len %d, HighWater %d, Evictions %d; want 4, 4, 1", s.Len(), s.HighWater(), s.Evictions())
+	}
+}
+
+func TestCapacityEvictsInBatches(t *testing.T) {
+	const capacity = 130 // batch of ceil(130/64) = 3
+	s := NewStore(capacity, false)
+	for sku := range uint64(capacity) {
+		s.Put(sku, item("x", 1))
+	}
+	if _, evicted := s.Put(1000, item("x", 1)); evicted != 3 {
+		t.Fatalf("evicted %d, want 3", evicted)
+	}
+	for sku := range uint64(3) {
+		if _, ok := s.Get(sku); ok {
+			t.Errorf("SKU %d (among the 3 oldest) is still there", sku)
+		}
+	}
+	if s.Len() != capacity-2 || s.HighWater() != capacity {
+		t.Errorf("Len %d, HighWater %d; want %d, %d", s.Len(), s.HighWater(), capacity-2, capacity)
+	}
+	for sku := uint64(2000); sku < 2100; sku++ {
+		s.Put(sku, item("x", 1))
+		if s.Len() > capacity {
+			t.Fatalf("Len %d over capacity %d", s.Len(), capacity)
+		}
+	}
+}
+
+func TestLeakGrowsHistoryOnlyWithLeak(t *testing.T) {
+	for _, leak := range []bool{false, true} {
+		s := NewStore(8, leak)
+		for i := range int64(100) {
+			s.Put(uint64(i%4), item("x", i)) // 4 creates, 96 overwrites
+		}
+		for sku := uint64(100); sku < 110; sku++ {
+			s.Put(sku, item("x", 1)) // 4 fit, then 6 evictions
+		}
+		s.Delete(109)
+		want := 0
+		if leak {
+			want = 96 + 6 + 1
+		}
+		if got := s.HistoryLen(); got != want {
+			t.Errorf("leak=%v: history has %d changes, want %d", leak, got, want)
+		}
+		if !leak && s.history != nil {
+			t.Error("leak=false: history was allocated")
+		}
+	}
+}
+
+// sampleHeap takes mapprobe's exact sample (no maps registered: heap only).
+func sampleHeap() uint64 { return mapprobe.NewGCHandler(nil).Measure().LiveBytes }
+
+// TestLeakHeapGrowsBeyondTheMap runs the same overwrite-heavy load on a
+// healthy and a leaking store: the healthy heap stays at the map's size,
+// the leaking one grows by at least one change record per overwrite.
+func TestLeakHeapGrowsBeyondTheMap(t *testing.T) {
+	const skus, writes = 1000, 50000
+	growth := map[bool]int64{}
+	for _, leak := range []bool{false, true} {
+		s := NewStore(skus, leak)
+		for sku := range uint64(skus) {
+			s.Put(sku, item("x", 1))
+		}
+		before := sampleHeap()
+		for i := range writes {
+			s.Put(uint64(i%skus), item("y", int64(i)))
+		}
+		after := sampleHeap()
+		runtime.KeepAlive(s)
+		growth[leak] = int64(after) - int64(before)
+	}
+	t.Logf("heap growth over %d overwrites: healthy %d bytes, leaking %d bytes", writes, growth[false], growth[true])
+	const changeBytes = 64 // sizeof(change): 8 + 48 + 1, padded
+	if growth[false] > 64<<10 {
+		t.Errorf("healthy store: heap grew %d bytes over %d overwrites; want the map's size only", growth[false], writes)
+	}
+	if growth[true] < writes*changeBytes {
+		t.Errorf("leaking store: heap grew %d bytes over %d overwrites; want at least %d", growth[true], writes, writes*changeBytes)
+	}
+}
