@@ -18,7 +18,7 @@ import random
 
 from locust import FastHttpUser, constant, task
 
-SKUS = 5_000
+SKUS = 10_000
 _replicas = itertools.cycle([t for t in os.environ.get("MAPQUAKE_TARGETS", "").split(",") if t] or [None])
 
 

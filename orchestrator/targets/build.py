@@ -58,8 +58,9 @@ def go_command() -> str:
 
 
 def _newest_source_mtime() -> float:
+    """The newest Go source maptarget and mapload build from: go_targets/ and the mapprobe module."""
     newest = 0.0
-    for path in GO_TARGETS_DIR.rglob("*"):
+    for path in (*GO_TARGETS_DIR.rglob("*"), *(REPO_ROOT / "mapprobe").rglob("*")):
         if path.suffix in {".go", ".mod", ".sum"} and path.is_file():
             newest = max(newest, path.stat().st_mtime)
     return newest
