@@ -26,7 +26,8 @@ def shell_blocks(text: str) -> list[str]:
 
 def test_the_doc_has_the_steps_it_promises() -> None:
     script = "\n".join(shell_blocks(DOC.read_text()))
-    for step in ("go mod init", "mapprobe.NewGCHandler", "cat > locustfile.py", "mapquake\" validate", "mapquake\" run"):
+    steps = ("go mod init", "mapprobe.NewGCHandler", "cat > locustfile.py", 'mapquake" validate', 'mapquake" run')
+    for step in steps:
         assert step in script, step
 
 
