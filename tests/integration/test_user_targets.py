@@ -124,3 +124,26 @@ def test_a_locustfile_that_does_not_import_is_refused_before_anything_starts(tmp
     assert code == 2, output
     assert "locustfile.py does not import" in output and "not_installed_anywhere" in output
     assert report is None  # refused in preflight: no run, no report
+
+
+def test_faults_work_on_a_service_as_on_the_demo_stores(tmp_path: Path) -> None:
+    """A delay and a pause resolve to the service's namespaces and pid, are applied and healed."""
+    scenario = write(tmp_path, ("--probe-maps",))
+    scenario.write_text(
+        scenario.read_text().replace(
+            "phases: [{name: warm, duration: 3s}, {name: steady, duration: 6s}]",
+            "phases:\n"
+            "  - {name: warm, duration: 3s}\n"
+            "  - {name: steady, duration: 6s}\n"
+            "  - {name: slow, duration: 4s, faults: [{netem: {target: svc, delay: 150ms}}]}\n"
+            "  - {name: stopped, duration: 3s, faults: [{pause: {target: svc, replica: 1}}]}\n",
+        )
+    )
+    code, output, report = run(tmp_path, scenario)
+    assert code == 0 and report is not None, output
+    events = report["timeline"]["events"]
+    applied = {e["name"]: e["data"] for e in events if e["kind"] == "fault-applied"}
+    assert set(applied) == {"slow.0", "stopped.0"}
+    assert applied["slow.0"]["mechanisms"] and applied["stopped.0"]["mechanisms"] == ["SIGSTOP"]
+    assert [e["name"] for e in events if e["kind"] == "fault-healed"] == ["slow.0", "stopped.0"]
+    assert not [e for e in events if e["kind"] == "crash"]  # paused and resumed, not killed
