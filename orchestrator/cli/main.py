@@ -16,7 +16,8 @@ import traceback
 from collections.abc import Sequence
 
 from orchestrator import __version__
-from orchestrator.core.errors import EXIT_INFRASTRUCTURE, EXIT_USAGE, MapquakeError
+from orchestrator.core.errors import EXIT_INCONCLUSIVE, EXIT_INFRASTRUCTURE, MapquakeError
+from orchestrator.core.signals import RunInterrupted, SignalGuard
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    # First of all: from here on SIGINT and SIGTERM have one defined outcome (core/signals.py).
+    with SignalGuard():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        parser = build_parser()
+    except RunInterrupted as signal_:
+        return _interrupted_before_run(signal_, None)
     args = parser.parse_args(argv)
     debug = bool(args.debug or os.environ.get("MAPQUAKE_DEBUG"))
     logging.basicConfig(
@@ -75,12 +85,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
+    except RunInterrupted as signal_:  # a run that had started handles its own: this is before one did
+        return _interrupted_before_run(signal_, args.command)
     except MapquakeError as err:
         print(f"mapquake: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("mapquake: interrupted", file=sys.stderr)
-        return EXIT_USAGE
     except Exception as err:  # a bug in mapquake, not in the user's input
         if debug:
             traceback.print_exc()
@@ -90,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INFRASTRUCTURE
+
+
+def _interrupted_before_run(signal_: RunInterrupted, command: str | None) -> int:
+    """A signal before a run started (or in another command): exit 4, saying so."""
+    where = " before the run created anything" if command == "run" else ""
+    print(f"mapquake: interrupted by {signal_}{where}", file=sys.stderr)
+    return EXIT_INCONCLUSIVE
 
 
 if __name__ == "__main__":

@@ -1,9 +1,19 @@
 """Turn SIGTERM and SIGINT into an exception the run can unwind through, and shield teardown.
 
-A run must tear down on every exit path. Python runs signal handlers in the main
-thread between bytecodes; raising from the handler lets `finally` blocks do the
-teardown. While teardown runs, a second signal is only remembered, so it cannot
-cut teardown short and leave namespaces or processes behind.
+A run must tear down on every exit path. Python runs signal handlers in the main thread between
+bytecodes; raising from the handler lets `finally` blocks do the teardown. The `mapquake` command
+installs one guard as its first step, so a signal at any moment has one defined outcome
+(docs/cli.md, "Signals"):
+
+- before a run has created anything (parsing, validation, preflight): the command stops with
+  exit 4 and says nothing was created;
+- while a run is live (deploy, phases, compare): the run unwinds, tears down, writes its report
+  and exits 4 (inconclusive, "interrupted by SIGTERM");
+- once teardown has begun: the guard holds; signals are recorded, never raised, so teardown,
+  the report and the trend record complete and the run's own verdict and exit code stand.
+
+SIGINT is handled even when the process inherited it ignored (nohup, some CI runners): a run
+that cannot be stopped by its operator is worse than one that stops.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import contextlib
 import signal
 from collections.abc import Iterator
 from types import FrameType
+from typing import ClassVar
 
 
 class RunInterrupted(BaseException):  # a BaseException, like KeyboardInterrupt: not an error of the run
@@ -24,25 +35,31 @@ class RunInterrupted(BaseException):  # a BaseException, like KeyboardInterrupt:
 
 class SignalGuard:
     HANDLED = (signal.SIGTERM, signal.SIGINT)
+    active: ClassVar[SignalGuard | None] = None
+    """The guard installed in this process, if any (the command's; a run reuses it)."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self._shielded = False
+        self._held = False
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
-        if not self._shielded:
+        if not (self._shielded or self._held):
             raise RunInterrupted(signum)
 
     def __enter__(self) -> SignalGuard:
         for signum in self.HANDLED:
             self._previous[signum] = signal.signal(signum, self._handle)
+        SignalGuard.active = self
         return self
 
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+        if SignalGuard.active is self:
+            SignalGuard.active = None
 
     @contextlib.contextmanager
     def shielded(self) -> Iterator[None]:
@@ -52,3 +69,11 @@ class SignalGuard:
             yield
         finally:
             self._shielded = False
+
+    def hold(self) -> None:
+        """From now on signals are only recorded: the run is past the point of no return (teardown)."""
+        self._held = True
+
+    @property
+    def held(self) -> bool:
+        return self._held

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,10 +107,19 @@ class Run:
         self.schedule: tuple[PhaseFaults, ...] = fault_schedule(scenario.phases)
         self.expected: dict[str, list[int]] = {}
         self.load_summary: dict[str, object] = {}
+        guard = SignalGuard.active
+        self._signals_before = list(guard.received) if guard is not None else []
 
     # --- the lifecycle --------------------------------------------------------------------
 
     def execute(self) -> report.RunRecord:
+        """The whole run under the process's signal guard (the command's, else one of its own)."""
+        if SignalGuard.active is not None:
+            return self._execute(SignalGuard.active)
+        with SignalGuard() as guard:
+            return self._execute(guard)
+
+    def _execute(self, guard: SignalGuard) -> report.RunRecord:
         started = time.monotonic()
         results: list[CheckResult] = []
         reason = "completed"
@@ -117,41 +127,36 @@ class Run:
         code = EXIT_INFRASTRUCTURE
         problems: list[str] = []
         collected: dict[str, Any] | None = None
-        with SignalGuard() as guard:
-            try:
-                self.journal.record(EventKind.NOTE, "run-start", run_id=self.run_id, backend=self.backend.name)
-                self._deploy()
-                self._timeline()
-                self._finish_load()
-                results = comparator.evaluate(
-                    self.scenario,
-                    self.journal,
-                    RunFacts(
-                        self.expected,
-                        PromRange(self.prometheus) if self.prometheus else None,
-                        trends.StoreHistory(trends.resolve_path()),
-                    ),
-                )
-                verdict = overall(results)
-                code = exit_code(verdict)
-            except RunInterrupted as signal_:
-                reason = f"interrupted by {signal_}"
-                self.journal.record(EventKind.INTERRUPTED, str(signal_))
-                verdict, code = Verdict.INCONCLUSIVE, exit_code(Verdict.INCONCLUSIVE)
-            except MapquakeError as err:
-                reason = f"{type(err).__name__}: {err.message}" + (f"\nhint: {err.hint}" if err.hint else "")
-                self.journal.record(EventKind.NOTE, "error", message=err.message, hint=err.hint)
-                verdict, code = Verdict.INCONCLUSIVE, err.exit_code
-            except Exception as err:  # a bug in mapquake: still tear down and still report
-                log.exception("internal error during the run")
-                reason = f"internal error: {type(err).__name__}: {err}"
-                self.journal.record(EventKind.NOTE, "internal-error", message=reason)
-                verdict, code = Verdict.INCONCLUSIVE, EXIT_INFRASTRUCTURE
-            finally:
-                with guard.shielded():
-                    self.progress.close()
-                    collected = self._collect_series()
-                    problems = self._teardown()
+        try:
+            self.journal.record(EventKind.NOTE, "run-start", run_id=self.run_id, backend=self.backend.name)
+            self._deploy()
+            self._timeline()
+            self._finish_load()
+            results = comparator.evaluate(
+                self.scenario,
+                self.journal,
+                RunFacts(
+                    self.expected,
+                    PromRange(self.prometheus) if self.prometheus else None,
+                    trends.StoreHistory(trends.resolve_path()),
+                ),
+            )
+            verdict = overall(results)
+            code = exit_code(verdict)
+        except (RunInterrupted, Exception) as exc:
+            guard.hold()  # a second signal must not cut the classification, teardown or report short
+            reason, verdict, code = self._ended_by(exc)
+        finally:
+            # Past this point the guard holds: signals are recorded, teardown and the report complete,
+            # and the verdict stands (docs/cli.md, "Signals").
+            guard.hold()
+            self.progress.close()
+            collected = self._collect_series()
+            problems = self._teardown()
+        late = guard.received[len(self._signals_before) :] if reason == "completed" else []
+        if late:
+            names = ", ".join(signal.Signals(s).name for s in late)
+            self.journal.record(EventKind.NOTE, "signal-after-verdict", signals=names)
         record = report.RunRecord(
             run_id=self.run_id,
             scenario=self.scenario,
@@ -175,6 +180,21 @@ class Run:
         except Exception:  # a bug there must not turn a verdict already reported into a crash
             log.exception("run not recorded in the trend store")
         return record
+
+    def _ended_by(self, exc: BaseException) -> tuple[str, Verdict, int]:
+        """Why the live run stopped early: (reason, verdict, exit code), recorded in the journal."""
+        if isinstance(exc, RunInterrupted):
+            self.journal.record(EventKind.INTERRUPTED, str(exc))
+            return f"interrupted by {exc}", Verdict.INCONCLUSIVE, exit_code(Verdict.INCONCLUSIVE)
+        if isinstance(exc, MapquakeError):
+            self.journal.record(EventKind.NOTE, "error", message=exc.message, hint=exc.hint)
+            reason = f"{type(exc).__name__}: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else "")
+            return reason, Verdict.INCONCLUSIVE, exc.exit_code
+        # A bug in mapquake: still tear down and still report.
+        log.error("internal error during the run", exc_info=exc)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        self.journal.record(EventKind.NOTE, "internal-error", message=reason)
+        return reason, Verdict.INCONCLUSIVE, EXIT_INFRASTRUCTURE
 
     def _collect_series(self) -> dict[str, Any] | None:
         """The raw series, while Prometheus still runs; a failure costs the plots, not the report."""

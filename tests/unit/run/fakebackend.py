@@ -145,6 +145,7 @@ class FakeBackend:
     fail_at: ClassVar[str | None] = None
     failure: ClassVar[type[Exception]] = InfrastructureError
     signal_at: ClassVar[str | None] = None
+    signum: ClassVar[signal.Signals] = signal.SIGTERM
     crash_target: ClassVar[bool] = False
     instances: ClassVar[list[FakeBackend]] = []
 
@@ -165,7 +166,7 @@ class FakeBackend:
     def hit(self, step: str) -> None:
         self.calls.append(step)
         if step == self.signal_at:
-            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in this thread, right here
+            os.kill(os.getpid(), self.signum)  # the handler raises in this thread, right here
         if step == self.fail_at:
             raise self.failure(f"fake failure at {step}")
 
@@ -254,8 +255,11 @@ class FakeBackend:
     def teardown(self) -> list[str]:
         if self.faults is not None:  # heal first, as a real backend does
             self.faults.close()
-        self.calls.append("teardown")  # never fails, never signals: the run shields it
         self.torn_down += 1
+        if self.signal_at == "teardown":
+            self.hit("teardown")  # a signal mid-teardown: the run's guard holds by now
+        else:
+            self.calls.append("teardown")
         return []
 
     @classmethod

@@ -7,6 +7,8 @@ No root, no processes: the run sees only the Backend protocol, so this is the li
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError
+from orchestrator.core.signals import RunInterrupted, SignalGuard
 from orchestrator.run.lifecycle import RunOptions, run
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import Scenario
@@ -70,6 +73,7 @@ def fresh_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     yield
     for attr in ("fail_at", "signal_at"):
         setattr(FakeBackend, attr, None)
+    FakeBackend.signum = signal.SIGTERM
     FakeBackend.failure = InfrastructureError
     FakeBackend.crash_target = False
 
@@ -157,14 +161,64 @@ def test_a_bug_at_any_step_still_tears_down_and_reports(tmp_path: Path, step: st
     assert code == EXIT_INFRASTRUCTURE and doc["reason"].startswith("internal error: Boom")
 
 
-@pytest.mark.parametrize("step", ["deploy_targets", "admin.heap", "faults.apply", "exited_components", "wait_load"])
-def test_sigterm_at_any_step_tears_down_and_reports_inconclusive(tmp_path: Path, step: str) -> None:
-    FakeBackend.signal_at = step
-    code, doc, backend = run_fake(tmp_path)
+# The signal matrix (docs/cli.md, "Signals"): each signal at each step of a live run.
+LIVE_STEPS = [s for s in STEPS if s not in ("preflight", "prometheus.query_range")]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("step", LIVE_STEPS)
+def test_a_signal_during_the_live_run_tears_down_and_reports_inconclusive(
+    tmp_path: Path, step: str, signum: signal.Signals
+) -> None:
+    FakeBackend.signal_at, FakeBackend.signum = step, signum
+    with SignalGuard():  # as the command installs it
+        code, doc, backend = run_fake(tmp_path)
     assert code == 4 and doc["verdict"] == "inconclusive"
-    assert doc["reason"] == "interrupted by SIGTERM"
+    assert doc["reason"] == f"interrupted by {signum.name}"
     assert events(doc, "interrupted") and backend.torn_down == 1
     assert backend.faults is None or backend.faults.closed
+    assert [row[0] for row in trend_rows(tmp_path)] == [doc["run_id"]]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_before_the_run_creates_anything_stops_it_without_a_report(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    FakeBackend.signal_at, FakeBackend.signum = "preflight", signum
+    with SignalGuard(), pytest.raises(RunInterrupted):
+        run(scenario(), RunOptions(report_dir=tmp_path / "report", progress=False), FakeBackend)
+    assert FakeBackend.instances[0].calls == ["preflight"]
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_teardown_is_held_and_the_verdict_stands(tmp_path: Path, signum: signal.Signals) -> None:
+    FakeBackend.signal_at, FakeBackend.signum = "teardown", signum
+    with SignalGuard():
+        code, doc, backend = run_fake(tmp_path)
+    assert (doc["reason"] == "completed" and code in (1, 4) and doc["verdict"] != "inconclusive") or code == 4
+    assert backend.torn_down == 1
+    notes = [e for e in events(doc, "note") if e["name"] == "signal-after-verdict"]
+    assert notes and notes[0]["data"]["signals"] == signum.name
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_report_is_written_is_held(
+    tmp_path: Path, signum: signal.Signals, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from orchestrator.run import lifecycle
+
+    real_write = lifecycle.report.write
+
+    def write_with_a_signal(*args: object, **kwargs: object) -> None:
+        os.kill(os.getpid(), signum)
+        real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(lifecycle.report, "write", write_with_a_signal)
+    with SignalGuard():
+        code, doc, _ = run_fake(tmp_path)  # run_fake reads report.json, junit.xml, report.html
+    assert doc["reason"] == "completed" and doc["exit_code"] == code
+    assert [row[0] for row in trend_rows(tmp_path)] == [doc["run_id"]]
 
 
 def test_sigterm_mid_phase_heals_through_teardown(tmp_path: Path) -> None:
