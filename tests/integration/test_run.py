@@ -85,7 +85,9 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     subprocess.run([sys.executable, "-m", "orchestrator.cli", "cleanup"], env=env, capture_output=True, timeout=120)
 
 
-def start_run(scenario: Path, report_dir: Path, state_dir: Path) -> subprocess.Popen[str]:
+def start_run(
+    scenario: Path, report_dir: Path, state_dir: Path, *, ignore_sigint: bool = False, own_group: bool = False
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "MAPQUAKE_STATE_DIR": str(state_dir),
@@ -98,6 +100,9 @@ def start_run(scenario: Path, report_dir: Path, state_dir: Path) -> subprocess.P
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # nohup and some CI runners start jobs with SIGINT ignored; a group lets a test signal it whole.
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
+        start_new_session=own_group,
     )
 
 
@@ -190,4 +195,48 @@ def test_sigkill_then_cleanup_removes_everything(tmp_path: Path, state_dir: Path
     )
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert f"run {run_id}: removed" in cleanup.stdout
+    assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
+
+
+def test_sigint_at_start_is_a_clean_exit_4(tmp_path: Path, state_dir: Path) -> None:
+    """Early, before or while the run opens: no traceback, exit 4, nothing left."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO)
+    proc = start_run(scenario, tmp_path / "report", state_dir)
+    time.sleep(1.0)  # Python is up and parsing; the run may not have created anything yet
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 4, output
+    assert "Traceback" not in output and "interrupted by SIGINT" in output
+    for run in list_runs(state_dir):
+        assert leftovers(run.run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
+
+
+def test_sigint_stops_a_run_that_inherited_it_ignored(tmp_path: Path, state_dir: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 6s", "duration: 60s"))
+    report_dir = tmp_path / "report"
+    proc = start_run(scenario, report_dir, state_dir, ignore_sigint=True)
+    run_id = the_run_id(state_dir)
+    wait_for_load(report_dir, proc)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 4, output
+    assert json.loads((report_dir / "report.json").read_text())["reason"] == "interrupted by SIGINT"
+    assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
+
+
+def test_sigterm_to_the_process_group_mid_run(tmp_path: Path, state_dir: Path) -> None:
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 6s", "duration: 60s"))
+    report_dir = tmp_path / "report"
+    proc = start_run(scenario, report_dir, state_dir, own_group=True)
+    run_id = the_run_id(state_dir)
+    wait_for_load(report_dir, proc)
+    os.killpg(proc.pid, signal.SIGTERM)  # the controller's own group: it started it, the test owns it
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 4, output
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["reason"] == "interrupted by SIGTERM"
+    assert (report_dir / "report.html").exists()
     assert leftovers(run_id, state_dir) == {"netns": [], "links": [], "processes": [], "state": []}
