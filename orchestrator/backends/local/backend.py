@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,7 +38,8 @@ from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
 from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
 from orchestrator.core.errors import InfrastructureError, UsageError
-from orchestrator.core.ledger import Ledger, list_runs
+from orchestrator.core.ledger import Ledger, ResourceKind, list_runs, process_start_time
+from orchestrator.core.processes import start_process, stop_process
 from orchestrator.core.safety import LOCAL_RUN, AddressAllowList
 from orchestrator.model.toolchains import find as find_toolchain
 from orchestrator.prometheus.client import PrometheusClient
@@ -98,6 +100,7 @@ class LocalBackend:
         self.run_id = run_id
         self.run_dir = run_dir
         self._ledger: Ledger | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
         self.network: LocalNetwork | None = None
         self.targets: dict[tuple[str, int], TargetProcess | ServiceProcess] = {}
         self._services: dict[str, ServiceSpec] = {}
@@ -113,7 +116,23 @@ class LocalBackend:
         """The run's write-ahead record of everything created (opened by the first deploy step)."""
         if self._ledger is None:
             self._ledger = Ledger.create(self.run_id)
+            self._start_watchdog(self._ledger)
         return self._ledger
+
+    def _start_watchdog(self, ledger: Ledger) -> None:
+        """The run's dead-man switch (watchdog.py): if this controller dies, the run stops by itself."""
+        log_path = self.run_dir / "logs" / "watchdog.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = [
+            sys.executable, "-m", "orchestrator.backends.local.watchdog",
+            "--run-id", self.run_id,
+            "--controller-pid", str(os.getpid()),
+            "--controller-start", str(process_start_time(os.getpid())),
+        ]  # fmt: skip
+        with open(log_path, "ab") as out:
+            self._watchdog = start_process(
+                argv, ledger=ledger, name="watchdog", stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
 
     # --- before anything starts ---------------------------------------------------------
 
@@ -428,6 +447,9 @@ class LocalBackend:
         self.network = None
         self.locust = None
         if not problems and self._ledger is not None:
+            if self._watchdog is not None:  # with problems it stays: it retries once this process exits
+                stop_process(self._watchdog)
+                self._ledger.released(ResourceKind.PROCESS, "watchdog")
             self._ledger.remove()  # nothing left open: the run's state goes too
         return problems
 

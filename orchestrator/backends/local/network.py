@@ -440,6 +440,8 @@ def cleanup_run(run_id: str, *, force: bool = False, grace_s: float = STOP_GRACE
     log.info("cleanup of run %s: %d open ledger entries", run_id, len(recorded), extra={"run_id": run_id})
 
     for pid, start in _run_processes(run_id, recorded):
+        if pid == os.getpid():  # the run's watchdog, cleaning up after a dead controller
+            continue
         if terminate_pid(pid, start, grace_s=grace_s):
             report.processes.append(pid)
         elif pid_running(pid, start):
