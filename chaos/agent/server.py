@@ -29,10 +29,11 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
+from chaos.agent import validate
 from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.pb import agent_pb2_grpc as pb_grpc
@@ -44,9 +45,9 @@ from orchestrator.core.ledger import Ledger
 from orchestrator.core.processes import terminate_pid
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
-DEFAULT_LEASE_S = 5.0
-MAX_LEASE_S = 600.0
+MAX_LEASE_S = validate.MAX_LEASE_S
 REAP_INTERVAL_S = 0.05
 PROXY_LABEL_PREFIX = "chaos-proxy:"
 MAX_PREPARED_PROXIES = 32  # per run: an idle proxy is a process (~21 MB RSS); faults beyond this are applied cold
@@ -133,8 +134,9 @@ class FaultTable:
         renewed; one with nothing slow to start (anything but a proxy delay) is skipped, as is
         one that would take the run past MAX_PREPARED_PROXIES (it is applied cold).
         """
-        lease_s = _lease(lease_s)
+        lease_s = validate.lease(lease_s)
         faults = list(faults)
+        validate.faults(faults)
         prepared, skipped = [], []
         with self.lock:
             plan: list[tuple[Prepared, NetnsHandle, pb.Degrade]] = []
@@ -190,7 +192,8 @@ class FaultTable:
 
         What ``prepare`` started for it is used when it still fits the fault; the rest is stopped.
         """
-        lease_s = _lease(lease_s)
+        lease_s = validate.lease(lease_s)
+        validate.fault(fault)
         with self.lock:
             key = (fault.run_id, fault.id)
             if key in self.faults:
@@ -213,7 +216,9 @@ class FaultTable:
             return held
 
     def renew(self, run_id: str, fault_ids: Iterable[str], lease_s: float) -> tuple[list[str], list[str]]:
-        lease_s = _lease(lease_s)
+        lease_s = validate.lease(lease_s)
+        validate.run_id(run_id)
+        fault_ids = validate.fault_ids(list(fault_ids))
         renewed, unknown = [], []
         with self.lock:
             now = self.clock()
@@ -231,7 +236,8 @@ class FaultTable:
 
         Prepared faults among them are dropped (their idle proxies stopped); they are not in "healed".
         """
-        ids = list(fault_ids)
+        validate.run_id(run_id)
+        ids = validate.fault_ids(list(fault_ids))
         healed, errors = [], []
         with self.lock:
             for key in [k for k in self.prepared if k[0] == run_id and (not ids or k[1] in ids)]:
@@ -306,11 +312,10 @@ class FaultTable:
         kind = fault.WhichOneof("kind")
         if kind == "partition":
             mode = fault.partition.mode or "drop"
-            if mode not in ("drop", "reject"):
-                raise Refused(f"partition mode {mode!r} is not drop or reject")
             handles = [(self.namespaces.handle(run_id, c.netns), c) for c in fault.partition.cuts]
             for handle, cut in handles:
-                self._add_rules(held, handle, nft.NamespaceRules(cuts=[nft.Cut(fault.id, tuple(cut.sources), mode)]))
+                sources = validate.addresses(cut.sources)  # canonical IPv4 text (checked already, in validate.fault)
+                self._add_rules(held, handle, nft.NamespaceRules(cuts=[nft.Cut(fault.id, sources, mode)]))
             self._render_all([h for h, _ in handles], run_id, extra=held)
             held.mechanisms.append(f"nft {mode}")
         elif kind == "netem":
@@ -460,12 +465,6 @@ def _stopped(pid: int) -> bool:
         return False
 
 
-def _lease(lease_s: float) -> float:
-    if lease_s <= 0:
-        return DEFAULT_LEASE_S
-    return min(lease_s, MAX_LEASE_S)
-
-
 # --- gRPC ---------------------------------------------------------------------------------------
 
 
@@ -488,26 +487,30 @@ class TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no 
         return self.deny
 
 
+def _call(context: grpc.ServicerContext, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``, its refusals turned into gRPC status: malformed → INVALID_ARGUMENT, not the run's →
+    PERMISSION_DENIED, anything else mapquake raised → FAILED_PRECONDITION."""
+    try:
+        return fn(*args)
+    except validate.Invalid as err:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
+    except Refused as err:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
+    except MapquakeError as err:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+    raise AssertionError("context.abort returned")  # abort raises; for the type checker
+
+
 class AgentService(pb_grpc.ChaosAgentServicer):
     def __init__(self, table: FaultTable) -> None:
         self.table = table
 
     def Prepare(self, request: pb.PrepareRequest, context: grpc.ServicerContext) -> pb.PrepareReply:
-        try:
-            prepared, skipped = self.table.prepare(request.faults, request.lease_s)
-        except Refused as err:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
-        except MapquakeError as err:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+        prepared, skipped = _call(context, self.table.prepare, request.faults, request.lease_s)
         return pb.PrepareReply(prepared=prepared, skipped=skipped)
 
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
-        try:
-            held = self.table.apply(request.fault, request.lease_s)
-        except Refused as err:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
-        except MapquakeError as err:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+        held = _call(context, self.table.apply, request.fault, request.lease_s)
         return pb.ApplyReply(
             fault_id=held.fault.id,
             mechanisms=held.mechanisms,
@@ -515,11 +518,11 @@ class AgentService(pb_grpc.ChaosAgentServicer):
         )
 
     def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
-        renewed, unknown = self.table.renew(request.run_id, request.fault_ids, request.lease_s)
+        renewed, unknown = _call(context, self.table.renew, request.run_id, request.fault_ids, request.lease_s)
         return pb.RenewReply(renewed=renewed, unknown=unknown)
 
     def Heal(self, request: pb.HealRequest, context: grpc.ServicerContext) -> pb.HealReply:
-        healed, errors = self.table.heal(request.run_id, request.fault_ids)
+        healed, errors = _call(context, self.table.heal, request.run_id, request.fault_ids)
         return pb.HealReply(healed=healed, errors=errors)
 
     def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:

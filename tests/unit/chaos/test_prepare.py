@@ -122,7 +122,9 @@ def test_apply_starts_cold_what_no_longer_fits_and_stops_the_rest(setup) -> None
 def test_prepare_skips_what_needs_nothing_and_refuses_foreign_namespaces(setup) -> None:  # type: ignore[no-untyped-def]
     t, _, _, proxies = setup
     loss_only = delay("l.0", delay_s=0.0, loss=0.1)
-    part = pb.Fault(id="p.0", run_id=RUN, partition=pb.Partition(cuts=[pb.Cut(netns=f"mq-{RUN}-a")]))
+    part = pb.Fault(
+        id="p.0", run_id=RUN, partition=pb.Partition(cuts=[pb.Cut(netns=f"mq-{RUN}-a", sources=["198.18.7.3"])])
+    )
     assert t.prepare([loss_only, part], 5.0) == ([], ["l.0", "p.0"])
     foreign = delay("x.0")
     foreign.netem.nodes[1].netns = "mq-ffffffff-b"
