@@ -179,3 +179,32 @@ def test_agent_startup_sweeps_its_leftovers(chaos_net: ChaosNet, tmp_path: Path)
         assert proxy_pids(cn.net.run_id) == {} and not any(_alive(pid) for pid in left.values())
     finally:
         second.stop()
+
+
+INJECTIONS = [
+    # closes the set and the rule, then adds a table of its own that a Heal of the run's table would not remove
+    "198.18.7.9 } drop\n}\n}\ntable inet mqinjected {\n chain c {\n"
+    "  type filter hook input priority 0; policy accept;\n  ip saddr { 198.18.7.9",
+    # makes nft read a host file and print it back in its error
+    '198.18.7.9 }\ninclude "/etc/hostname"\nadd rule inet x y ip saddr { 198.18.7.9',
+]
+
+
+@pytest.mark.parametrize("source", INJECTIONS)
+def test_injected_sources_and_ids_are_refused_and_create_nothing(chaos_net: ChaosNet, source: str) -> None:
+    cn = chaos_net
+    fault = resolve_fault(build_fault("partition", {"shape": "halves", "among": "kv"}), cn.topo, phase="x", index=0)
+    message = to_proto(fault, cn.net.run_id, "x.0")
+    message.partition.cuts[0].sources.append(source)
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(message, LEASE_S)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not an IPv4 address" in (err.value.details() or "")
+    hostname = Path("/etc/hostname").read_text().strip()
+    assert hostname not in (err.value.details() or "").replace(repr(source), "")
+    quoted = to_proto(fault, cn.net.run_id, 'x.0" } ; table inet mqinjected { "')
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(quoted, LEASE_S)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(cn.tables(name) == [] for name in ("kv-0", "kv-1", "kv-2", "kv-3", "load"))
+    assert cn.agent.client.list() == []

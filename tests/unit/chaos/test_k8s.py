@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chaos.agent.ownership import Refused
@@ -37,8 +39,8 @@ def test_pod_handle_uses_nsenter_and_the_same_nft_script() -> None:
     rules = nft.NamespaceRules(cuts=[nft.Cut("p.0", ("10.0.0.7",), "drop")])
     nft.apply(handle, RUN, rules, fake)
     argv, stdin = fake.calls[-1]
-    assert argv == ["nsenter", "--net=/proc/4242/ns/net", "nft", "-f", "-"]
-    assert stdin == nft.render(RUN, rules)
+    assert argv == ["nsenter", "--net=/proc/4242/ns/net", "nft", "-j", "-f", "-"]
+    assert json.loads(stdin or "") == nft.render(RUN, rules)
     assert [(h.prefix, ifname) for h, ifname in pods.interfaces(RUN)] == [
         (("nsenter", "--net=/proc/4242/ns/net"), "eth0")
     ]
