@@ -29,12 +29,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from chaos.agent import validate
-from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused
+from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused, check_target
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.pb import agent_pb2_grpc as pb_grpc
 from chaos.engines import delayproxy, netem, nft, process
@@ -113,8 +114,10 @@ class FaultTable:
         *,
         runner: Runner = subprocess_runner,
         clock: Callable[[], float] = time.monotonic,
+        proc: Path = Path("/proc"),
     ) -> None:
         self.namespaces = namespaces
+        self.proc = proc  # where check_target reads processes (a fake tree in tests)
         self.caps = capabilities
         self.runner = runner
         self.clock = clock
@@ -367,8 +370,9 @@ class FaultTable:
                 held.mechanisms.append("tc netem delay" if self.caps.netem else "delay proxy")
         elif kind == "signal":
             sig = fault.signal
-            self.namespaces.handle(run_id, sig.netns)
-            owned = self.namespaces.process(run_id, int(sig.pid))
+            handle = self.namespaces.handle(run_id, sig.netns)
+            owned = self.namespaces.process(run_id, int(sig.pid), sig.netns)
+            check_target(run_id, owned, handle.path, proc=self.proc)
             if sig.action == "kill":
                 process.kill(owned.pid, owned.start_time)
                 held.mechanisms.append("SIGKILL")

@@ -75,9 +75,13 @@ class PodNamespaces:
         pod = self._pod(run_id, netns)
         return NetnsHandle.of_pid(netns, container_pid(pod.container_id, self.runner))
 
-    def process(self, run_id: str, pid: int) -> OwnedProcess:
+    def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
         for pod in self.pods():
-            if pod.labels.get(RUN_LABEL) == run_id and container_pid(pod.container_id, self.runner) == pid:
+            if (
+                pod.netns_key == netns
+                and pod.labels.get(RUN_LABEL) == run_id
+                and container_pid(pod.container_id, self.runner) == pid
+            ):
                 return OwnedProcess(pid=pid, start_time=None, label=pod.netns_key)
         raise Refused(f"pid {pid} is not the main process of a pod of run {run_id}")
 

@@ -22,7 +22,7 @@ class FakeNamespaces:
             raise Refused(f"{netns} is not ours")
         return NetnsHandle.local(netns)
 
-    def process(self, run_id: str, pid: int) -> OwnedProcess:
+    def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
         raise Refused("no processes here")
 
     def interfaces(self, run_id: str) -> list[tuple[NetnsHandle, str]]:
