@@ -4,7 +4,10 @@
 work through the engines; ``AgentService`` is the gRPC face; ``serve`` runs both
 with the self-heal thread. Safety rules, enforced here:
 
-* only namespaces and pids a run it serves created (``ownership``), never others;
+* every field of a request checked before anything acts on it (``validate``: leases, ids,
+  addresses, netem ranges; INVALID_ARGUMENT otherwise), and rules sent to nft as JSON;
+* only namespaces and pids a run it serves created (``ownership``), never others; a signal
+  only to the run's target in the named namespace (``ownership.check_target``);
 * only its own nft table (``mapquake_<run>``) and its own qdisc handle (6d71:);
 * every fault expires unless renewed (default lease 5 s); expired faults heal
   within ``REAP_INTERVAL_S``;

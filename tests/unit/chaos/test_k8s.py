@@ -1,4 +1,4 @@
-"""The Kubernetes engine: nsenter into a pod by its container pid, same nft script, label-guarded."""
+"""The Kubernetes engine: nsenter into a pod by its container pid, same nft document, label-guarded."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_container_pid() -> None:
     assert container_pid("containerd://abc", runner()) == 4242
 
 
-def test_pod_handle_uses_nsenter_and_the_same_nft_script() -> None:
+def test_pod_handle_uses_nsenter_and_the_same_nft_document() -> None:
     fake = runner()
     pods = PodNamespaces([RUN], lambda: PODS, fake)
     handle = pods.handle(RUN, "pod/mq/cache-0")
