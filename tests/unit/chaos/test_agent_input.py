@@ -200,3 +200,14 @@ def test_netem_settings_in_range_are_applied(table) -> None:  # type: ignore[no-
     t, _, _ = table
     assert t.apply(degrade(loss=1.0), 5.0).mechanisms == ["nft numgen loss"]
     assert t.apply(pb.Fault(id="n.1", run_id=RUN, netem=degrade(loss=0.0).netem), 5.0).mechanisms == []
+
+
+def test_the_agent_will_not_start_for_a_malformed_run_id(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from chaos.agent import __main__ as entry
+
+    monkeypatch.setattr(entry, "probe_kernel", lambda: pytest.fail("probed before checking --run"))
+    token = tmp_path / "token"
+    token.write_text("t" * 32)
+    argv = ["--token-file", str(token), "--ready-file", str(tmp_path / "ready")]
+    assert entry.main(["--run", RUN, "--run", "0a0b0c0d {}\ninclude x", *argv]) == 2
+    assert not (tmp_path / "ready").exists()
