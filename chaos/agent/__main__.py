@@ -20,6 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
+from chaos.agent import validate
 from chaos.agent.server import Agent, local_table
 from chaos.probe import probe_kernel
 from orchestrator.core.ledger import pid_running, process_start_time
@@ -39,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s chaos-agent %(levelname)s %(message)s")
 
+    bad = [r for r in args.run if not validate.RUN_ID_RE.match(r)]
+    if bad:
+        log.error("--run %s: a run id is 8 lowercase hex digits", ", ".join(map(repr, bad)))
+        return 2
     token = args.token_file.read_text().strip()
     if len(token) < 16:
         log.error("token in %s is too short (16+ characters)", args.token_file)

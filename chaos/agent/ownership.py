@@ -1,19 +1,24 @@
 """What the agent may touch: namespaces and processes a run it was told about created.
 
 Locally, a namespace is the run's if it is named ``mq-<run>-<node>`` (core.names) AND the
-run's ledger holds it open; a pid is the run's if the ledger records it with the
-start time the live process still has. Everything else is refused.
+run's ledger holds it open; a pid is the run's if the ledger records it, started in that
+very namespace, with the start time the live process still has. Before a signal,
+``check_target`` also reads the live process: it must be in the named namespace (its
+``/proc/<pid>/ns/net`` is the namespace's file), carry ``MAPQUAKE_RUN_ID=<run>`` in its
+environment (``orchestrator.core.processes.start_process`` puts it there), still have its
+recorded start time, and not be the agent or the agent's parent. Everything else is refused.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from chaos.engines.command import NetnsHandle
 from orchestrator.core.errors import MapquakeError
-from orchestrator.core.ledger import Ledger, ResourceKind, pid_running
+from orchestrator.core.ledger import RUN_ID_ENV, Ledger, ResourceKind, parse_stat, pid_running
 from orchestrator.core.names import netns_name, run_id_of
 
 NETNS_DIR = Path("/run/netns")  # named namespaces (``ip netns add``), as NetnsHandle.local enters them
@@ -42,8 +47,9 @@ class Namespaces(Protocol):
         """The handle of ``netns`` if it belongs to ``run_id``; raises Refused otherwise."""
         ...
 
-    def process(self, run_id: str, pid: int) -> OwnedProcess:
-        """The run's process ``pid`` (with its start time); raises Refused otherwise."""
+    def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
+        """The run's process ``pid``, started in its namespace ``netns`` (with its start time); raises Refused
+        otherwise."""
         ...
 
     def interfaces(self, run_id: str) -> list[tuple[NetnsHandle, str]]:
@@ -76,9 +82,12 @@ class LocalNamespaces:
             raise Refused(f"namespace {netns} does not exist")
         return NetnsHandle.local(netns)
 
-    def process(self, run_id: str, pid: int) -> OwnedProcess:
+    def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
         for res in self._ledger(run_id).open_resources():
             if res.kind == ResourceKind.PROCESS and res.pid == pid:
+                if res.netns != netns:
+                    where = f"in {res.netns}" if res.netns else "outside the run's namespaces"
+                    raise Refused(f"pid {pid} of run {run_id} ({res.name}) was started {where}, not in {netns}")
                 if not pid_running(pid, res.start_time):
                     raise Refused(f"pid {pid} of run {run_id} ({res.name}) is no longer running")
                 return OwnedProcess(pid=pid, start_time=res.start_time, label=res.name)
@@ -101,3 +110,41 @@ class LocalNamespaces:
     def ledger(self, run_id: str) -> Ledger | None:
         """The run's ledger, to record processes the agent starts (delay proxies)."""
         return self._ledger(run_id)
+
+
+def check_target(
+    run_id: str,
+    owned: OwnedProcess,
+    netns_path: str,
+    *,
+    proc: Path = Path("/proc"),
+    own_pids: tuple[int, ...] | None = None,
+) -> None:
+    """Refuse to signal ``owned`` unless the live process is the run's target in that namespace.
+
+    It must not be the agent or its parent (``own_pids``, default this process and its parent), must be
+    in the network namespace whose file is ``netns_path`` (same device and inode as
+    ``<proc>/<pid>/ns/net``), must carry ``MAPQUAKE_RUN_ID=<run_id>`` in its environment, and must still
+    have the recorded start time (when one is recorded). Raises Refused naming what did not hold.
+    """
+    pid = owned.pid
+    if pid in (own_pids if own_pids is not None else (os.getpid(), os.getppid())) or pid <= 1:
+        raise Refused(f"pid {pid} is the agent itself, its parent or init: never signalled")
+    base = proc / str(pid)
+    try:
+        mine, theirs = os.stat(netns_path), os.stat(base / "ns" / "net")
+    except OSError as err:
+        raise Refused(f"pid {pid}: cannot compare its network namespace with {netns_path}: {err}") from None
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        raise Refused(f"pid {pid} ({owned.label}) is not in the named namespace ({netns_path})")
+    try:
+        environ = (base / "environ").read_bytes().split(b"\0")
+        stat = parse_stat((base / "stat").read_text())
+    except OSError as err:
+        raise Refused(f"pid {pid}: cannot read its environment or state: {err}") from None
+    if f"{RUN_ID_ENV}={run_id}".encode() not in environ:
+        raise Refused(f"pid {pid} ({owned.label}) does not carry {RUN_ID_ENV}={run_id}: not started by this run")
+    if stat is None or stat[0] in ("Z", "X"):
+        raise Refused(f"pid {pid} ({owned.label}) is not running")
+    if owned.start_time is not None and stat[1] != owned.start_time:
+        raise Refused(f"pid {pid} started at {stat[1]}, not at the recorded {owned.start_time}: another process")

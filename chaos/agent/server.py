@@ -4,7 +4,10 @@
 work through the engines; ``AgentService`` is the gRPC face; ``serve`` runs both
 with the self-heal thread. Safety rules, enforced here:
 
-* only namespaces and pids a run it serves created (``ownership``), never others;
+* every field of a request checked before anything acts on it (``validate``: leases, ids,
+  addresses, netem ranges; INVALID_ARGUMENT otherwise), and rules sent to nft as JSON;
+* only namespaces and pids a run it serves created (``ownership``), never others; a signal
+  only to the run's target in the named namespace (``ownership.check_target``);
 * only its own nft table (``mapquake_<run>``) and its own qdisc handle (6d71:);
 * every fault expires unless renewed (default lease 5 s); expired faults heal
   within ``REAP_INTERVAL_S``;
@@ -29,11 +32,13 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 
-from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused
+from chaos.agent import validate
+from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused, check_target
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.pb import agent_pb2_grpc as pb_grpc
 from chaos.engines import delayproxy, netem, nft, process
@@ -44,9 +49,9 @@ from orchestrator.core.ledger import Ledger
 from orchestrator.core.processes import terminate_pid
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
-DEFAULT_LEASE_S = 5.0
-MAX_LEASE_S = 600.0
+MAX_LEASE_S = validate.MAX_LEASE_S
 REAP_INTERVAL_S = 0.05
 PROXY_LABEL_PREFIX = "chaos-proxy:"
 MAX_PREPARED_PROXIES = 32  # per run: an idle proxy is a process (~21 MB RSS); faults beyond this are applied cold
@@ -112,8 +117,10 @@ class FaultTable:
         *,
         runner: Runner = subprocess_runner,
         clock: Callable[[], float] = time.monotonic,
+        proc: Path = Path("/proc"),
     ) -> None:
         self.namespaces = namespaces
+        self.proc = proc  # where check_target reads processes (a fake tree in tests)
         self.caps = capabilities
         self.runner = runner
         self.clock = clock
@@ -133,8 +140,9 @@ class FaultTable:
         renewed; one with nothing slow to start (anything but a proxy delay) is skipped, as is
         one that would take the run past MAX_PREPARED_PROXIES (it is applied cold).
         """
-        lease_s = _lease(lease_s)
+        lease_s = validate.lease(lease_s)
         faults = list(faults)
+        validate.faults(faults)
         prepared, skipped = [], []
         with self.lock:
             plan: list[tuple[Prepared, NetnsHandle, pb.Degrade]] = []
@@ -190,7 +198,8 @@ class FaultTable:
 
         What ``prepare`` started for it is used when it still fits the fault; the rest is stopped.
         """
-        lease_s = _lease(lease_s)
+        lease_s = validate.lease(lease_s)
+        validate.fault(fault)
         with self.lock:
             key = (fault.run_id, fault.id)
             if key in self.faults:
@@ -213,7 +222,9 @@ class FaultTable:
             return held
 
     def renew(self, run_id: str, fault_ids: Iterable[str], lease_s: float) -> tuple[list[str], list[str]]:
-        lease_s = _lease(lease_s)
+        lease_s = validate.lease(lease_s)
+        validate.run_id(run_id)
+        fault_ids = validate.fault_ids(list(fault_ids))
         renewed, unknown = [], []
         with self.lock:
             now = self.clock()
@@ -231,7 +242,8 @@ class FaultTable:
 
         Prepared faults among them are dropped (their idle proxies stopped); they are not in "healed".
         """
-        ids = list(fault_ids)
+        validate.run_id(run_id)
+        ids = validate.fault_ids(list(fault_ids))
         healed, errors = [], []
         with self.lock:
             for key in [k for k in self.prepared if k[0] == run_id and (not ids or k[1] in ids)]:
@@ -306,11 +318,10 @@ class FaultTable:
         kind = fault.WhichOneof("kind")
         if kind == "partition":
             mode = fault.partition.mode or "drop"
-            if mode not in ("drop", "reject"):
-                raise Refused(f"partition mode {mode!r} is not drop or reject")
             handles = [(self.namespaces.handle(run_id, c.netns), c) for c in fault.partition.cuts]
             for handle, cut in handles:
-                self._add_rules(held, handle, nft.NamespaceRules(cuts=[nft.Cut(fault.id, tuple(cut.sources), mode)]))
+                sources = validate.addresses(cut.sources)  # canonical IPv4 text (checked already, in validate.fault)
+                self._add_rules(held, handle, nft.NamespaceRules(cuts=[nft.Cut(fault.id, sources, mode)]))
             self._render_all([h for h, _ in handles], run_id, extra=held)
             held.mechanisms.append(f"nft {mode}")
         elif kind == "netem":
@@ -362,8 +373,9 @@ class FaultTable:
                 held.mechanisms.append("tc netem delay" if self.caps.netem else "delay proxy")
         elif kind == "signal":
             sig = fault.signal
-            self.namespaces.handle(run_id, sig.netns)
-            owned = self.namespaces.process(run_id, int(sig.pid))
+            handle = self.namespaces.handle(run_id, sig.netns)
+            owned = self.namespaces.process(run_id, int(sig.pid), sig.netns)
+            check_target(run_id, owned, handle.path, proc=self.proc)
             if sig.action == "kill":
                 process.kill(owned.pid, owned.start_time)
                 held.mechanisms.append("SIGKILL")
@@ -460,12 +472,6 @@ def _stopped(pid: int) -> bool:
         return False
 
 
-def _lease(lease_s: float) -> float:
-    if lease_s <= 0:
-        return DEFAULT_LEASE_S
-    return min(lease_s, MAX_LEASE_S)
-
-
 # --- gRPC ---------------------------------------------------------------------------------------
 
 
@@ -488,26 +494,30 @@ class TokenAuth(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no 
         return self.deny
 
 
+def _call(context: grpc.ServicerContext, fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)``, its refusals turned into gRPC status: malformed → INVALID_ARGUMENT, not the run's →
+    PERMISSION_DENIED, anything else mapquake raised → FAILED_PRECONDITION."""
+    try:
+        return fn(*args)
+    except validate.Invalid as err:
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, err.message)
+    except Refused as err:
+        context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
+    except MapquakeError as err:
+        context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+    raise AssertionError("context.abort returned")  # abort raises; for the type checker
+
+
 class AgentService(pb_grpc.ChaosAgentServicer):
     def __init__(self, table: FaultTable) -> None:
         self.table = table
 
     def Prepare(self, request: pb.PrepareRequest, context: grpc.ServicerContext) -> pb.PrepareReply:
-        try:
-            prepared, skipped = self.table.prepare(request.faults, request.lease_s)
-        except Refused as err:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
-        except MapquakeError as err:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+        prepared, skipped = _call(context, self.table.prepare, request.faults, request.lease_s)
         return pb.PrepareReply(prepared=prepared, skipped=skipped)
 
     def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyReply:
-        try:
-            held = self.table.apply(request.fault, request.lease_s)
-        except Refused as err:
-            context.abort(grpc.StatusCode.PERMISSION_DENIED, err.message)
-        except MapquakeError as err:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, err.message)
+        held = _call(context, self.table.apply, request.fault, request.lease_s)
         return pb.ApplyReply(
             fault_id=held.fault.id,
             mechanisms=held.mechanisms,
@@ -515,11 +525,11 @@ class AgentService(pb_grpc.ChaosAgentServicer):
         )
 
     def Renew(self, request: pb.RenewRequest, context: grpc.ServicerContext) -> pb.RenewReply:
-        renewed, unknown = self.table.renew(request.run_id, request.fault_ids, request.lease_s)
+        renewed, unknown = _call(context, self.table.renew, request.run_id, request.fault_ids, request.lease_s)
         return pb.RenewReply(renewed=renewed, unknown=unknown)
 
     def Heal(self, request: pb.HealRequest, context: grpc.ServicerContext) -> pb.HealReply:
-        healed, errors = self.table.heal(request.run_id, request.fault_ids)
+        healed, errors = _call(context, self.table.heal, request.run_id, request.fault_ids)
         return pb.HealReply(healed=healed, errors=errors)
 
     def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:

@@ -46,6 +46,14 @@ class NetnsHandle:
         """The namespace of process ``pid`` (a pod's container), entered with nsenter."""
         return cls(name=name, prefix=("nsenter", f"--net=/proc/{pid}/ns/net"))
 
+    @property
+    def path(self) -> str:
+        """The namespace's file (what ``--net=`` names): compared with ``/proc/<pid>/ns/net`` to place a pid."""
+        for part in self.prefix:
+            if part.startswith("--net="):
+                return part[len("--net=") :]
+        raise ValueError(f"namespace handle {self.name} names no --net= file")
+
     def argv(self, *args: str) -> list[str]:
         return [*self.prefix, *args]
 

@@ -4,7 +4,7 @@ The plan is the same agent as a privileged DaemonSet on each node. There, a pod'
 network namespace is entered through one of its containers' pid
 (``nsenter --net=/proc/<pid>/ns/net``), the way chaos-daemon does; the pid comes
 from the container runtime (``crictl inspect``). The rules are the very same nft
-scripts and tc commands as locally (``chaos.engines.nft``/``netem``), built with a
+JSON documents and tc commands as locally (``chaos.engines.nft``/``netem``), built with a
 different ``NetnsHandle`` prefix. A pod is the run's only if it carries the label
 ``mapquake.io/run=<run id>`` (mapquake created it); every other pod is refused. The
 pod's interface is ``eth0``; namespace names in messages are ``pod/<namespace>/<name>``.
@@ -75,9 +75,13 @@ class PodNamespaces:
         pod = self._pod(run_id, netns)
         return NetnsHandle.of_pid(netns, container_pid(pod.container_id, self.runner))
 
-    def process(self, run_id: str, pid: int) -> OwnedProcess:
+    def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
         for pod in self.pods():
-            if pod.labels.get(RUN_LABEL) == run_id and container_pid(pod.container_id, self.runner) == pid:
+            if (
+                pod.netns_key == netns
+                and pod.labels.get(RUN_LABEL) == run_id
+                and container_pid(pod.container_id, self.runner) == pid
+            ):
                 return OwnedProcess(pid=pid, start_time=None, label=pod.netns_key)
         raise Refused(f"pid {pid} is not the main process of a pod of run {run_id}")
 

@@ -21,13 +21,23 @@ for every packet, not only new connections; established connections are cut):
   arriving from outside, and a reset of connections that arrived before the
   redirect (``ct direction original ct status & dnat == 0``), so clients reconnect
   through the proxy.
+
+The rules reach nft only as a libnftables JSON document (``nft -j -f -``) built from
+Python dicts: every address is parsed as IPv4 (``ipaddress``), ports are integers, the
+run id and comments must match strict patterns, and all of them are JSON values,
+never text spliced into a script, so no field can add a statement, a table or an
+``include``.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from chaos.engines.command import NetnsHandle, Runner, check, subprocess_runner
 
@@ -82,51 +92,96 @@ class NamespaceRules:
         )
 
 
-def _set(addresses: Sequence[str]) -> str:
-    return "{ " + ", ".join(addresses) + " }"
+_RUN_ID_RE = re.compile(r"^[0-9a-f]{8}$")
+_COMMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+Json = dict[str, Any]
+
+
+def _checked_run_id(run_id: str) -> str:
+    if not _RUN_ID_RE.match(run_id):
+        raise ValueError(f"run id {run_id!r} is not 8 lowercase hex digits")
+    return run_id
+
+
+def _saddr(addresses: Sequence[str]) -> Json:
+    """``ip saddr { … }``: every address parsed as IPv4 (a ValueError otherwise), never pasted as text."""
+    parsed = [str(ipaddress.IPv4Address(a)) for a in addresses]
+    if not parsed:
+        raise ValueError("a cut needs at least one source address")
+    return _match("==", {"payload": {"protocol": "ip", "field": "saddr"}}, {"set": parsed})
+
+
+def _match(op: str, left: Json, right: object) -> Json:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+_L4_TCP = _match("==", {"meta": {"key": "l4proto"}}, "tcp")
+_FROM_OUTSIDE = _match("!=", {"meta": {"key": "iifname"}}, "lo")
+_ACCEPT: Json = {"accept": None}
+_DROP: Json = {"drop": None}
+_TCP_RESET: Json = {"reject": {"type": "tcp reset"}}
+
+
+def render(run_id: str, rules: NamespaceRules) -> Json:
+    """The libnftables JSON document (``nft -j -f -``) that replaces this run's table with ``rules`` in one
+    transaction. Pure. Addresses, ports and comments are JSON values, so no field can add a statement."""
+    table = table_name(_checked_run_id(run_id))
+    inp: list[tuple[str, list[Json]]] = []  # (fault id, expressions)
+    for cut in rules.cuts:
+        if cut.mode == "reject":
+            rst = _match("==", {"&": [{"payload": {"protocol": "tcp", "field": "flags"}}, "rst"]}, "rst")
+            unreach = _match("==", {"payload": {"protocol": "icmp", "field": "type"}}, "destination-unreachable")
+            inp.append((cut.fault_id, [_saddr(cut.sources), rst, _ACCEPT]))
+            inp.append((cut.fault_id, [_saddr(cut.sources), unreach, _ACCEPT]))
+    for cut in rules.cuts:
+        if cut.mode == "drop":
+            inp.append((cut.fault_id, [_saddr(cut.sources), _DROP]))
+    for cut in rules.cuts:
+        if cut.mode == "reject":
+            inp.append((cut.fault_id, [_saddr(cut.sources), _L4_TCP, _TCP_RESET]))
+            inp.append((cut.fault_id, [_saddr(cut.sources), {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}]))
+        elif cut.mode != "drop":
+            raise ValueError(f"cut mode {cut.mode!r} is not drop or reject")
+    for loss in rules.losses:
+        n = max(0, min(10000, round(loss.fraction * 10000)))
+        inp.append((loss.fault_id, [_match("<", {"numgen": {"mode": "random", "mod": 10000, "offset": 0}}, n), _DROP]))
+    pre: list[tuple[str, list[Json]]] = []
+    for r in rules.redirects:
+        port = int(r.port)
+        if not 0 < port < 65536:
+            raise ValueError(f"redirect port {r.port!r} is not a TCP port")
+        original = _match("==", {"ct": {"key": "direction"}}, "original")
+        not_dnat = _match("!", {"ct": {"key": "status"}}, "dnat")
+        inp.append((r.fault_id, [_FROM_OUTSIDE, _L4_TCP, original, not_dnat, _TCP_RESET]))
+        not_proxy = _match("!=", {"payload": {"protocol": "tcp", "field": "dport"}}, port)
+        pre.append((r.fault_id, [_FROM_OUTSIDE, _L4_TCP, not_proxy, {"redirect": {"port": port}}]))
+    ref = {"family": "inet", "table": table}
+    commands: list[Json] = [*_replace_table(table)]
+    commands.append({"add": {"chain": {**ref, "name": "input", "type": "filter", "hook": "input",
+                                       "prio": FILTER_PRIORITY, "policy": "accept"}}})  # fmt: skip
+    if pre:
+        commands.append({"add": {"chain": {**ref, "name": "prerouting", "type": "nat", "hook": "prerouting",
+                                           "prio": NAT_PRIORITY, "policy": "accept"}}})  # fmt: skip
+    for chain, lines in (("input", inp), ("prerouting", pre)):
+        for fault_id, expr in lines:
+            commands.append({"add": {"rule": {**ref, "chain": chain, "expr": expr, "comment": _comment(fault_id)}}})
+    return {"nftables": commands}
 
 
 def _comment(fault_id: str) -> str:
-    return f'comment "{fault_id[:100]}"'
+    if not _COMMENT_RE.match(fault_id):
+        raise ValueError(f"fault id {fault_id!r} does not match {_COMMENT_RE.pattern}")
+    return fault_id
 
 
-def render(run_id: str, rules: NamespaceRules) -> str:
-    """The nft script that replaces this run's table with ``rules`` in one transaction. Pure."""
-    table = f"inet {table_name(run_id)}"
-    inp: list[str] = []
-    for cut in rules.cuts:
-        if cut.mode == "reject":
-            inp.append(f"ip saddr {_set(cut.sources)} tcp flags & rst == rst accept {_comment(cut.fault_id)}")
-            inp.append(
-                f"ip saddr {_set(cut.sources)} icmp type destination-unreachable accept {_comment(cut.fault_id)}"
-            )
-    for cut in rules.cuts:
-        if cut.mode == "drop":
-            inp.append(f"ip saddr {_set(cut.sources)} drop {_comment(cut.fault_id)}")
-    for cut in rules.cuts:
-        if cut.mode == "reject":
-            inp.append(f"ip saddr {_set(cut.sources)} meta l4proto tcp reject with tcp reset {_comment(cut.fault_id)}")
-            inp.append(f"ip saddr {_set(cut.sources)} reject with icmpx admin-prohibited {_comment(cut.fault_id)}")
-    for loss in rules.losses:
-        n = max(0, min(10000, round(loss.fraction * 10000)))
-        inp.append(f"numgen random mod 10000 < {n} drop {_comment(loss.fault_id)}")
-    pre: list[str] = []
-    for r in rules.redirects:
-        inp.append(
-            f'iifname != "lo" meta l4proto tcp ct direction original ct status & dnat == 0 '
-            f"reject with tcp reset {_comment(r.fault_id)}"
-        )
-        pre.append(
-            f'iifname != "lo" meta l4proto tcp tcp dport != {r.port} redirect to :{r.port} {_comment(r.fault_id)}'
-        )
-    body = [f"  chain input {{\n    type filter hook input priority {FILTER_PRIORITY}; policy accept;"]
-    body += [f"    {line}" for line in inp]
-    body.append("  }")
-    if pre:
-        body.append(f"  chain prerouting {{\n    type nat hook prerouting priority {NAT_PRIORITY}; policy accept;")
-        body += [f"    {line}" for line in pre]
-        body.append("  }")
-    return f"table {table} {{}}\ndelete table {table}\ntable {table} {{\n" + "\n".join(body) + "\n}\n"
+def _replace_table(table: str) -> list[Json]:
+    """Create the table if missing, then delete it (so the delete never fails), then create it empty."""
+    ident = {"table": {"family": "inet", "name": table}}
+    return [{"add": ident}, {"delete": ident}, {"add": ident}]
+
+
+def _run_json(handle: NetnsHandle, document: Json, what: str, runner: Runner) -> None:
+    check(runner(handle.argv("nft", "-j", "-f", "-"), json.dumps(document)), what)
 
 
 def apply(handle: NetnsHandle, run_id: str, rules: NamespaceRules, runner: Runner = subprocess_runner) -> None:
@@ -134,7 +189,7 @@ def apply(handle: NetnsHandle, run_id: str, rules: NamespaceRules, runner: Runne
     if rules.empty():
         delete_table(handle, run_id, runner)
         return
-    check(runner(handle.argv("nft", "-f", "-"), render(run_id, rules)), f"nft in {handle.name}")
+    _run_json(handle, render(run_id, rules), f"nft in {handle.name}", runner)
 
 
 def list_tables(handle: NetnsHandle, runner: Runner = subprocess_runner) -> list[str]:
@@ -147,6 +202,5 @@ def list_tables(handle: NetnsHandle, runner: Runner = subprocess_runner) -> list
 
 def delete_table(handle: NetnsHandle, run_id: str, runner: Runner = subprocess_runner) -> None:
     """Delete this run's table from the namespace (one idempotent transaction). Touches no other table."""
-    table = f"inet {table_name(run_id)}"
-    script = f"table {table} {{}}\ndelete table {table}\n"
-    check(runner(handle.argv("nft", "-f", "-"), script), f"nft delete {table} in {handle.name}")
+    table = table_name(_checked_run_id(run_id))
+    _run_json(handle, {"nftables": _replace_table(table)[:2]}, f"nft delete inet {table} in {handle.name}", runner)

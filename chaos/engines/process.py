@@ -10,12 +10,19 @@ from orchestrator.core.ledger import pid_running
 
 
 def _send(pid: int, start_time: int | None, sig: signal.Signals) -> bool:
-    if not pid_running(pid, start_time):
-        return False
+    """Signal ``pid`` through a pidfd opened before the start-time check, so a pid reused in between is not hit."""
     try:
-        os.kill(pid, sig)
+        fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return False
+    try:
+        if not pid_running(pid, start_time):
+            return False
+        signal.pidfd_send_signal(fd, sig)
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
     return True
 
 

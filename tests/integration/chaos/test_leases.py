@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from chaos.agent.client import AgentClient, to_proto
+from chaos.agent.pb import agent_pb2 as pb
 from chaos.engines import nft
 from chaos.resolve import resolve_fault
 from orchestrator.backends.local.topology import topology_from_network
@@ -179,3 +180,76 @@ def test_agent_startup_sweeps_its_leftovers(chaos_net: ChaosNet, tmp_path: Path)
         assert proxy_pids(cn.net.run_id) == {} and not any(_alive(pid) for pid in left.values())
     finally:
         second.stop()
+
+
+INJECTIONS = [
+    # closes the set and the rule, then adds a table of its own that a Heal of the run's table would not remove
+    "198.18.7.9 } drop\n}\n}\ntable inet mqinjected {\n chain c {\n"
+    "  type filter hook input priority 0; policy accept;\n  ip saddr { 198.18.7.9",
+    # makes nft read a host file and print it back in its error
+    '198.18.7.9 }\ninclude "/etc/hostname"\nadd rule inet x y ip saddr { 198.18.7.9',
+]
+
+
+@pytest.mark.parametrize("source", INJECTIONS)
+def test_injected_sources_and_ids_are_refused_and_create_nothing(chaos_net: ChaosNet, source: str) -> None:
+    cn = chaos_net
+    fault = resolve_fault(build_fault("partition", {"shape": "halves", "among": "kv"}), cn.topo, phase="x", index=0)
+    message = to_proto(fault, cn.net.run_id, "x.0")
+    message.partition.cuts[0].sources.append(source)
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(message, LEASE_S)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not an IPv4 address" in (err.value.details() or "")
+    hostname = Path("/etc/hostname").read_text().strip()
+    assert hostname not in (err.value.details() or "").replace(repr(source), "")
+    quoted = to_proto(fault, cn.net.run_id, 'x.0" } ; table inet mqinjected { "')
+    with pytest.raises(grpc.RpcError) as err:
+        cn.agent.client.apply(quoted, LEASE_S)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert all(cn.tables(name) == [] for name in ("kv-0", "kv-1", "kv-2", "kv-3", "load"))
+    assert cn.agent.client.list() == []
+
+
+def test_pause_and_kill_only_the_runs_target_in_the_named_namespace(chaos_net: ChaosNet) -> None:
+    """The agent's own pid, a replica named with another replica's namespace, and a process in the namespace that
+    the run did not start (no MAPQUAKE_RUN_ID) are all in the run's ledger, and all refused."""
+    cn = chaos_net
+    kv0, kv1 = cn.node("kv-0"), cn.node("kv-1")
+    stranger = subprocess.Popen(
+        ["ip", "netns", "exec", kv0.netns, "sleep", "60"],
+        env={k: v for k, v in os.environ.items() if k != "MAPQUAKE_RUN_ID"},
+        start_new_session=True,
+    )
+    cn.net.ledger.record(ResourceKind.PROCESS, "stranger", netns=kv0.netns)
+    cn.net.ledger.started("stranger", stranger.pid)
+    try:
+        cases = {
+            "own pid": (cn.agent.proc.pid, kv0.netns),
+            "another replica's pid": (_pid_of(cn, "probe:kv-1"), kv0.netns),
+            "no run id": (stranger.pid, kv0.netns),
+        }
+        for what, (pid, netns) in cases.items():
+            for action in ("pause", "kill"):
+                message = pb.Fault(id="s.0", run_id=cn.net.run_id, summary=what,
+                                   signal=pb.Signal(action=action, netns=netns, pid=pid))  # fmt: skip
+                with pytest.raises(grpc.RpcError) as err:
+                    cn.agent.client.apply(message, LEASE_S)
+                assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED, (what, err.value.details())
+        assert cn.agent.client.list() == []  # the agent answers: it did not freeze itself
+        assert _state(cn.agent.proc.pid) not in ("T", "t") and _state(stranger.pid) not in ("T", "t")
+        assert cn.connect("load", "kv-1") == {"kv-1": "ok"}
+        good = pb.Fault(id="s.1", run_id=cn.net.run_id, summary="pause kv-1",
+                        signal=pb.Signal(action="pause", netns=kv1.netns, pid=_pid_of(cn, "probe:kv-1")))  # fmt: skip
+        assert list(cn.agent.client.apply(good, LEASE_S).mechanisms) == ["SIGSTOP"]
+        assert _state(_pid_of(cn, "probe:kv-1")) == "T"
+        cn.agent.client.heal(cn.net.run_id, ["s.1"])
+        assert _state(_pid_of(cn, "probe:kv-1")) != "T"
+    finally:
+        stranger.kill()
+        stranger.wait(5)
+        cn.net.ledger.released(ResourceKind.PROCESS, "stranger")
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chaos.agent.ownership import OwnedProcess, Refused
@@ -9,7 +11,7 @@ from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.server import FaultTable
 from chaos.engines.command import CommandResult, NetnsHandle
 from chaos.probe import Capabilities
-from tests.unit.chaos.test_nft import FakeRunner
+from tests.unit.chaos.test_nft import DELETE_DOCUMENT, FakeRunner, rule_lines, saddr
 
 RUN = "0a0b0c0d"
 
@@ -20,7 +22,7 @@ class FakeNamespaces:
             raise Refused(f"{netns} is not ours")
         return NetnsHandle.local(netns)
 
-    def process(self, run_id: str, pid: int) -> OwnedProcess:
+    def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
         raise Refused("no processes here")
 
     def interfaces(self, run_id: str) -> list[tuple[NetnsHandle, str]]:
@@ -58,7 +60,8 @@ def test_lease_expiry_heals(table) -> None:  # type: ignore[no-untyped-def]
     t, runner, clock = table
     held = t.apply(partition("p.0"), 5.0)
     assert held.mechanisms == ["nft drop"]
-    assert "ip saddr { 198.18.7.3 } drop" in (runner.calls[-1][1] or "")
+    assert runner.calls[-1][0][-4:] == ["nft", "-j", "-f", "-"]
+    assert rule_lines(runner.calls[-1][1]) == [("input", "p.0", [saddr("198.18.7.3"), {"drop": None}])]
     clock.now += 4.9
     assert t.reap() == []
     assert t.renew(RUN, ["p.0", "gone"], 5.0) == (["p.0"], ["gone"])
@@ -67,7 +70,7 @@ def test_lease_expiry_heals(table) -> None:  # type: ignore[no-untyped-def]
     clock.now += 0.2
     assert t.reap() == [(RUN, "p.0")]
     assert t.list() == []
-    assert runner.calls[-1][1] == "table inet mapquake_0a0b0c0d {}\ndelete table inet mapquake_0a0b0c0d\n"
+    assert json.loads(runner.calls[-1][1] or "") == DELETE_DOCUMENT
     assert t.healed_log[-1][3] == "lease-expired"
 
 
@@ -79,8 +82,7 @@ def test_apply_is_idempotent_and_heal_of_one_keeps_the_other(table) -> None:  # 
     t.apply(partition("p.0"), 5.0)  # renews, sends nothing
     assert len(runner.calls) == n
     assert t.heal(RUN, ["p.0"]) == (["p.0"], [])
-    script = runner.calls[-1][1] or ""
-    assert 'comment "p.1"' in script and 'comment "p.0"' not in script
+    assert [comment for _, comment, _ in rule_lines(runner.calls[-1][1])] == ["p.1"]
     assert t.heal(RUN, ["p.0"]) == ([], [])
 
 

@@ -1,6 +1,8 @@
-"""The Kubernetes engine: nsenter into a pod by its container pid, same nft script, label-guarded."""
+"""The Kubernetes engine: nsenter into a pod by its container pid, same nft document, label-guarded."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -30,15 +32,15 @@ def test_container_pid() -> None:
     assert container_pid("containerd://abc", runner()) == 4242
 
 
-def test_pod_handle_uses_nsenter_and_the_same_nft_script() -> None:
+def test_pod_handle_uses_nsenter_and_the_same_nft_document() -> None:
     fake = runner()
     pods = PodNamespaces([RUN], lambda: PODS, fake)
     handle = pods.handle(RUN, "pod/mq/cache-0")
     rules = nft.NamespaceRules(cuts=[nft.Cut("p.0", ("10.0.0.7",), "drop")])
     nft.apply(handle, RUN, rules, fake)
     argv, stdin = fake.calls[-1]
-    assert argv == ["nsenter", "--net=/proc/4242/ns/net", "nft", "-f", "-"]
-    assert stdin == nft.render(RUN, rules)
+    assert argv == ["nsenter", "--net=/proc/4242/ns/net", "nft", "-j", "-f", "-"]
+    assert json.loads(stdin or "") == nft.render(RUN, rules)
     assert [(h.prefix, ifname) for h, ifname in pods.interfaces(RUN)] == [
         (("nsenter", "--net=/proc/4242/ns/net"), "eth0")
     ]

@@ -76,7 +76,8 @@ def test_prepare_starts_idle_proxies_and_apply_only_redirects(setup) -> None:  #
     assert len(proxies.started) == 2  # nothing started at apply
     assert held.mechanisms == ["delay proxy"]
     scripts = [stdin or "" for _, stdin in runner.calls]
-    assert any("redirect to :40000" in s for s in scripts) and any("redirect to :40001" in s for s in scripts)
+    assert any('"redirect": {"port": 40000}' in s for s in scripts)
+    assert any('"redirect": {"port": 40001}' in s for s in scripts)
     assert t.list_prepared() == []
     t.heal(RUN, ["d.0"])
     assert not any(p.alive for *_, p in proxies.started)
@@ -114,7 +115,7 @@ def test_apply_starts_cold_what_no_longer_fits_and_stops_the_rest(setup) -> None
     t.apply(delay("d.0", nodes=("a",), delay_s=0.02), 5.0)
     assert len(proxies.started) == 3  # a: cold restart; b: prepared, not in the fault, stopped
     assert not proxies.started[1][3].alive and proxies.started[2][3].alive
-    assert "redirect to :40002" in (runner.calls[-1][1] or "")
+    assert '"redirect": {"port": 40002}' in (runner.calls[-1][1] or "")
     t.heal(RUN)
     assert not any(p.alive for *_, p in proxies.started)
 
@@ -122,7 +123,9 @@ def test_apply_starts_cold_what_no_longer_fits_and_stops_the_rest(setup) -> None
 def test_prepare_skips_what_needs_nothing_and_refuses_foreign_namespaces(setup) -> None:  # type: ignore[no-untyped-def]
     t, _, _, proxies = setup
     loss_only = delay("l.0", delay_s=0.0, loss=0.1)
-    part = pb.Fault(id="p.0", run_id=RUN, partition=pb.Partition(cuts=[pb.Cut(netns=f"mq-{RUN}-a")]))
+    part = pb.Fault(
+        id="p.0", run_id=RUN, partition=pb.Partition(cuts=[pb.Cut(netns=f"mq-{RUN}-a", sources=["198.18.7.3"])])
+    )
     assert t.prepare([loss_only, part], 5.0) == ([], ["l.0", "p.0"])
     foreign = delay("x.0")
     foreign.netem.nodes[1].netns = "mq-ffffffff-b"
