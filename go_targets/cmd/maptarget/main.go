@@ -5,7 +5,8 @@
 //	maptarget --store NAME --http-addr HOST:PORT --grpc-addr HOST:PORT
 //	          [--value-type T] [--peers host:port,...] [--peer-queue bounded|unbounded]
 //	          [--peer-queue-capacity N] [--shards N] [--rebuild-every N]
-//	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-body-bytes N]
+//	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-value-bytes N]
+//	          [--max-request-bytes N] [--max-inflight-bytes N]
 //	          [--ready-file PATH] [--shutdown-timeout D]
 //	          [--log-format json|text] [--log-level debug|info|warn|error] [--version]
 //
@@ -74,7 +75,9 @@ type config struct {
 	ringSize             int
 	ringLeak             bool
 	sliceBuffer          int
-	maxBodyBytes         int
+	maxValueBytes        int
+	maxRequestBytes      int
+	maxInflightBytes     int
 	readyFile            string
 	shutdownTimeout      time.Duration
 	logFormat, logLevel  string
@@ -131,8 +134,13 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.Var(intFlag{&c.ringSize}, "ring-size", "ringbuffer per-key buffer length (0: store default 8)")
 	fs.BoolVar(&c.ringLeak, "ring-leak", false, "ringbuffer: leak each deleted key's goroutine")
 	fs.Var(intFlag{&c.sliceBuffer}, "slice-buffer", "subslice: keep each []byte value as a slice of a fresh buffer of this many bytes (0: copy it to size)")
-	c.maxBodyBytes = httpapi.DefaultMaxBodyBytes
-	fs.Var(intFlag{&c.maxBodyBytes}, "max-body-bytes", "largest HTTP PUT body accepted (default 1048576)")
+	c.maxValueBytes = node.DefaultMaxValueBytes
+	fs.Var(intFlag{&c.maxValueBytes}, "max-value-bytes", "largest value a write may carry, HTTP and gRPC alike (default 1048576)")
+	fs.Var(intFlag{&c.maxValueBytes}, "max-body-bytes", "old name of --max-value-bytes")
+	c.maxRequestBytes = node.DefaultMaxRequestBytes
+	fs.Var(intFlag{&c.maxRequestBytes}, "max-request-bytes", "largest request: gRPC message or HTTP body (default 4194304)")
+	c.maxInflightBytes = node.DefaultMaxInflightBytes
+	fs.Var(intFlag{&c.maxInflightBytes}, "max-inflight-bytes", "request bytes all handlers may hold at once; more is refused with 503 / RESOURCE_EXHAUSTED (default 67108864)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write {http_addr, grpc_addr, pid} as JSON here once serving")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 8*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
@@ -177,6 +185,10 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if c.peerQueue == replicate.Bounded && c.peerQueueCapacity == 0 {
 		return nil, usagef("--peer-queue-capacity 0 is invalid for a bounded queue: want 1 or more")
 	}
+	if err := c.limits().Check(); err != nil {
+		return nil, usagef("--max-value-bytes %d, --max-request-bytes %d, --max-inflight-bytes %d: %v",
+			c.maxValueBytes, c.maxRequestBytes, c.maxInflightBytes, err)
+	}
 	if c.shutdownTimeout <= 0 {
 		return nil, usagef("--shutdown-timeout %v is invalid: want a positive duration such as 8s", c.shutdownTimeout)
 	}
@@ -193,6 +205,14 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+func (c *config) limits() node.Limits {
+	return node.Limits{
+		MaxValueBytes:    int64(c.maxValueBytes),
+		MaxRequestBytes:  int64(c.maxRequestBytes),
+		MaxInflightBytes: int64(c.maxInflightBytes),
+	}
 }
 
 func checkAddr(flagName, addr string) error {
@@ -286,7 +306,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	if len(c.peers) > 0 {
 		repl, err = replicate.New(replicate.Config{
 			Origin: grpcAddr, Peers: c.peers, Queue: c.peerQueue, Capacity: c.peerQueueCapacity,
-			Metrics: m, Logger: log,
+			MaxBatchBytes: c.limits().MaxReplicateBatchBytes(),
+			Metrics:       m, Logger: log,
 		})
 		if err != nil {
 			_ = httpLis.Close()
@@ -297,19 +318,19 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 		nodeRepl = repl
 	}
 	n := node.New(st, m, nodeRepl)
+	n.SetLimits(c.limits())
 
 	ready := new(atomic.Bool)
 	httpSrv := &http.Server{
-		Handler:           httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready, MaxBodyBytes: int64(c.maxBodyBytes)}),
+		Handler:           httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ConnState:         n.HTTPConns.HTTPConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// Peers replicating to this target send keepalive pings: accept them,
 	// whether or not this target has peers of its own.
-	grpcOpts := append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(64 << 20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()),
-	}, replicate.ServerOptions()...)
+	grpcOpts := append([]grpc.ServerOption{grpc.StatsHandler(n.GRPCConns.GRPCHandler())},
+		append(grpcapi.ServerOptions(n), replicate.ServerOptions()...)...)
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	warmup.BuildLazyTables()
 	grpcapi.Register(grpcSrv, n)

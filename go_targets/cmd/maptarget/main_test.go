@@ -35,6 +35,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--store", "syncmap", "--peers", "127.0.0.1:7000,bad"}, []string{`--peers "bad" is not HOST:PORT`}},
 		{[]string{"--store", "syncmap", "--peer-queue-capacity", "0"}, []string{"--peer-queue-capacity 0"}},
 		{[]string{"--frobnicate"}, []string{"unknown flag --frobnicate"}},
+		{[]string{"--store", "syncmap", "--max-value-bytes", "8000000"}, []string{"must exceed the value limit"}},
+		{[]string{"--store", "syncmap", "--max-inflight-bytes", "1000"}, []string{"below the request limit"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)

@@ -23,6 +23,7 @@ import (
 )
 
 type target struct {
+	n     *node.Node
 	addr  string
 	st    store.Store
 	m     *metrics.Metrics
@@ -33,6 +34,12 @@ type target struct {
 // startTarget serves a real store on 127.0.0.1:0; peers, if any, get every
 // client write.
 func startTarget(t *testing.T, storeName, valueType string, peers ...string) *target {
+	t.Helper()
+	return startTargetWith(t, storeName, valueType, node.Limits{}, peers...)
+}
+
+// startTargetWith is startTarget with limits (zero fields: defaults).
+func startTargetWith(t *testing.T, storeName, valueType string, limits node.Limits, peers ...string) *target {
 	t.Helper()
 	st, err := store.New(storeName, store.Options{ValueType: valueType})
 	if err != nil {
@@ -58,8 +65,10 @@ func startTarget(t *testing.T, storeName, valueType string, peers ...string) *ta
 		t.Cleanup(func() { _ = r.Close(context.Background()) })
 		repl = r
 	}
-	srv := grpc.NewServer()
-	Register(srv, node.New(st, m, repl))
+	n := node.New(st, m, repl)
+	n.SetLimits(limits)
+	srv := grpc.NewServer(ServerOptions(n)...)
+	Register(srv, n)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -67,7 +76,7 @@ func startTarget(t *testing.T, storeName, valueType string, peers ...string) *ta
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &target{addr: lis.Addr().String(), st: st, m: m, reg: reg, store: pb.NewMapStoreClient(conn)}
+	return &target{n: n, addr: lis.Addr().String(), st: st, m: m, reg: reg, store: pb.NewMapStoreClient(conn)}
 }
 
 func ctx(t *testing.T) context.Context {

@@ -18,6 +18,14 @@ import (
 
 func newServer(t *testing.T, storeName, valueType string) (*httptest.Server, *atomic.Bool) {
 	t.Helper()
+	srv, ready, _ := newServerWith(t, storeName, valueType, node.Limits{}, Options{MaxBodyBytes: 64})
+	return srv, ready
+}
+
+// newServerWith serves a node with these limits; opts gets the gatherer and
+// readiness filled in.
+func newServerWith(t *testing.T, storeName, valueType string, limits node.Limits, opts Options) (*httptest.Server, *atomic.Bool, *node.Node) {
+	t.Helper()
 	st, err := store.New(storeName, store.Options{ValueType: valueType})
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +42,12 @@ func newServer(t *testing.T, storeName, valueType string) (*httptest.Server, *at
 	}
 	ready := new(atomic.Bool)
 	ready.Store(true)
-	srv := httptest.NewServer(Handler(node.New(st, m, nil), Options{Gatherer: reg, Ready: ready, MaxBodyBytes: 64}))
+	n := node.New(st, m, nil)
+	n.SetLimits(limits)
+	opts.Gatherer, opts.Ready = reg, ready
+	srv := httptest.NewServer(Handler(n, opts))
 	t.Cleanup(srv.Close)
-	return srv, ready
+	return srv, ready, n
 }
 
 type reply struct {

@@ -81,6 +81,10 @@ type Config struct {
 	Capacity int
 	// BatchSize caps the ops per Replicate call (default 512).
 	BatchSize int
+	// MaxBatchBytes caps the key and value bytes per Replicate call (0: no
+	// cap), so a batch stays under the peers' request limit; a batch always
+	// carries at least one op.
+	MaxBatchBytes int64
 	// MinBackoff and MaxBackoff bound the retry delay after a failed call
 	// (defaults 50ms, 2s). RPCTimeout bounds one call (default 5s).
 	MinBackoff, MaxBackoff, RPCTimeout time.Duration
@@ -241,7 +245,7 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 	wait := p.cfg.MinBackoff
 	failing := false
 	for {
-		batch = p.q.peek(batch[:0], p.cfg.BatchSize)
+		batch = trimBatch(p.q.peek(batch[:0], p.cfg.BatchSize), p.cfg.MaxBatchBytes)
 		if len(batch) == 0 {
 			select {
 			case <-p.q.notify:
@@ -284,6 +288,25 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 		wait = min(2*wait, p.cfg.MaxBackoff)
 	}
 }
+
+// trimBatch keeps the longest prefix of batch (at least one op) whose ops
+// carry at most maxBytes (0: all of it).
+func trimBatch(batch []op, maxBytes int64) []op {
+	if maxBytes <= 0 {
+		return batch
+	}
+	var total int64
+	for i := range batch {
+		total += int64(len(batch[i].buf)) + opOverhead
+		if total > maxBytes && i > 0 {
+			return batch[:i]
+		}
+	}
+	return batch
+}
+
+// opOverhead bounds the protobuf framing of one ReplicateOp.
+const opOverhead = 32
 
 func (p *peer) send(ctx context.Context, batch []op) error {
 	ops := make([]*pb.ReplicateOp, len(batch))
