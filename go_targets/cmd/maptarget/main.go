@@ -6,7 +6,7 @@
 //	          [--value-type T] [--peers host:port,...] [--peer-queue bounded|unbounded]
 //	          [--peer-queue-capacity N] [--shards N] [--rebuild-every N]
 //	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-value-bytes N]
-//	          [--max-request-bytes N] [--max-inflight-bytes N]
+//	          [--max-request-bytes N] [--max-inflight-bytes N] [--http-read-timeout D]
 //	          [--ready-file PATH] [--shutdown-timeout D]
 //	          [--log-format json|text] [--log-level debug|info|warn|error] [--version]
 //
@@ -80,6 +80,7 @@ type config struct {
 	maxInflightBytes     int
 	readyFile            string
 	shutdownTimeout      time.Duration
+	httpReadTimeout      time.Duration
 	logFormat, logLevel  string
 	version              bool
 }
@@ -142,6 +143,8 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	c.maxInflightBytes = node.DefaultMaxInflightBytes
 	fs.Var(intFlag{&c.maxInflightBytes}, "max-inflight-bytes", "request bytes all handlers may hold at once; more is refused with 503 / RESOURCE_EXHAUSTED (default 67108864)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write {http_addr, grpc_addr, pid} as JSON here once serving")
+	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", DefaultHTTPReadTimeout,
+		"how long an HTTP client may take to send one request, headers and body; slower clients are cut off")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 8*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -188,6 +191,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if err := c.limits().Check(); err != nil {
 		return nil, usagef("--max-value-bytes %d, --max-request-bytes %d, --max-inflight-bytes %d: %v",
 			c.maxValueBytes, c.maxRequestBytes, c.maxInflightBytes, err)
+	}
+	if c.httpReadTimeout <= 0 {
+		return nil, usagef("--http-read-timeout %v is invalid: want a positive duration such as 15s", c.httpReadTimeout)
 	}
 	if c.shutdownTimeout <= 0 {
 		return nil, usagef("--shutdown-timeout %v is invalid: want a positive duration such as 8s", c.shutdownTimeout)
@@ -321,12 +327,9 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	n.SetLimits(c.limits())
 
 	ready := new(atomic.Bool)
-	httpSrv := &http.Server{
-		Handler:           httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ConnState:         n.HTTPConns.HTTPConnState,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready}), c.httpReadTimeout)
+	httpSrv.ConnState = n.HTTPConns.HTTPConnState
+	httpSrv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	// Peers replicating to this target send keepalive pings: accept them,
 	// whether or not this target has peers of its own.
 	grpcOpts := append([]grpc.ServerOption{grpc.StatsHandler(n.GRPCConns.GRPCHandler())},
@@ -427,6 +430,27 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	}
 	log.Info("stopped", "clean", clean)
 	return nil
+}
+
+// DefaultHTTPReadTimeout is --http-read-timeout's default: a 1 MiB body
+// needs under 0.1 s on any link a load test runs on.
+const DefaultHTTPReadTimeout = 15 * time.Second
+
+// newHTTPServer is the HTTP server with every deadline set, so slow or idle
+// clients cannot hold connections and handlers: a request's headers must
+// arrive within min(5s, readTimeout) and headers and body within
+// readTimeout (the body's read deadline: a handler reading a trickling body
+// gets an error then); an answer must be written within twice that; an idle
+// keep-alive connection is closed after a minute.
+func newHTTPServer(h http.Handler, readTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(5*time.Second, readTimeout),
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      2 * readTimeout,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // registerStore exports mapquake_store_entries, _high_water_entries and

@@ -36,6 +36,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--store", "syncmap", "--peer-queue-capacity", "0"}, []string{"--peer-queue-capacity 0"}},
 		{[]string{"--frobnicate"}, []string{"unknown flag --frobnicate"}},
 		{[]string{"--store", "syncmap", "--max-value-bytes", "8000000"}, []string{"must exceed the value limit"}},
+		{[]string{"--store", "syncmap", "--http-read-timeout", "0s"}, []string{"--http-read-timeout 0s is invalid"}},
 		{[]string{"--store", "syncmap", "--max-inflight-bytes", "1000"}, []string{"below the request limit"}},
 	} {
 		var stdout, stderr bytes.Buffer
