@@ -7,13 +7,18 @@
 //	          [--peer-queue-capacity N] [--shards N] [--rebuild-every N]
 //	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-value-bytes N]
 //	          [--max-request-bytes N] [--max-inflight-bytes N] [--http-read-timeout D]
-//	          [--ready-file PATH] [--shutdown-timeout D]
+//	          [--admin-token TOKEN] [--ready-file PATH] [--shutdown-timeout D]
 //	          [--log-format json|text] [--log-level debug|info|warn|error] [--version]
 //
 // Addresses may use port 0; the "serving" log line and the ready file carry
 // the bound addresses. The ready file is written (atomically) once both
 // listeners serve, as {"http_addr": "127.0.0.1:41234", "grpc_addr":
 // "127.0.0.1:40007", "pid": 1234}, and removed on a clean shutdown.
+//
+// POST /admin/gc, gRPC Stats(gc=true) and gRPC Replicate (from peers) need
+// "authorization: Bearer TOKEN" (header or metadata), TOKEN being
+// --admin-token or else $MAPTARGET_ADMIN_TOKEN, which is also what this
+// target sends its peers; without a token they are refused.
 //
 // SIGTERM or SIGINT stops it gracefully: /healthz turns 503, the listeners
 // stop accepting, in-flight requests finish, peer queues get one last flush,
@@ -81,6 +86,7 @@ type config struct {
 	readyFile            string
 	shutdownTimeout      time.Duration
 	httpReadTimeout      time.Duration
+	adminToken           string
 	logFormat, logLevel  string
 	version              bool
 }
@@ -142,6 +148,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.Var(intFlag{&c.maxRequestBytes}, "max-request-bytes", "largest request: gRPC message or HTTP body (default 4194304)")
 	c.maxInflightBytes = node.DefaultMaxInflightBytes
 	fs.Var(intFlag{&c.maxInflightBytes}, "max-inflight-bytes", "request bytes all handlers may hold at once; more is refused with 503 / RESOURCE_EXHAUSTED (default 67108864)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "token POST /admin/gc, Stats(gc=true) and Replicate require, and replication sends peers (default $"+node.AdminTokenEnv+"; none: those are refused)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write {http_addr, grpc_addr, pid} as JSON here once serving")
 	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", DefaultHTTPReadTimeout,
 		"how long an HTTP client may take to send one request, headers and body; slower clients are cut off")
@@ -191,6 +198,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if err := c.limits().Check(); err != nil {
 		return nil, usagef("--max-value-bytes %d, --max-request-bytes %d, --max-inflight-bytes %d: %v",
 			c.maxValueBytes, c.maxRequestBytes, c.maxInflightBytes, err)
+	}
+	if c.adminToken == "" {
+		c.adminToken = os.Getenv(node.AdminTokenEnv)
 	}
 	if c.httpReadTimeout <= 0 {
 		return nil, usagef("--http-read-timeout %v is invalid: want a positive duration such as 15s", c.httpReadTimeout)
@@ -312,8 +322,8 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	if len(c.peers) > 0 {
 		repl, err = replicate.New(replicate.Config{
 			Origin: grpcAddr, Peers: c.peers, Queue: c.peerQueue, Capacity: c.peerQueueCapacity,
-			MaxBatchBytes: c.limits().MaxReplicateBatchBytes(),
-			Metrics:       m, Logger: log,
+			MaxBatchBytes: c.limits().MaxReplicateBatchBytes(), AdminToken: c.adminToken,
+			Metrics: m, Logger: log,
 		})
 		if err != nil {
 			_ = httpLis.Close()
@@ -325,6 +335,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	}
 	n := node.New(st, m, nodeRepl)
 	n.SetLimits(c.limits())
+	n.SetAdminToken(c.adminToken)
 
 	ready := new(atomic.Bool)
 	httpSrv := newHTTPServer(httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready}), c.httpReadTimeout)
@@ -362,7 +373,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	}
 	log.Info("serving", "http_addr", httpAddr, "grpc_addr", grpcAddr, "pid", os.Getpid(),
 		"value_type", info.ValueType, "go_type", info.GoType, "go_version", runtime.Version(),
-		"peers", append([]string{}, c.peers...), "peer_queue", peerQueue)
+		"peers", append([]string{}, c.peers...), "peer_queue", peerQueue, "admin", c.adminToken != "")
 	if c.readyFile != "" {
 		if err := writeReadyFile(c.readyFile, httpAddr, grpcAddr); err != nil {
 			log.Error("cannot write ready file", "path", c.readyFile, "err", err)

@@ -7,12 +7,14 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/mapquake/mapquake/go_targets/internal/node"
+	pb "github.com/mapquake/mapquake/go_targets/proto/mapquake/v1"
 )
 
 // ServerOptions are the options a server serving n needs: the node's request
@@ -20,7 +22,10 @@ import (
 // invalid UTF-8 reach the handlers (which answer InvalidArgument, as HTTP
 // answers 400, instead of gRPC's Internal decode error), and interceptors
 // that hold each message's bytes in the node's in-flight budget while it is
-// handled (ResourceExhausted when the budget is spent).
+// handled (ResourceExhausted when the budget is spent). Replicate and
+// Stats(gc=true) need the node's admin token as "authorization: Bearer
+// <token>" metadata: Unauthenticated without it, PermissionDenied when the
+// node has none.
 func ServerOptions(n *node.Node) []grpc.ServerOption {
 	g := guard{n: n}
 	return []grpc.ServerOption{
@@ -45,7 +50,42 @@ func (g guard) acquire(msg any) (release func(), err error) {
 	return release, nil
 }
 
-func (g guard) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// adminOnly reports whether a call needs the admin token.
+func adminOnly(method string, req any) bool {
+	switch method {
+	case pb.Replica_Replicate_FullMethodName:
+		return true
+	case pb.MapStore_Stats_FullMethodName:
+		r, ok := req.(*pb.StatsRequest)
+		return !ok || r.GetGc()
+	}
+	return false
+}
+
+func (g guard) authorize(ctx context.Context) error {
+	var auth string
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get("authorization"); len(v) > 0 {
+			auth = v[0]
+		}
+	}
+	err := g.n.CheckAdmin(auth)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, node.ErrAdminDisabled):
+		return status.Error(codes.PermissionDenied, err.Error())
+	default:
+		return status.Error(codes.Unauthenticated, err.Error())
+	}
+}
+
+func (g guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if adminOnly(info.FullMethod, req) {
+		if err := g.authorize(ctx); err != nil {
+			return nil, err
+		}
+	}
 	release, err := g.acquire(req)
 	if err != nil {
 		return nil, err

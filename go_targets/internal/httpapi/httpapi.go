@@ -5,7 +5,9 @@
 //	DELETE /kv/{key}   204 deleted, 404 if absent
 //	GET    /metrics    Prometheus exposition
 //	GET    /healthz    200 "ok" while serving, 503 while starting or stopping
-//	POST   /admin/gc   runs runtime.GC(), answers node.Stats as JSON
+//	POST   /admin/gc   runs runtime.GC(), answers node.Stats as JSON; needs
+//	                   "Authorization: Bearer <admin token>" (401 without it,
+//	                   403 when the node has no admin token)
 //
 // Errors are JSON {"error": "..."}: 400 for a bad key or value, 413 for a body
 // over the limit (a declared Content-Length over it is refused before any of
@@ -183,7 +185,17 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
-func (a *api) gc(w http.ResponseWriter, _ *http.Request) {
+func (a *api) gc(w http.ResponseWriter, r *http.Request) {
+	if err := a.n.CheckAdmin(r.Header.Get("Authorization")); err != nil {
+		code := http.StatusUnauthorized
+		if errors.Is(err, node.ErrAdminDisabled) {
+			code = http.StatusForbidden
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="maptarget admin"`)
+		}
+		writeError(w, code, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, a.n.Stats(true))
 }
 

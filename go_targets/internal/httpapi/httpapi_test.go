@@ -44,6 +44,7 @@ func newServerWith(t *testing.T, storeName, valueType string, limits node.Limits
 	ready.Store(true)
 	n := node.New(st, m, nil)
 	n.SetLimits(limits)
+	n.SetAdminToken(testAdminToken)
 	opts.Gatherer, opts.Ready = reg, ready
 	srv := httptest.NewServer(Handler(n, opts))
 	t.Cleanup(srv.Close)
@@ -56,11 +57,22 @@ type reply struct {
 	ct   string
 }
 
+const testAdminToken = "test-admin-token"
+
+// call sends a request with the admin token.
 func call(t *testing.T, srv *httptest.Server, method, path, body string) reply {
+	t.Helper()
+	return callAuth(t, srv, method, path, body, "Bearer "+testAdminToken)
+}
+
+func callAuth(t *testing.T, srv *httptest.Server, method, path, body, authorization string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {

@@ -47,6 +47,8 @@ type Node struct {
 	measuring sync.RWMutex
 	limits    Limits
 	inflight  inflight
+	// adminToken is the SHA-256 of the admin token; nil: admin disabled.
+	adminToken []byte
 }
 
 // QuietDuring wraps h so it never runs while an exact heap sample is taken.

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/mapquake/mapquake/go_targets/internal/metrics"
 	pb "github.com/mapquake/mapquake/go_targets/proto/mapquake/v1"
@@ -92,6 +93,9 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// AdminToken is sent to peers as "authorization: Bearer <token>"
+	// metadata: their Replicate needs it.
+	AdminToken string
 	// DialOptions are added to the client connection options.
 	DialOptions []grpc.DialOption
 }
@@ -316,6 +320,9 @@ func (p *peer) send(ctx context.Context, batch []op) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.RPCTimeout)
 	defer cancel()
+	if p.cfg.AdminToken != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.cfg.AdminToken)
+	}
 	resp, err := p.client.Replicate(ctx, &pb.ReplicateRequest{Origin: p.origin, Ops: ops})
 	if err != nil {
 		return err
