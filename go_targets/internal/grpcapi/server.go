@@ -7,6 +7,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -30,7 +33,7 @@ func ServerOptions(n *node.Node) []grpc.ServerOption {
 	g := guard{n: n}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(n.Limits().MaxRequestBytes)),
-		grpc.ForceServerCodec(lenientCodec{}),
+		grpc.ForceServerCodecV2(newLenientCodec()),
 		grpc.ChainUnaryInterceptor(g.unary),
 		grpc.ChainStreamInterceptor(g.stream),
 	}
@@ -128,32 +131,22 @@ func (s *guardedStream) RecvMsg(m any) error {
 	return nil
 }
 
-// lenientCodec is the proto codec, except that a string field of invalid
+// lenientCodec is grpc's proto codec, except that a string field of invalid
 // UTF-8 is decoded as is instead of failing the whole message: the handler's
 // key validation (the same as HTTP's) then refuses it with InvalidArgument.
-type lenientCodec struct{}
+// Valid messages take grpc's own path (pooled buffers) unchanged.
+type lenientCodec struct{ encoding.CodecV2 }
 
-func (lenientCodec) Name() string { return "proto" }
+func newLenientCodec() lenientCodec { return lenientCodec{encoding.GetCodecV2(grpcproto.Name)} }
 
-func (lenientCodec) Marshal(v any) ([]byte, error) {
+func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	err := c.CodecV2.Unmarshal(data, v)
 	m, ok := v.(proto.Message)
-	if !ok {
-		return nil, errors.New("grpcapi codec: not a proto message")
-	}
-	return proto.Marshal(m)
-}
-
-func (lenientCodec) Unmarshal(data []byte, v any) error {
-	m, ok := v.(proto.Message)
-	if !ok {
-		return errors.New("grpcapi codec: not a proto message")
-	}
-	err := proto.Unmarshal(data, m)
-	if err == nil || !strings.Contains(err.Error(), "invalid UTF-8") {
+	if err == nil || !ok || !strings.Contains(err.Error(), "invalid UTF-8") {
 		return err
 	}
 	proto.Reset(m)
-	return unmarshalLenient(data, m.ProtoReflect())
+	return unmarshalLenient(data.Materialize(), m.ProtoReflect())
 }
 
 // unmarshalLenient decodes b into m field by field: string fields (and
