@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     batch = args.batch if args.protocol == "grpc" else 1
     with TargetProcess(args.store, extra_args=["--value-type", args.value_type]) as target:
         assert target.endpoints is not None
-        before = collect_garbage(target.endpoints.http_addr)
+        before = collect_garbage(target.endpoints.http_addr, target.endpoints.admin_token)
         plan = LoadPlan(
             addr=target.endpoints.grpc_addr if args.protocol == "grpc" else target.endpoints.http_addr,
             allowed=LOOPBACK_ONLY,  # the target runs on loopback
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             batch=batch,
         )
         load = run_load(plan)
-        after = collect_garbage(target.endpoints.http_addr)
+        after = collect_garbage(target.endpoints.http_addr, target.endpoints.admin_token)
         metrics = scrape(target.endpoints.http_addr)
     expected_entries = min(args.ops, args.key_space)
     result = {

@@ -19,8 +19,10 @@ from orchestrator.journal import HeapSample
 HTTP_TIMEOUT_S = 30.0
 
 
-def _request(url: str, *, method: str = "GET") -> bytes:
+def _request(url: str, *, method: str = "GET", admin_token: str = "") -> bytes:
     req = urllib.request.Request(url, method=method)
+    if admin_token:
+        req.add_header("Authorization", f"Bearer {admin_token}")
     try:
         with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
             return bytes(resp.read())
@@ -28,9 +30,9 @@ def _request(url: str, *, method: str = "GET") -> bytes:
         raise InfrastructureError(f"{method} {url} failed: {err}") from err
 
 
-def collect_garbage(http_addr: str) -> HeapSample:
-    """Run runtime.GC() in the target and return its exact live heap."""
-    raw = _request(f"http://{http_addr}/admin/gc", method="POST")
+def collect_garbage(http_addr: str, admin_token: str) -> HeapSample:
+    """Run runtime.GC() in the target and return its exact live heap (``admin_token``: the target's)."""
+    raw = _request(f"http://{http_addr}/admin/gc", method="POST", admin_token=admin_token)
     try:
         data = json.loads(raw)
         return HeapSample(
@@ -57,7 +59,9 @@ SETTLED_HTTP_CONNECTIONS = 2
 SETTLE_TIMEOUT_S = 10.0
 
 
-def settled_heap(http_addr: str, *, peers: int = 0, timeout_s: float = SETTLE_TIMEOUT_S) -> tuple[HeapSample, bool]:
+def settled_heap(
+    http_addr: str, admin_token: str, *, peers: int = 0, timeout_s: float = SETTLE_TIMEOUT_S
+) -> tuple[HeapSample, bool]:
     """The exact heap once the load's connections have closed (each holds transport buffers).
 
     Polls /admin/gc until at most ``peers`` gRPC connections (the replicas' own replication links)
@@ -66,7 +70,7 @@ def settled_heap(http_addr: str, *, peers: int = 0, timeout_s: float = SETTLE_TI
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        sample = collect_garbage(http_addr)
+        sample = collect_garbage(http_addr, admin_token)
         settled = sample.grpc_connections <= peers and sample.http_connections <= SETTLED_HTTP_CONNECTIONS
         if settled or time.monotonic() >= deadline:
             return sample, settled
@@ -121,15 +125,16 @@ def warm_up(grpc_addr: str) -> None:
 class TargetAdminClient:
     """One replica's admin endpoints, reached directly (the backend says the controller can)."""
 
-    def __init__(self, http_addr: str, grpc_addr: str) -> None:
+    def __init__(self, http_addr: str, grpc_addr: str, admin_token: str) -> None:
         self.http_addr = http_addr
         self.grpc_addr = grpc_addr
+        self._admin_token = admin_token
 
     def warm_up(self) -> None:
         warm_up(self.grpc_addr)
 
     def heap(self) -> HeapSample:
-        return collect_garbage(self.http_addr)
+        return collect_garbage(self.http_addr, self._admin_token)
 
     def settled_heap(self, *, peers: int) -> tuple[HeapSample, bool]:
-        return settled_heap(self.http_addr, peers=peers)
+        return settled_heap(self.http_addr, self._admin_token, peers=peers)

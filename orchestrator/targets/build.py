@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -115,6 +116,9 @@ def _machine_go_prefix() -> str:
     return ".".join(result.stdout.strip().split(".")[:2]) or "go"
 
 
+ADMIN_TOKEN_ENV = "MAPTARGET_ADMIN_TOKEN"
+
+
 @dataclass(frozen=True)
 class TargetEndpoints:
     """Where a running maptarget serves: host:port strings as it bound them."""
@@ -122,6 +126,8 @@ class TargetEndpoints:
     http_addr: str
     grpc_addr: str
     pid: int
+    admin_token: str = field(default="", repr=False)
+    """What POST /admin/gc, Stats(gc=true) and Replicate need (``Authorization: Bearer <token>``)."""
 
     @property
     def http_url(self) -> str:
@@ -133,7 +139,11 @@ class TargetProcess:
 
     Use as a context manager: the process is stopped on every exit path.
     ``popen`` starts the process (a network namespace node's ``popen`` puts it
-    inside that namespace); it is called as ``popen(argv, stdout=..., stderr=...)``.
+    inside that namespace); it is called as ``popen(argv, env=..., stdout=..., stderr=...)``.
+
+    Its admin token (``admin_token``, or a fresh random one) reaches maptarget in the
+    MAPTARGET_ADMIN_TOKEN environment variable, not on its command line; replicas of one target
+    must share a token (each sends it to its peers).
     """
 
     def __init__(
@@ -147,8 +157,10 @@ class TargetProcess:
         binary: Path | None = None,
         popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
         ready_file: Path | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.store = store
+        self.admin_token = admin_token or secrets.token_hex(16)
         self._binary = binary or ensure_built(["maptarget"])["maptarget"]
         self._workdir = Path(tempfile.mkdtemp(prefix="mapquake-target-"))
         self._log_dir = log_dir or self._workdir
@@ -173,7 +185,8 @@ class TargetProcess:
             raise RuntimeError(f"maptarget pid {self._proc.pid} is already running; stop() it before start()")
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "wb") as log_file:
-            self._proc = self._popen(self._args, stdout=log_file, stderr=subprocess.STDOUT)
+            env = {**os.environ, ADMIN_TOKEN_ENV: self.admin_token}
+            self._proc = self._popen(self._args, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -196,7 +209,9 @@ class TargetProcess:
             data = json.loads(self._ready_file.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None  # not written yet, or written half-way
-        return TargetEndpoints(http_addr=data["http_addr"], grpc_addr=data["grpc_addr"], pid=int(data["pid"]))
+        return TargetEndpoints(
+            http_addr=data["http_addr"], grpc_addr=data["grpc_addr"], pid=int(data["pid"]), admin_token=self.admin_token
+        )
 
     @property
     def pid(self) -> int | None:

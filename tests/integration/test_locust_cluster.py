@@ -72,7 +72,7 @@ def test_master_and_two_workers_fill_a_target_exactly(
     assert result.writes == sum(s.draws for s in result.summaries) > 1000
     # far more map writes than requests: every request is a BatchPut of 50
     assert result.writes == 50 * sum(s.requests for s in result.summaries)
-    assert collect_garbage(target.endpoints.http_addr).entries == expected.expected[0]
+    assert collect_garbage(target.endpoints.http_addr, target.endpoints.admin_token).entries == expected.expected[0]
 
     for i in (0, 1):
         served = result.last_metrics[i]
@@ -109,7 +109,7 @@ def test_http_keys_are_routed_over_unreplicated_targets(
     assert summary.writes < summary.draws  # some LoadOrStore calls hit an existing key
     expected = result.expected()
     assert expected.exact
-    entries = [collect_garbage(t.endpoints.http_addr).entries for t in targets if t.endpoints]
+    entries = [collect_garbage(t.endpoints.http_addr, t.endpoints.admin_token).entries for t in targets if t.endpoints]
     assert entries == expected.expected
     assert all(n > 0 for n in entries)
 

@@ -197,6 +197,7 @@ def test_prometheus_scrapes_a_maptarget_replica_in_its_namespace(
         "--http-addr", f"{replica.address}:8080",
         "--grpc-addr", f"{replica.address}:9091",
         "--ready-file", str(ready),
+        "--admin-token", "prometheus-test-token",
     ]  # fmt: skip
     with open(tmp_path / "maptarget.log", "wb") as log_file:
         target = replica.popen(argv, name="cache-0", stdout=log_file, stderr=subprocess.STDOUT)
@@ -208,7 +209,9 @@ def test_prometheus_scrapes_a_maptarget_replica_in_its_namespace(
     assert info.labels["store"] == "syncmap" and info.labels["replica"] == "0"
     # the controller, on the host, reaches the replica over the bridge; after a GC the live heap is known
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(urllib.request.Request(f"http://{replica.address}:8080/admin/gc", method="POST"), timeout=10):
+    gc_request = urllib.request.Request(f"http://{replica.address}:8080/admin/gc", method="POST")
+    gc_request.add_header("Authorization", "Bearer prometheus-test-token")
+    with opener.open(gc_request, timeout=10):
         pass
     [heap] = prom.client.wait_for_series("go_gc_heap_live_bytes > 0", timeout=60)
     assert heap.labels["instance"] == f"{replica.address}:8080"

@@ -47,7 +47,7 @@ def test_mapload_grpc_fills_syncmap_exactly(start_target: Callable[..., TargetPr
     assert summary.errors == 0
     # The exposition line itself, unlabelled, exactly as operators grep for it.
     assert "mapquake_store_entries 100000" in _metrics_lines(target.endpoints.http_addr)
-    heap = collect_garbage(target.endpoints.http_addr)
+    heap = collect_garbage(target.endpoints.http_addr, target.endpoints.admin_token)
     assert heap.entries == 100_000
     # A 100k-entry sync.Map of [32]byte values costs well over 10 MB on any Go version.
     assert heap.live_bytes > 10_000_000
@@ -81,7 +81,12 @@ def test_python_grpc_client_through_the_stubs(start_target: Callable[..., Target
         assert stub.Delete(store_pb2.DeleteRequest(key="alpha"), timeout=10).existed is True
         assert stub.Delete(store_pb2.DeleteRequest(key="alpha"), timeout=10).existed is False
 
-        stats = stub.Stats(store_pb2.StatsRequest(gc=True), timeout=10)
+        # Stats(gc=true) runs a GC: an admin call, refused without the target's token.
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Stats(store_pb2.StatsRequest(gc=True), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        auth = (("authorization", f"Bearer {target.endpoints.admin_token}"),)
+        stats = stub.Stats(store_pb2.StatsRequest(gc=True), timeout=10, metadata=auth)
     assert stats.entries == 1500
     assert stats.high_water == 1501
     assert stats.store == "mutexmap"
@@ -89,7 +94,7 @@ def test_python_grpc_client_through_the_stubs(start_target: Callable[..., Target
     assert stats.live_bytes > 0
     assert stats.go_version.startswith("go1.")
     # The HTTP side sees the same store.
-    assert collect_garbage(target.endpoints.http_addr).entries == 1500
+    assert collect_garbage(target.endpoints.http_addr, target.endpoints.admin_token).entries == 1500
     assert scrape(target.endpoints.http_addr)["mapquake_store_entries"] == 1500
 
 
@@ -98,8 +103,10 @@ def test_http_api_round_trip(start_target: Callable[..., TargetProcess]) -> None
     assert target.endpoints is not None
     base = target.endpoints.http_url
 
-    def call(method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+    def call(method: str, path: str, body: bytes | None = None, token: str = "") -> tuple[int, bytes]:
         req = urllib.request.Request(base + path, data=body, method=method)
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 return resp.status, resp.read()
@@ -115,7 +122,9 @@ def test_http_api_round_trip(start_target: Callable[..., TargetProcess]) -> None
     assert call("DELETE", "/kv/answer")[0] in (200, 204)
     assert call("GET", "/kv/answer")[0] == 404
     assert call("GET", "/healthz")[0] == 200
-    gc = json.loads(call("POST", "/admin/gc")[1])
+    assert call("POST", "/admin/gc")[0] == 401  # admin needs the target's token
+    assert call("POST", "/admin/gc", token="not-the-token")[0] == 401
+    gc = json.loads(call("POST", "/admin/gc", token=target.endpoints.admin_token)[1])
     assert {"live_bytes", "heap_objects", "goroutines", "entries"} <= gc.keys()
     assert gc["entries"] == 0
 

@@ -29,3 +29,23 @@ def test_starting_a_running_target_again_is_refused(tmp_path: Path) -> None:
             target.start()
         assert target.pid == first
     assert target.returncode() is not None  # stopped on exit
+
+
+def test_the_admin_token_reaches_maptarget_in_its_environment_not_its_argv(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_maptarget(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        seen["args"], seen["env"] = args, kwargs["env"]
+        ready = args[args.index("--ready-file") + 1]
+        Path(ready).write_text(json.dumps({"http_addr": "127.0.0.1:1", "grpc_addr": "127.0.0.1:2", "pid": 1}))
+        return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs)
+
+    shared = TargetProcess(
+        "mutexmap", binary=Path("/bin/true"), log_dir=tmp_path, popen=fake_maptarget, admin_token="t0k"
+    )
+    with shared:
+        assert seen["env"]["MAPTARGET_ADMIN_TOKEN"] == "t0k"
+        assert shared.endpoints is not None and shared.endpoints.admin_token == "t0k"
+        assert "t0k" not in seen["args"] and "t0k" not in repr(shared.endpoints)
+    fresh = [TargetProcess("mutexmap", binary=Path("/bin/true"), log_dir=tmp_path).admin_token for _ in range(2)]
+    assert len(fresh[0]) >= 32 and fresh[0] != fresh[1]  # none given: a random one each

@@ -5,14 +5,20 @@
 //	maptarget --store NAME --http-addr HOST:PORT --grpc-addr HOST:PORT
 //	          [--value-type T] [--peers host:port,...] [--peer-queue bounded|unbounded]
 //	          [--peer-queue-capacity N] [--shards N] [--rebuild-every N]
-//	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-body-bytes N]
-//	          [--ready-file PATH] [--shutdown-timeout D]
+//	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-value-bytes N]
+//	          [--max-request-bytes N] [--max-inflight-bytes N] [--http-read-timeout D]
+//	          [--admin-token TOKEN] [--ready-file PATH] [--shutdown-timeout D]
 //	          [--log-format json|text] [--log-level debug|info|warn|error] [--version]
 //
 // Addresses may use port 0; the "serving" log line and the ready file carry
 // the bound addresses. The ready file is written (atomically) once both
 // listeners serve, as {"http_addr": "127.0.0.1:41234", "grpc_addr":
 // "127.0.0.1:40007", "pid": 1234}, and removed on a clean shutdown.
+//
+// POST /admin/gc, gRPC Stats(gc=true) and gRPC Replicate (from peers) need
+// "authorization: Bearer TOKEN" (header or metadata), TOKEN being
+// --admin-token or else $MAPTARGET_ADMIN_TOKEN, which is also what this
+// target sends its peers; without a token they are refused.
 //
 // SIGTERM or SIGINT stops it gracefully: /healthz turns 503, the listeners
 // stop accepting, in-flight requests finish, peer queues get one last flush,
@@ -74,9 +80,13 @@ type config struct {
 	ringSize             int
 	ringLeak             bool
 	sliceBuffer          int
-	maxBodyBytes         int
+	maxValueBytes        int
+	maxRequestBytes      int
+	maxInflightBytes     int
 	readyFile            string
 	shutdownTimeout      time.Duration
+	httpReadTimeout      time.Duration
+	adminToken           string
 	logFormat, logLevel  string
 	version              bool
 }
@@ -131,9 +141,17 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.Var(intFlag{&c.ringSize}, "ring-size", "ringbuffer per-key buffer length (0: store default 8)")
 	fs.BoolVar(&c.ringLeak, "ring-leak", false, "ringbuffer: leak each deleted key's goroutine")
 	fs.Var(intFlag{&c.sliceBuffer}, "slice-buffer", "subslice: keep each []byte value as a slice of a fresh buffer of this many bytes (0: copy it to size)")
-	c.maxBodyBytes = httpapi.DefaultMaxBodyBytes
-	fs.Var(intFlag{&c.maxBodyBytes}, "max-body-bytes", "largest HTTP PUT body accepted (default 1048576)")
+	c.maxValueBytes = node.DefaultMaxValueBytes
+	fs.Var(intFlag{&c.maxValueBytes}, "max-value-bytes", "largest value a write may carry, HTTP and gRPC alike (default 1048576)")
+	fs.Var(intFlag{&c.maxValueBytes}, "max-body-bytes", "old name of --max-value-bytes")
+	c.maxRequestBytes = node.DefaultMaxRequestBytes
+	fs.Var(intFlag{&c.maxRequestBytes}, "max-request-bytes", "largest request: gRPC message or HTTP body (default 4194304)")
+	c.maxInflightBytes = node.DefaultMaxInflightBytes
+	fs.Var(intFlag{&c.maxInflightBytes}, "max-inflight-bytes", "request bytes all handlers may hold at once; more is refused with 503 / RESOURCE_EXHAUSTED (default 67108864)")
+	fs.StringVar(&c.adminToken, "admin-token", "", "token POST /admin/gc, Stats(gc=true) and Replicate require, and replication sends peers (default $"+node.AdminTokenEnv+"; none: those are refused)")
 	fs.StringVar(&c.readyFile, "ready-file", "", "write {http_addr, grpc_addr, pid} as JSON here once serving")
+	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", DefaultHTTPReadTimeout,
+		"how long an HTTP client may take to send one request, headers and body; slower clients are cut off")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 8*time.Second, "how long a graceful shutdown may take")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -177,6 +195,16 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	if c.peerQueue == replicate.Bounded && c.peerQueueCapacity == 0 {
 		return nil, usagef("--peer-queue-capacity 0 is invalid for a bounded queue: want 1 or more")
 	}
+	if err := c.limits().Check(); err != nil {
+		return nil, usagef("--max-value-bytes %d, --max-request-bytes %d, --max-inflight-bytes %d: %v",
+			c.maxValueBytes, c.maxRequestBytes, c.maxInflightBytes, err)
+	}
+	if c.adminToken == "" {
+		c.adminToken = os.Getenv(node.AdminTokenEnv)
+	}
+	if c.httpReadTimeout <= 0 {
+		return nil, usagef("--http-read-timeout %v is invalid: want a positive duration such as 15s", c.httpReadTimeout)
+	}
 	if c.shutdownTimeout <= 0 {
 		return nil, usagef("--shutdown-timeout %v is invalid: want a positive duration such as 8s", c.shutdownTimeout)
 	}
@@ -193,6 +221,14 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+func (c *config) limits() node.Limits {
+	return node.Limits{
+		MaxValueBytes:    int64(c.maxValueBytes),
+		MaxRequestBytes:  int64(c.maxRequestBytes),
+		MaxInflightBytes: int64(c.maxInflightBytes),
+	}
 }
 
 func checkAddr(flagName, addr string) error {
@@ -286,6 +322,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	if len(c.peers) > 0 {
 		repl, err = replicate.New(replicate.Config{
 			Origin: grpcAddr, Peers: c.peers, Queue: c.peerQueue, Capacity: c.peerQueueCapacity,
+			MaxBatchBytes: c.limits().MaxReplicateBatchBytes(), AdminToken: c.adminToken,
 			Metrics: m, Logger: log,
 		})
 		if err != nil {
@@ -297,19 +334,17 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 		nodeRepl = repl
 	}
 	n := node.New(st, m, nodeRepl)
+	n.SetLimits(c.limits())
+	n.SetAdminToken(c.adminToken)
 
 	ready := new(atomic.Bool)
-	httpSrv := &http.Server{
-		Handler:           httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready, MaxBodyBytes: int64(c.maxBodyBytes)}),
-		ReadHeaderTimeout: 10 * time.Second,
-		ConnState:         n.HTTPConns.HTTPConnState,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := newHTTPServer(httpapi.Handler(n, httpapi.Options{Gatherer: reg, Ready: ready}), c.httpReadTimeout)
+	httpSrv.ConnState = n.HTTPConns.HTTPConnState
+	httpSrv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	// Peers replicating to this target send keepalive pings: accept them,
 	// whether or not this target has peers of its own.
-	grpcOpts := append([]grpc.ServerOption{
-		grpc.MaxRecvMsgSize(64 << 20), grpc.StatsHandler(n.GRPCConns.GRPCHandler()),
-	}, replicate.ServerOptions()...)
+	grpcOpts := append([]grpc.ServerOption{grpc.StatsHandler(n.GRPCConns.GRPCHandler())},
+		append(grpcapi.ServerOptions(n), replicate.ServerOptions()...)...)
 	grpcSrv := grpc.NewServer(grpcOpts...)
 	warmup.BuildLazyTables()
 	grpcapi.Register(grpcSrv, n)
@@ -338,7 +373,7 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	}
 	log.Info("serving", "http_addr", httpAddr, "grpc_addr", grpcAddr, "pid", os.Getpid(),
 		"value_type", info.ValueType, "go_type", info.GoType, "go_version", runtime.Version(),
-		"peers", append([]string{}, c.peers...), "peer_queue", peerQueue)
+		"peers", append([]string{}, c.peers...), "peer_queue", peerQueue, "admin", c.adminToken != "")
 	if c.readyFile != "" {
 		if err := writeReadyFile(c.readyFile, httpAddr, grpcAddr); err != nil {
 			log.Error("cannot write ready file", "path", c.readyFile, "err", err)
@@ -406,6 +441,27 @@ func serve(ctx context.Context, c *config, log *slog.Logger) (err error) {
 	}
 	log.Info("stopped", "clean", clean)
 	return nil
+}
+
+// DefaultHTTPReadTimeout is --http-read-timeout's default: a 1 MiB body
+// needs under 0.1 s on any link a load test runs on.
+const DefaultHTTPReadTimeout = 15 * time.Second
+
+// newHTTPServer is the HTTP server with every deadline set, so slow or idle
+// clients cannot hold connections and handlers: a request's headers must
+// arrive within min(5s, readTimeout) and headers and body within
+// readTimeout (the body's read deadline: a handler reading a trickling body
+// gets an error then); an answer must be written within twice that; an idle
+// keep-alive connection is closed after a minute.
+func newHTTPServer(h http.Handler, readTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(5*time.Second, readTimeout),
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      2 * readTimeout,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 // registerStore exports mapquake_store_entries, _high_water_entries and

@@ -35,6 +35,9 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--store", "syncmap", "--peers", "127.0.0.1:7000,bad"}, []string{`--peers "bad" is not HOST:PORT`}},
 		{[]string{"--store", "syncmap", "--peer-queue-capacity", "0"}, []string{"--peer-queue-capacity 0"}},
 		{[]string{"--frobnicate"}, []string{"unknown flag --frobnicate"}},
+		{[]string{"--store", "syncmap", "--max-value-bytes", "8000000"}, []string{"must exceed the value limit"}},
+		{[]string{"--store", "syncmap", "--http-read-timeout", "0s"}, []string{"--http-read-timeout 0s is invalid"}},
+		{[]string{"--store", "syncmap", "--max-inflight-bytes", "1000"}, []string{"below the request limit"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
@@ -130,6 +133,7 @@ func start(t *testing.T, args ...string) *proc {
 	p := &proc{stderr: &syncBuffer{}, done: make(chan struct{}), readyFile: filepath.Join(t.TempDir(), "ready.json")}
 	args = append([]string{"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--ready-file", p.readyFile}, args...)
 	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), "MAPTARGET_ADMIN_TOKEN="+testAdminToken) // every replica of a run shares it
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -175,11 +179,23 @@ func (p *proc) stop(t *testing.T) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// testAdminToken is the admin token start gives every maptarget.
+const testAdminToken = "test-admin-token"
+
+// httpDo sends a request with the admin token.
 func httpDo(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	return httpDoAuth(t, method, url, "Bearer "+testAdminToken)
+}
+
+func httpDoAuth(t *testing.T, method, url, authorization string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	c := http.Client{Timeout: 30 * time.Second}
 	resp, err := c.Do(req)
@@ -210,6 +226,11 @@ func adminGC(t *testing.T, httpAddr string) gcStats {
 
 func TestEndToEnd(t *testing.T) {
 	p := start(t, "--store", "syncmap", "--value-type", "[32]byte")
+	for _, auth := range []string{"", "Bearer wrong", testAdminToken} {
+		if code, body := httpDoAuth(t, "POST", "http://"+p.HTTPAddr+"/admin/gc", auth); code != http.StatusUnauthorized {
+			t.Errorf("/admin/gc with authorization %q: %d %s, want 401", auth, code, body)
+		}
+	}
 	if p.PID != p.cmd.Process.Pid {
 		t.Errorf("ready file pid %d, process %d", p.PID, p.cmd.Process.Pid)
 	}

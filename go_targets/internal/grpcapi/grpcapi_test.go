@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/mapquake/mapquake/go_targets/internal/metrics"
@@ -23,6 +24,7 @@ import (
 )
 
 type target struct {
+	n     *node.Node
 	addr  string
 	st    store.Store
 	m     *metrics.Metrics
@@ -33,6 +35,32 @@ type target struct {
 // startTarget serves a real store on 127.0.0.1:0; peers, if any, get every
 // client write.
 func startTarget(t *testing.T, storeName, valueType string, peers ...string) *target {
+	t.Helper()
+	return startTargetWith(t, storeName, valueType, node.Limits{}, peers...)
+}
+
+// startTargetWith is startTarget with limits (zero fields: defaults).
+func startTargetWith(t *testing.T, storeName, valueType string, limits node.Limits, peers ...string) *target {
+	t.Helper()
+	return startTargetToken(t, storeName, valueType, limits, testAdminToken, peers...)
+}
+
+// testAdminToken is the admin token of startTarget's targets (and what they
+// send their peers); its client sends it with every call.
+const testAdminToken = "test-admin-token"
+
+func withToken(token string) grpc.DialOption {
+	return grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any,
+		cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if token != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+}
+
+// startTargetToken is startTargetWith with this admin token ("": none).
+func startTargetToken(t *testing.T, storeName, valueType string, limits node.Limits, token string, peers ...string) *target {
 	t.Helper()
 	st, err := store.New(storeName, store.Options{ValueType: valueType})
 	if err != nil {
@@ -51,23 +79,26 @@ func startTarget(t *testing.T, storeName, valueType string, peers ...string) *ta
 	var repl node.Replicator
 	if len(peers) > 0 {
 		r, err := replicate.New(replicate.Config{Origin: lis.Addr().String(), Peers: peers, Queue: replicate.Unbounded,
-			Metrics: m, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+			Metrics: m, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, AdminToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = r.Close(context.Background()) })
 		repl = r
 	}
-	srv := grpc.NewServer()
-	Register(srv, node.New(st, m, repl))
+	n := node.New(st, m, repl)
+	n.SetLimits(limits)
+	n.SetAdminToken(token)
+	srv := grpc.NewServer(ServerOptions(n)...)
+	Register(srv, n)
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()), withToken(token))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &target{addr: lis.Addr().String(), st: st, m: m, reg: reg, store: pb.NewMapStoreClient(conn)}
+	return &target{n: n, addr: lis.Addr().String(), st: st, m: m, reg: reg, store: pb.NewMapStoreClient(conn)}
 }
 
 func ctx(t *testing.T) context.Context {

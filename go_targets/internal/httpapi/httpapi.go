@@ -5,10 +5,14 @@
 //	DELETE /kv/{key}   204 deleted, 404 if absent
 //	GET    /metrics    Prometheus exposition
 //	GET    /healthz    200 "ok" while serving, 503 while starting or stopping
-//	POST   /admin/gc   runs runtime.GC(), answers node.Stats as JSON
+//	POST   /admin/gc   runs runtime.GC(), answers node.Stats as JSON; needs
+//	                   "Authorization: Bearer <admin token>" (401 without it,
+//	                   403 when the node has no admin token)
 //
 // Errors are JSON {"error": "..."}: 400 for a bad key or value, 413 for a body
-// over the limit, 405 for a wrong method, 404 for unknown paths.
+// over the limit (a declared Content-Length over it is refused before any of
+// the body is read), 503 when the node's in-flight byte budget is spent, 405
+// for a wrong method, 404 for unknown paths.
 package httpapi
 
 import (
@@ -28,8 +32,8 @@ import (
 	"github.com/mapquake/mapquake/go_targets/internal/node"
 )
 
-// DefaultMaxBodyBytes limits a PUT body (1 MiB).
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes limits a PUT body (1 MiB): the node's value limit.
+const DefaultMaxBodyBytes = node.DefaultMaxValueBytes
 
 // Options configure the handler.
 type Options struct {
@@ -37,7 +41,7 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether /healthz answers ok; nil means always ready.
 	Ready *atomic.Bool
-	// MaxBodyBytes limits PUT bodies (default DefaultMaxBodyBytes).
+	// MaxBodyBytes limits PUT bodies (default: the node's MaxValueBytes).
 	MaxBodyBytes int64
 }
 
@@ -51,7 +55,7 @@ type api struct {
 // Handler returns the HTTP API of n.
 func Handler(n *node.Node, opts Options) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
+		opts.MaxBodyBytes = n.Limits().MaxValueBytes
 	}
 	a := &api{n: n, m: n.Metrics(), ready: opts.Ready, maxBody: opts.MaxBodyBytes}
 	mux := http.NewServeMux()
@@ -90,6 +94,26 @@ func (a *api) put(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, metrics.OpPut, start, http.StatusBadRequest, err)
 		return
 	}
+	if r.ContentLength > a.maxBody {
+		// Refuse before reading: a client declaring 1e12 bytes and sending 10
+		// must not hold a handler until the read deadline.
+		a.fail(w, metrics.OpPut, start, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("body exceeds %d bytes", a.maxBody))
+		return
+	}
+	// Reserve the body's bytes (the limit when the length is not declared)
+	// in the node's in-flight budget before reading any of it.
+	weight := r.ContentLength
+	if weight < 0 {
+		weight = a.maxBody
+	}
+	release, err := a.n.Acquire(weight)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		a.fail(w, metrics.OpPut, start, http.StatusServiceUnavailable, err)
+		return
+	}
+	defer release()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
 	if err != nil {
 		if tooBig := new(http.MaxBytesError); errors.As(err, &tooBig) {
@@ -102,7 +126,11 @@ func (a *api) put(w http.ResponseWriter, r *http.Request) {
 	}
 	created, err := a.n.Put(k, body)
 	if err != nil {
-		a.fail(w, metrics.OpPut, start, http.StatusBadRequest, err)
+		code := http.StatusBadRequest
+		if errors.Is(err, node.ErrValueTooLarge) {
+			code = http.StatusRequestEntityTooLarge
+		}
+		a.fail(w, metrics.OpPut, start, code, err)
 		return
 	}
 	if created {
@@ -157,7 +185,17 @@ func (a *api) healthz(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
-func (a *api) gc(w http.ResponseWriter, _ *http.Request) {
+func (a *api) gc(w http.ResponseWriter, r *http.Request) {
+	if err := a.n.CheckAdmin(r.Header.Get("Authorization")); err != nil {
+		code := http.StatusUnauthorized
+		if errors.Is(err, node.ErrAdminDisabled) {
+			code = http.StatusForbidden
+		} else {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="maptarget admin"`)
+		}
+		writeError(w, code, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, a.n.Stats(true))
 }
 

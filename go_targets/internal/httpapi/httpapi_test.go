@@ -18,6 +18,14 @@ import (
 
 func newServer(t *testing.T, storeName, valueType string) (*httptest.Server, *atomic.Bool) {
 	t.Helper()
+	srv, ready, _ := newServerWith(t, storeName, valueType, node.Limits{}, Options{MaxBodyBytes: 64})
+	return srv, ready
+}
+
+// newServerWith serves a node with these limits; opts gets the gatherer and
+// readiness filled in.
+func newServerWith(t *testing.T, storeName, valueType string, limits node.Limits, opts Options) (*httptest.Server, *atomic.Bool, *node.Node) {
+	t.Helper()
 	st, err := store.New(storeName, store.Options{ValueType: valueType})
 	if err != nil {
 		t.Fatal(err)
@@ -34,9 +42,13 @@ func newServer(t *testing.T, storeName, valueType string) (*httptest.Server, *at
 	}
 	ready := new(atomic.Bool)
 	ready.Store(true)
-	srv := httptest.NewServer(Handler(node.New(st, m, nil), Options{Gatherer: reg, Ready: ready, MaxBodyBytes: 64}))
+	n := node.New(st, m, nil)
+	n.SetLimits(limits)
+	n.SetAdminToken(testAdminToken)
+	opts.Gatherer, opts.Ready = reg, ready
+	srv := httptest.NewServer(Handler(n, opts))
 	t.Cleanup(srv.Close)
-	return srv, ready
+	return srv, ready, n
 }
 
 type reply struct {
@@ -45,11 +57,22 @@ type reply struct {
 	ct   string
 }
 
+const testAdminToken = "test-admin-token"
+
+// call sends a request with the admin token.
 func call(t *testing.T, srv *httptest.Server, method, path, body string) reply {
+	t.Helper()
+	return callAuth(t, srv, method, path, body, "Bearer "+testAdminToken)
+}
+
+func callAuth(t *testing.T, srv *httptest.Server, method, path, body, authorization string) reply {
 	t.Helper()
 	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {

@@ -22,17 +22,6 @@ const MaxKeyBytes = 1024
 // ErrBadKey is returned for an empty or too long key.
 var ErrBadKey = errors.New("bad key")
 
-// ValidateKey checks a key from a request.
-func ValidateKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: key is empty", ErrBadKey)
-	case len(key) > MaxKeyBytes:
-		return fmt.Errorf("%w: key is %d bytes, at most %d allowed", ErrBadKey, len(key), MaxKeyBytes)
-	}
-	return nil
-}
-
 // Replicator receives every write a client makes (never the replicated ones).
 type Replicator interface {
 	Put(key string, value []byte)
@@ -56,6 +45,10 @@ type Node struct {
 	// scrape's buffers (hundreds of KiB with gzip) would otherwise be live in
 	// the very sample that is meant to show only the store.
 	measuring sync.RWMutex
+	limits    Limits
+	inflight  inflight
+	// adminToken is the SHA-256 of the admin token; nil: admin disabled.
+	adminToken []byte
 }
 
 // QuietDuring wraps h so it never runs while an exact heap sample is taken.
@@ -69,7 +62,9 @@ func (n *Node) QuietDuring(h http.Handler) http.Handler {
 
 // New builds a node; repl may be nil (no peers).
 func New(st store.Store, m *mqmetrics.Metrics, repl Replicator) *Node {
-	return &Node{st: st, m: m, repl: repl, info: st.Info()}
+	n := &Node{st: st, m: m, repl: repl, info: st.Info()}
+	n.SetLimits(Limits{})
+	return n
 }
 
 // Metrics returns the node's metrics, for the API adapters to observe requests.
@@ -79,8 +74,12 @@ func (n *Node) Metrics() *mqmetrics.Metrics { return n.m }
 func (n *Node) Info() store.Info { return n.info }
 
 // Put stores a client write and queues it for every peer. It fails with
-// store.ErrBadValue (wrapped) if the value does not decode.
+// ErrValueTooLarge for a value over the limit and store.ErrBadValue
+// (wrapped) if the value does not decode.
 func (n *Node) Put(key string, value []byte) (created bool, err error) {
+	if err := n.checkValue(value); err != nil {
+		return false, err
+	}
 	created, err = n.st.Put(key, value)
 	if err != nil {
 		return false, err
@@ -113,6 +112,9 @@ func (n *Node) ApplyReplicated(kind replicate.Kind, key string, value []byte) er
 	}
 	switch kind {
 	case replicate.KindPut:
+		if err := n.checkValue(value); err != nil {
+			return err
+		}
 		if _, err := n.st.Put(key, value); err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/mapquake/mapquake/go_targets/internal/metrics"
 	pb "github.com/mapquake/mapquake/go_targets/proto/mapquake/v1"
@@ -81,6 +82,10 @@ type Config struct {
 	Capacity int
 	// BatchSize caps the ops per Replicate call (default 512).
 	BatchSize int
+	// MaxBatchBytes caps the key and value bytes per Replicate call (0: no
+	// cap), so a batch stays under the peers' request limit; a batch always
+	// carries at least one op.
+	MaxBatchBytes int64
 	// MinBackoff and MaxBackoff bound the retry delay after a failed call
 	// (defaults 50ms, 2s). RPCTimeout bounds one call (default 5s).
 	MinBackoff, MaxBackoff, RPCTimeout time.Duration
@@ -88,6 +93,9 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// AdminToken is sent to peers as "authorization: Bearer <token>"
+	// metadata: their Replicate needs it.
+	AdminToken string
 	// DialOptions are added to the client connection options.
 	DialOptions []grpc.DialOption
 }
@@ -241,7 +249,7 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 	wait := p.cfg.MinBackoff
 	failing := false
 	for {
-		batch = p.q.peek(batch[:0], p.cfg.BatchSize)
+		batch = trimBatch(p.q.peek(batch[:0], p.cfg.BatchSize), p.cfg.MaxBatchBytes)
 		if len(batch) == 0 {
 			select {
 			case <-p.q.notify:
@@ -285,6 +293,25 @@ func (p *peer) run(ctx context.Context, stopping <-chan struct{}) {
 	}
 }
 
+// trimBatch keeps the longest prefix of batch (at least one op) whose ops
+// carry at most maxBytes (0: all of it).
+func trimBatch(batch []op, maxBytes int64) []op {
+	if maxBytes <= 0 {
+		return batch
+	}
+	var total int64
+	for i := range batch {
+		total += int64(len(batch[i].buf)) + opOverhead
+		if total > maxBytes && i > 0 {
+			return batch[:i]
+		}
+	}
+	return batch
+}
+
+// opOverhead bounds the protobuf framing of one ReplicateOp.
+const opOverhead = 32
+
 func (p *peer) send(ctx context.Context, batch []op) error {
 	ops := make([]*pb.ReplicateOp, len(batch))
 	for i := range batch {
@@ -293,6 +320,9 @@ func (p *peer) send(ctx context.Context, batch []op) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.RPCTimeout)
 	defer cancel()
+	if p.cfg.AdminToken != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+p.cfg.AdminToken)
+	}
 	resp, err := p.client.Replicate(ctx, &pb.ReplicateRequest{Origin: p.origin, Ops: ops})
 	if err != nil {
 		return err

@@ -246,3 +246,17 @@ func TestBoundedNeedsCapacity(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTrimBatchKeepsUnderTheRequestLimit(t *testing.T) {
+	big := func(n int) op { return op{buf: make([]byte, n), klen: 1} }
+	batch := []op{big(400), big(400), big(400), big(400)}
+	if got := len(trimBatch(batch, 1000)); got != 2 {
+		t.Errorf("trimBatch to 1000 bytes kept %d ops of 432, want 2", got)
+	}
+	if got := len(trimBatch(batch[:1], 10)); got != 1 {
+		t.Errorf("a batch keeps its first op whatever its size, kept %d", got)
+	}
+	if got := len(trimBatch(batch, 0)); got != 4 {
+		t.Errorf("no cap kept %d", got)
+	}
+}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -110,6 +111,9 @@ class LocalBackend:
         self._load_node: Node | None = None
         self.nemesis: Nemesis | None = None
         self._reported: set[str] = set()
+        # One admin token per run: every maptarget gets it (in its environment) and sends it to its
+        # peers with Replicate; the controller sends it with POST /admin/gc.
+        self.admin_token = secrets.token_hex(16)
 
     @property
     def ledger(self) -> Ledger:
@@ -242,6 +246,7 @@ class LocalBackend:
             binary=binary,
             popen=self._node_popen(node, f"target:{target.name}:{replica}"),
             ready_file=self.run_dir / "targets" / f"{target.name}-{replica}.ready.json",
+            admin_token=self.admin_token,
         )
         process.log_path = self.run_dir / "logs" / f"target-{target.name}-{replica}.log"
         (self.run_dir / "targets").mkdir(parents=True, exist_ok=True)
@@ -277,7 +282,7 @@ class LocalBackend:
         service = self._services.get(replica.target)
         if service is not None:
             return ServiceAdmin(service, replica.http_addr)
-        return TargetAdminClient(replica.http_addr, replica.grpc_addr)
+        return TargetAdminClient(replica.http_addr, replica.grpc_addr, self.admin_token)
 
     @staticmethod
     def _target_args(target: TargetSpec, peers: list[str]) -> list[str]:
