@@ -40,7 +40,14 @@ _name = {
     "pattern": NAME_PATTERN,
     "description": "lowercase letters, digits and '-', starting with a letter, at most 24 characters",
 }
-_duration = {"type": "string", "pattern": DURATION_PATTERN, "description": "a duration such as 500ms, 20s, 1m30s"}
+DURATION_RANGE = "x-duration-range"
+"""Schema keyword (validate.py checks it): the shortest and longest a duration may be, as durations."""
+_duration = {
+    "type": "string",
+    "pattern": DURATION_PATTERN,
+    DURATION_RANGE: ["0s", "24h"],
+    "description": "a duration such as 500ms, 20s, 1m30s",
+}
 _go_version = {"type": "string", "pattern": GO_VERSION_PATTERN, "description": 'a Go version such as "1.26"'}
 
 
@@ -410,6 +417,7 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                 {
                     "scrape_interval": {
                         **_duration,
+                        DURATION_RANGE: ["100ms", "1m"],
                         "default": "1s",
                         "description": "how often every component is scraped",
                     }

@@ -10,6 +10,8 @@ the file.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +19,11 @@ from typing import Any
 import jsonschema
 
 from orchestrator.core.errors import UsageError
+from orchestrator.core.units import parse_duration
 from orchestrator.scenario.schema import (
     CHECK_KINDS,
     DURATION_PATTERN,
+    DURATION_RANGE,
     FAULT_KINDS,
     GO_VERSION_PATTERN,
     GROUPS,
@@ -34,7 +38,21 @@ from orchestrator.scenario.schema import (
 from orchestrator.scenario.userparts import locustfile_classes, placeholder_errors, resolve
 from orchestrator.scenario.yamlsource import LocatedDocument, Path_, format_path
 
-_VALIDATOR = jsonschema.Draft202012Validator(SCENARIO_SCHEMA)
+
+def _duration_range(
+    validator: Any, bounds: list[str], instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """The schema's DURATION_RANGE keyword: a duration (that matches the pattern) within [low, high]."""
+    if not isinstance(instance, str) or re.fullmatch(DURATION_PATTERN, instance) is None:
+        return  # the pattern reports it
+    low, high = bounds
+    if not parse_duration(low) <= parse_duration(instance) <= parse_duration(high):
+        yield jsonschema.ValidationError(f"must be from {low} to {high}")
+
+
+_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {DURATION_RANGE: _duration_range})(
+    SCENARIO_SCHEMA
+)
 
 # The fewest replicas each partition shape can cut in a meaningful way.
 MIN_REPLICAS_FOR_SHAPE = {"isolate-one": 2, "halves": 2, "one-way": 2, "majorities-ring": 3, "bridge": 3}
@@ -155,6 +173,8 @@ def _schema_messages(error: jsonschema.ValidationError) -> Iterator[tuple[Path_,
         yield path, (f"a check needs exactly one of: {', '.join(CHECK_KINDS)}; found {', '.join(found) or 'none'}")
     elif kind == "minLength":
         yield path, "must not be empty"
+    elif kind == DURATION_RANGE:
+        yield path, f"{error.message}, got {_describe(instance)}"
     else:
         yield path, error.message
 
@@ -392,6 +412,22 @@ def _partition_rules(
             )
 
 
+def finite_errors(doc: LocatedDocument) -> list[ScenarioError]:
+    """Every number must be finite: YAML's .nan and .inf (and 1e999) pass every bound a schema can say."""
+    out: list[ScenarioError] = []
+    stack: list[tuple[Path_, Any]] = [((), doc.data)]
+    while stack:  # iterative: the data is bounded in depth, but no recursion is needed either
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            shown = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+            out.append(ScenarioError(doc.origin, doc.line_of(path), path, f"must be a finite number, got {shown}"))
+    return out
+
+
 def validate(doc: LocatedDocument) -> list[ScenarioError]:
     """Every problem in the document, in file order."""
     errors = [ScenarioError(doc.origin, e.line, e.path, e.message) for e in doc.errors]
@@ -402,6 +438,9 @@ def validate(doc: LocatedDocument) -> list[ScenarioError]:
             *errors,
             ScenarioError(doc.origin, 1, (), "a scenario is a mapping; start with 'apiVersion: mapquake/v1'"),
         ]
-    errors += schema_errors(doc)
+    non_finite = finite_errors(doc)
+    errors += non_finite
+    # -.inf is also below a minimum; one message for it is enough.
+    errors += [e for e in schema_errors(doc) if e.path not in {n.path for n in non_finite}]
     errors += rule_errors(doc)
     return sorted(errors, key=lambda e: (e.origin != doc.origin, e.line or 0, format_path(e.path)))

@@ -1,0 +1,55 @@
+"""Values that validate must run: numbers are finite, durations bounded (issue 12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_validate import VALID, errors_of
+
+PROMQL = "checks:\n  - {promql: up, below: 1, above: 0}\n"
+
+
+@pytest.mark.parametrize("word", [".nan", ".inf", "-.inf", ".NaN", "1.0e+999"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "load.rate",
+        "load.spawn_rate",
+        "load.keys.s",
+        "load.keys.hot_fraction",
+        "load.read_ratio",
+        "phases.0.rate",
+        "checks.1.below",
+        "checks.1.above",
+    ],
+)
+def test_non_finite_numbers_are_refused_everywhere(field: str, word: str) -> None:
+    text = VALID + "  - {promql: up, below: 1, above: 0}\n"
+    shown = {".NaN": ".nan", "1.0e+999": ".inf"}.get(word, word)
+    messages = errors_of(text, (f"{field}={word}",))
+    assert f"--set {field}={word}: {field}: must be a finite number, got {shown}" in messages
+
+
+def test_a_non_finite_number_in_the_file_has_its_line() -> None:
+    text = VALID.replace("keys: {space: 1000}", "keys: {space: 1000}\n  rate: .nan")
+    assert errors_of(text) == ["s.yaml:8: load.rate: must be a finite number, got .nan"]
+
+
+def test_durations_are_bounded() -> None:
+    digits = "1" * 400 + "s"
+    (message,) = errors_of(VALID.replace("duration: 2s", f"duration: {digits}"))
+    assert message.startswith("s.yaml:9: phases.0.duration: must be from 0s to 24h, got '1111")
+    assert errors_of(VALID.replace("duration: 2s", "duration: 24h1s"))[0].endswith(
+        "must be from 0s to 24h, got '24h1s'"
+    )
+    assert errors_of(VALID.replace("duration: 2s", "duration: 24h")) == []
+
+
+@pytest.mark.parametrize(
+    ("interval", "ok"), [("0s", False), ("99ms", False), ("100ms", True), ("1m", True), ("61s", False)]
+)
+def test_the_scrape_interval_is_within_100ms_and_1m(interval: str, ok: bool) -> None:
+    messages = errors_of(VALID + f"prometheus: {{scrape_interval: {interval}}}\n")
+    assert messages == (
+        [] if ok else [f"s.yaml:13: prometheus.scrape_interval: must be from 100ms to 1m, got '{interval}'"]
+    )
