@@ -108,6 +108,12 @@ def _describe(value: Any) -> str:
     return repr(value)
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A user's value as a message echoes it: at most ``limit`` characters, cut with '…'."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _is_number(text: str) -> bool:
     try:
         float(text)
@@ -284,6 +290,9 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
                               f"numbered from 0; got replica {replica}")  # fmt: skip
                 if kind == "netem" and not ({"delay", "loss"} & set(params)):
                     error(here, "netem needs delay, loss or both")
+                loss = params.get("loss") if kind == "netem" else None
+                if isinstance(loss, str) and re.fullmatch(PERCENT_PATTERN, loss) and float(loss[:-1]) > 100:
+                    error((*here, "loss"), f"loss {_shown(loss)} is more than 100%; 100% drops every packet")
                 if kind == "netem" and "jitter" in params and "delay" not in params:
                     error((*here, "jitter"), "jitter varies a delay; add delay")
 

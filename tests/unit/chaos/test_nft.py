@@ -50,6 +50,14 @@ def test_render_drop_reject_loss_redirect() -> None:
     )
 
 
+def test_a_loss_of_100_percent_is_a_plain_drop() -> None:
+    # nft: "Value 10000 exceeds valid range 0-9999" for numgen random mod 10000 < 10000.
+    text = nft.render("0a0b0c0d", nft.NamespaceRules(losses=[nft.Loss("n.0", 1.0), nft.Loss("n.1", 0.9999)]))
+    assert '    drop comment "n.0"\n' in text
+    assert '    numgen random mod 10000 < 9999 drop comment "n.1"\n' in text
+    assert "< 10000" not in text
+
+
 def test_apply_empty_deletes_only_our_table() -> None:
     runner = FakeRunner()
     handle = NetnsHandle.local("mq-0a0b0c0d-a")

@@ -53,3 +53,16 @@ def test_the_scrape_interval_is_within_100ms_and_1m(interval: str, ok: bool) -> 
     assert messages == (
         [] if ok else [f"s.yaml:13: prometheus.scrape_interval: must be from 100ms to 1m, got '{interval}'"]
     )
+
+
+@pytest.mark.parametrize(("loss", "ok"), [("100%", True), ("99.99%", True), ("100.5%", False), ("150%", False)])
+def test_netem_loss_is_at_most_100_percent_at_validation(loss: str, ok: bool) -> None:
+    text = VALID.replace(
+        "faults: [{partition: {shape: halves, among: cache}}]", f"faults: [{{netem: {{target: cache, loss: {loss}}}}}]"
+    )
+    expected = (
+        []
+        if ok
+        else [f"s.yaml:10: phases.1.faults.0.netem.loss: loss {loss} is more than 100%; 100% drops every packet"]
+    )
+    assert errors_of(text) == expected
