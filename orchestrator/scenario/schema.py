@@ -32,13 +32,14 @@ PARTITION_SHAPES = ("isolate-one", "halves", "majorities-ring", "bridge", "one-w
 GROUPS = ("targets", "load", "prometheus")
 BACKENDS = ("local", "kubernetes")
 
-NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$"
+NAME_MAX_LENGTH = 24
+NAME_PATTERN = rf"^[a-z]([-a-z0-9]{{0,{NAME_MAX_LENGTH - 2}}}[a-z0-9])?$"
 GO_VERSION_PATTERN = r"^1\.[0-9]+(\.[0-9]+)?$"
 
 _name = {
     "type": "string",
     "pattern": NAME_PATTERN,
-    "description": "lowercase letters, digits and '-', starting with a letter, at most 24 characters",
+    "description": f"lowercase letters, digits and '-', starting with a letter, at most {NAME_MAX_LENGTH} characters",
 }
 DURATION_RANGE = "x-duration-range"
 """Schema keyword (validate.py checks it): the shortest and longest a duration may be, as durations."""

@@ -28,6 +28,7 @@ from orchestrator.scenario.schema import (
     GO_VERSION_PATTERN,
     GROUPS,
     LOAD_VALUE_TYPE_DEFAULT,
+    NAME_MAX_LENGTH,
     NAME_PATTERN,
     PERCENT_PATTERN,
     SCENARIO_SCHEMA,
@@ -58,7 +59,8 @@ _VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {DURA
 MIN_REPLICAS_FOR_SHAPE = {"isolate-one": 2, "halves": 2, "one-way": 2, "majorities-ring": 3, "bridge": 3}
 
 _PATTERN_ADVICE = {
-    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter (at most 40 characters)",
+    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter "
+    f"(at most {NAME_MAX_LENGTH} characters)",
     DURATION_PATTERN: "write a duration with a unit, e.g. 500ms, 20s, 1m30s",
     PERCENT_PATTERN: "write a percentage, e.g. 5%",
     GO_VERSION_PATTERN: 'write a Go version such as "1.26" (quoted)',
@@ -83,10 +85,25 @@ class ScenarioError:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.origin}:{self.line}" if self.line else self.origin
-        # Messages quote the user's values; a newline in a value must not break the one-line format.
-        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in self.message)
+        origin = _shown(self.origin) if self.origin.startswith("--set ") else self.origin
+        where = f"{origin}:{self.line}" if self.line else origin
+        # Messages quote the user's values: each is cut to ECHO_LIMIT characters, and
+        # a newline in a value must not break the one-line format.
+        message = _LONG_WORD.sub(_shorten_word, self.message)
+        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in _shown(message, 1000))
         return f"{where}: {format_path(self.path)}: {message}"
+
+
+ECHO_LIMIT = 80
+"""The most characters of a user's value an error message repeats ('…' marks the cut)."""
+# No word of mapquake's own is this long; a value without spaces is. (A message is at most 1000 characters.)
+_LONG_WORD = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+
+
+def _shorten_word(match: re.Match[str]) -> str:
+    word = match[0]
+    end = word[-1] if word[-1] in "'\"" else ""  # keep a closing quote
+    return _shown(word[: len(word) - len(end)], ECHO_LIMIT - len(end)) + end
 
 
 class ScenarioInvalid(UsageError):
@@ -105,7 +122,7 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
-    return repr(value)
+    return repr(_shown(value)) if isinstance(value, str) else _shown(repr(value))
 
 
 def _shown(value: Any, limit: int = 80) -> str:

@@ -82,7 +82,8 @@ def format_path(path: Path_) -> str:
     parts = []
     for part in path:
         text = str(part)
-        parts.append(text if _PLAIN_KEY.match(text) else json.dumps(text).replace(" ", "\\u0020"))
+        shown = text if _PLAIN_KEY.match(text) else json.dumps(text).replace(" ", "\\u0020")
+        parts.append(shown if len(shown) <= 80 else shown[:79] + "…")  # a key may be as long as the file
     return ".".join(parts)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.scenario.schema import NAME_MAX_LENGTH
+
 from .test_validate import VALID, errors_of
 
 PROMQL = "checks:\n  - {promql: up, below: 1, above: 0}\n"
@@ -39,6 +41,7 @@ def test_durations_are_bounded() -> None:
     digits = "1" * 400 + "s"
     (message,) = errors_of(VALID.replace("duration: 2s", f"duration: {digits}"))
     assert message.startswith("s.yaml:9: phases.0.duration: must be from 0s to 24h, got '1111")
+    assert message.endswith("…'") and len(message) < 150
     assert errors_of(VALID.replace("duration: 2s", "duration: 24h1s"))[0].endswith(
         "must be from 0s to 24h, got '24h1s'"
     )
@@ -66,3 +69,32 @@ def test_netem_loss_is_at_most_100_percent_at_validation(loss: str, ok: bool) ->
         else [f"s.yaml:10: phases.1.faults.0.netem.loss: loss {loss} is more than 100%; 100% drops every packet"]
     )
     assert errors_of(text) == expected
+
+
+def test_the_name_advice_takes_its_limit_from_the_schema() -> None:
+    (message,) = errors_of(VALID.replace("name: churn", "name: " + "a" * 26))
+    assert message.endswith(f"'{'a' * 26}' is not valid: use lowercase letters, digits and '-', starting with a letter "
+                            f"(at most {NAME_MAX_LENGTH} characters)")  # fmt: skip
+    assert NAME_MAX_LENGTH == 24 and errors_of(VALID.replace("name: churn", "name: " + "a" * 24)) == []
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("name: churn", "name: {}"),  # a pattern error
+        ("target: cache, at", "target: {}, at"),  # a reference to no target
+        ("duration: 2s", "duration: {}"),  # a pattern error
+        ("keys: {space: 1000}", "keys: {{space: 1000}}\n  {:.1000}: 1"),  # an unknown key (YAML: keys < 1024)
+        ("store: syncmap", "store: {}"),  # not one of
+    ],
+)
+def test_a_huge_value_is_echoed_shortened(edit: tuple[str, str]) -> None:
+    huge = "x" * 1_000_000
+    messages = errors_of(VALID.replace(edit[0], edit[1].format(huge)))
+    assert messages and all(len(m) < 600 for m in messages), [len(m) for m in messages]
+    assert any("x" * 70 + "…" in m for m in messages)
+
+
+def test_a_huge_set_override_is_echoed_shortened() -> None:
+    (message,) = errors_of(VALID, ("load.user=" + "y" * 1_000_000,))
+    assert message.startswith("--set load.user=yyy") and len(message) < 600 and "…" in message
