@@ -36,7 +36,7 @@ from orchestrator.scenario.schema import (
     STORE_ONLY_FIELDS,
     USERS,
 )
-from orchestrator.scenario.userparts import locustfile_classes, placeholder_errors, resolve
+from orchestrator.scenario.userparts import is_file, is_go_package, locustfile_classes, placeholder_errors, resolve
 from orchestrator.scenario.yamlsource import LocatedDocument, Path_, format_path
 
 
@@ -374,11 +374,11 @@ def _service_target_rules(
     build = target.get("build")
     if isinstance(build, str):
         package = resolve(origin, build)
-        if not package.is_dir() or not any(package.glob("*.go")):
+        if not is_go_package(package):
             error((*base, "build"), f"{package} is not a directory with a Go main package (path from the scenario)")
     command = target.get("command")
     program = command[0] if isinstance(command, list) and command and isinstance(command[0], str) else ""
-    if "/" in program and "{" not in program and not resolve(origin, program).is_file():
+    if "/" in program and "{" not in program and not is_file(resolve(origin, program)):
         error(
             (*base, "command", 0),
             f"{resolve(origin, program)} does not exist (paths are from the scenario's directory)",

@@ -113,3 +113,19 @@ def test_the_cli_answers_hostile_files_with_exit_2(tmp_path: Path, capsys: pytes
 def test_parse_keeps_lines_of_a_normal_document() -> None:
     doc = parse(VALID, "s.yaml")
     assert not doc.errors and doc.line_of(("phases", 1, "faults")) == 10
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("keys: {space: 1000}", "keys: {space: 1000}\n  locustfile: LONG"),
+        ("store: syncmap, replicas: 3, replicate: {queue: bounded}", "command: [./LONG]"),
+        ("store: syncmap, replicas: 3, replicate: {queue: bounded}", "build: LONG"),
+    ],
+)
+def test_a_path_too_long_for_the_system_is_an_error_not_a_crash(edit: tuple[str, str]) -> None:
+    # found by the scenario fuzzer: Path.is_file() raises ENAMETOOLONG
+    assert edit[0] in VALID
+    text = VALID.replace(edit[0], edit[1].replace("LONG", "a" * 5000))
+    messages = errors_of(text)
+    assert any("does not exist" in m or "is not a directory" in m for m in messages), messages
