@@ -227,6 +227,10 @@ def _replicas(target: dict[str, Any]) -> int | None:
     return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _dicts(value: Any) -> list[tuple[int, dict[str, Any]]]:
     return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)] if isinstance(value, list) else []
 
@@ -358,8 +362,9 @@ def _service_target_rules(
         error((*base, "command"), "give build (a Go package mapquake builds) or command (what to run), not both")
     for field in (f for f in STORE_ONLY_FIELDS if f in target):
         error((*base, field), f"{field} configures a demo store; your service takes its own flags in args or command")
-    texts: list[tuple[Path_, Any]] = [((*base, "command", j), v) for j, v in enumerate(target.get("command") or [])]
-    texts += [((*base, "args", j), v) for j, v in enumerate(target.get("args") or [])]
+    # Not a list (args: 5) is the schema's error; the rules read only lists.
+    texts: list[tuple[Path_, Any]] = [((*base, "command", j), v) for j, v in enumerate(_list(target.get("command")))]
+    texts += [((*base, "args", j), v) for j, v in enumerate(_list(target.get("args")))]
     env = target.get("env")
     texts += [((*base, "env", k), v) for k, v in env.items()] if isinstance(env, dict) else []
     for path, text in texts:

@@ -129,3 +129,12 @@ def test_a_path_too_long_for_the_system_is_an_error_not_a_crash(edit: tuple[str,
     text = VALID.replace(edit[0], edit[1].replace("LONG", "a" * 5000))
     messages = errors_of(text)
     assert any("does not exist" in m or "is not a directory" in m for m in messages), messages
+
+
+@pytest.mark.parametrize("value", ["5", ".inf", "-1", "{a: 1}", "text"])
+@pytest.mark.parametrize("field", ["args", "command"])
+def test_a_service_target_with_args_or_command_not_a_list_is_a_schema_error(field: str, value: str) -> None:
+    # found by the scenario fuzzer: TypeError: 'float' object is not iterable
+    text = VALID.replace("store: syncmap, replicas: 3, replicate: {queue: bounded}", f"build: ., {field}: {value}")
+    messages = errors_of(text)
+    assert any(f"targets.0.{field}: expected a list" in m or "finite" in m for m in messages), messages
