@@ -28,8 +28,11 @@ MAX_BYTES = 1024 * 1024
 """A scenario file is at most 1 MiB (the shipped ones are a few KiB)."""
 MAX_DEPTH = 64
 """Mappings and lists nest at most this deep (the schema needs about 6)."""
-MAX_NODES = 100_000
-"""Values in the whole document, counting each use of an alias again (a billion laughs stops here)."""
+MAX_NODES = 20_000
+"""Values in the whole document, counting each use of an alias again (a billion laughs stops here).
+
+The shipped scenarios have at most a few hundred; reading stops at this many, so a file of
+a million tiny values is refused after a fraction of it is parsed."""
 
 
 class LimitExceeded(Exception):
@@ -87,6 +90,10 @@ def format_path(path: Path_) -> str:
     return ".".join(parts)
 
 
+def _too_many_values() -> str:
+    return f"too large: more than {MAX_NODES} values (aliases count each time they are used); a scenario is smaller"
+
+
 class _Budget:
     """What converting nodes to data may still spend: values, and the nodes on the current branch."""
 
@@ -100,8 +107,7 @@ def _convert(node: yaml.Node, path: Path_, doc: LocatedDocument, budget: _Budget
     line = node.start_mark.line + 1
     budget.nodes += 1
     if budget.nodes > MAX_NODES:
-        raise LimitExceeded(line, f"too large: the document has more than {MAX_NODES} values (aliases count each time "
-                            "they are used); a scenario is much smaller")  # fmt: skip
+        raise LimitExceeded(line, _too_many_values())
     if len(path) > MAX_DEPTH:
         raise LimitExceeded(line, f"too deep: nested deeper than {MAX_DEPTH} levels")
     doc.lines[path] = line
@@ -158,13 +164,18 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._depth += 1
+        self._nodes += 1
         try:
             if self._depth > MAX_DEPTH + 1:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise LimitExceeded(mark.line + 1, f"too deep: nested deeper than {MAX_DEPTH} levels")
+            if self._nodes > MAX_NODES:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise LimitExceeded(mark.line + 1, _too_many_values())
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
