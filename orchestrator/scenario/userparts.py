@@ -52,7 +52,11 @@ def scenario_dir(origin: str) -> Path:
 
 def resolve(origin: str, relative: str) -> Path:
     """``relative`` (a path in the scenario) from the scenario's directory, absolute."""
-    return (scenario_dir(origin) / relative).resolve()
+    path = scenario_dir(origin) / relative
+    try:
+        return path.resolve()
+    except (OSError, ValueError):  # a NUL byte, a name too long: no such file, which the caller says
+        return path.absolute()
 
 
 def is_file(path: Path) -> bool:
