@@ -182,7 +182,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def compose(text: str) -> list[yaml.Node]:
-    """The documents' nodes, bounded in depth. Raises yaml.YAMLError or LimitExceeded."""
+    """The documents' nodes, bounded in size, depth and count. Raises yaml.YAMLError or LimitExceeded."""
     if len(text) > MAX_BYTES:
         raise LimitExceeded(None, f"too large: {len(text)} characters; a scenario is at most {MAX_BYTES} bytes")
     loader = _BoundedLoader(text)
