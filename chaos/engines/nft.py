@@ -16,7 +16,8 @@ for every packet, not only new connections; established connections are cut):
   at once. The resets and unreachables our own rejects send back are let through
   on the other side (``tcp flags rst``, ``icmp destination-unreachable``
   accepted first), or a symmetric reject would swallow them and turn into a drop.
-* loss: ``numgen random mod 10000 < N drop`` with N = loss × 10000.
+* loss: ``numgen random mod 10000 < N drop`` with N = loss × 10000; a loss of 100%
+  is a plain ``drop`` (nft takes no ``< 10000``: numgen's values are 0-9999).
 * delay proxy: a nat prerouting ``redirect to :port`` of every TCP connection
   arriving from outside, and a reset of connections that arrived before the
   redirect (``ct direction original ct status & dnat == 0``), so clients reconnect
@@ -144,7 +145,9 @@ def render(run_id: str, rules: NamespaceRules) -> Json:
             raise ValueError(f"cut mode {cut.mode!r} is not drop or reject")
     for loss in rules.losses:
         n = max(0, min(10000, round(loss.fraction * 10000)))
-        inp.append((loss.fault_id, [_match("<", {"numgen": {"mode": "random", "mod": 10000, "offset": 0}}, n), _DROP]))
+        # nft refuses "< 10000" (numgen's values are 0-9999): all is a plain drop.
+        numgen = {"numgen": {"mode": "random", "mod": 10000, "offset": 0}}
+        inp.append((loss.fault_id, [_DROP] if n >= 10000 else [_match("<", numgen, n), _DROP]))
     pre: list[tuple[str, list[Json]]] = []
     for r in rules.redirects:
         port = int(r.port)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import json
 import logging
+import math
 import platform
 import socket
 import xml.etree.ElementTree as ET
@@ -118,7 +119,7 @@ def junit_xml(record: RunRecord) -> ET.ElementTree:
         )
         if result.verdict is Verdict.FAIL:
             failure = ET.SubElement(case, "failure", message=result.summary, type=result.kind)
-            failure.text = json.dumps(result.evidence, indent=2, default=str)
+            failure.text = dumps(result.evidence, indent=2)
         elif result.verdict is Verdict.INCONCLUSIVE:
             ET.SubElement(case, "skipped", message=f"inconclusive: {result.summary}")
         ET.SubElement(case, "system-out").text = result.summary
@@ -126,6 +127,29 @@ def junit_xml(record: RunRecord) -> ET.ElementTree:
         case = ET.SubElement(suite, "testcase", classname=record.scenario.name, name="run", time="0")
         ET.SubElement(case, "skipped", message=f"no verdict: {record.reason}")
     return ET.ElementTree(root)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` as plain JSON data that any strict parser reads: what json cannot say becomes text
+    (default=str) and a NaN or an infinity, which JSON has no word for, becomes null (no value)."""
+    data = json.loads(json.dumps(value, default=str))
+    stack = [data]
+    while stack:
+        node = stack.pop()
+        items = (
+            list(node.items()) if isinstance(node, dict) else list(enumerate(node)) if isinstance(node, list) else []
+        )
+        for key, item in items:
+            if isinstance(item, float) and not math.isfinite(item):
+                node[key] = None
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+    return data
+
+
+def dumps(value: Any, indent: int | None = None) -> str:
+    """Strict JSON text (never NaN or Infinity) of ``value``; see strict_json."""
+    return json.dumps(strict_json(value), indent=indent, allow_nan=False)
 
 
 def write(record: RunRecord, series: dict[str, Any] | None = None) -> Path:
@@ -136,13 +160,13 @@ def write(record: RunRecord, series: dict[str, Any] | None = None) -> Path:
     junit.xml, which CI reads, are already on disk by then.
     """
     record.report_dir.mkdir(parents=True, exist_ok=True)
-    doc = json.loads(json.dumps(to_json(record), default=str))
-    (record.report_dir / "report.json").write_text(json.dumps(doc, indent=2) + "\n")
+    doc = strict_json(to_json(record))
+    (record.report_dir / "report.json").write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     tree = junit_xml(record)
     ET.indent(tree)
     tree.write(record.report_dir / "junit.xml", encoding="utf-8", xml_declaration=True)
     if series is not None:
-        (record.report_dir / "series.json").write_text(json.dumps(series) + "\n")
+        (record.report_dir / "series.json").write_text(dumps(series) + "\n")
     try:
         page = report_html.render(doc, series, record.report_dir)
     except Exception:  # the page is for people; a bug drawing it must not lose the verdict files

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.scenario.yamlsource import Path_, format_path
+from orchestrator.scenario.yamlsource import MAX_DEPTH, LimitExceeded, Path_, format_path, load_value
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,12 @@ def parse_override(text: str) -> Override:
         if not part:
             raise OverrideError(text, f"empty segment in path '{key}'")
         parts.append(int(part) if part.isdigit() else part)
+    if len(parts) > MAX_DEPTH:
+        raise OverrideError(text, f"the path has more than {MAX_DEPTH} segments")
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = load_value(raw, at=tuple(parts)) if raw else ""
+    except LimitExceeded as err:
+        raise OverrideError(text, err.message) from None
     except yaml.YAMLError:
         value = raw  # not YAML: take the text as it is
     return Override(path=tuple(parts), value=value, text=text)

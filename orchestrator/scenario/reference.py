@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from orchestrator.scenario.schema import CHECK_KINDS, FAULT_KINDS, SCENARIO_SCHEMA
+from orchestrator.scenario.schema import CHECK_KINDS, DURATION_RANGE, FAULT_KINDS, SCENARIO_SCHEMA
 
 
 def _type(schema: dict[str, Any]) -> str:
@@ -34,6 +34,9 @@ def _limits(schema: dict[str, Any]) -> str:
     for key, text in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("minItems", "items ≥")):
         if key in schema:
             parts.append(f"{text} {schema[key]}")
+    if DURATION_RANGE in schema:
+        low, high = schema[DURATION_RANGE]
+        parts.append(f"{low} to {high}")
     return ", ".join(parts)
 
 

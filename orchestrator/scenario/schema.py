@@ -32,15 +32,23 @@ PARTITION_SHAPES = ("isolate-one", "halves", "majorities-ring", "bridge", "one-w
 GROUPS = ("targets", "load", "prometheus")
 BACKENDS = ("local", "kubernetes")
 
-NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$"
+NAME_MAX_LENGTH = 24
+NAME_PATTERN = rf"^[a-z]([-a-z0-9]{{0,{NAME_MAX_LENGTH - 2}}}[a-z0-9])?$"
 GO_VERSION_PATTERN = r"^1\.[0-9]+(\.[0-9]+)?$"
 
 _name = {
     "type": "string",
     "pattern": NAME_PATTERN,
-    "description": "lowercase letters, digits and '-', starting with a letter, at most 24 characters",
+    "description": f"lowercase letters, digits and '-', starting with a letter, at most {NAME_MAX_LENGTH} characters",
 }
-_duration = {"type": "string", "pattern": DURATION_PATTERN, "description": "a duration such as 500ms, 20s, 1m30s"}
+DURATION_RANGE = "x-duration-range"
+"""Schema keyword (validate.py checks it): the shortest and longest a duration may be, as durations."""
+_duration = {
+    "type": "string",
+    "pattern": DURATION_PATTERN,
+    DURATION_RANGE: ["0s", "24h"],
+    "description": "a duration such as 500ms, 20s, 1m30s",
+}
 _go_version = {"type": "string", "pattern": GO_VERSION_PATTERN, "description": 'a Go version such as "1.26"'}
 
 
@@ -410,6 +418,7 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                 {
                     "scrape_interval": {
                         **_duration,
+                        DURATION_RANGE: ["100ms", "1m"],
                         "default": "1s",
                         "description": "how often every component is scraped",
                     }

@@ -47,19 +47,44 @@ def expand(text: str, values: Mapping[str, str]) -> str:
 def scenario_dir(origin: str) -> Path:
     """Where a scenario's relative paths start: its file's directory (the working directory for text)."""
     path = Path(origin)
-    return path.parent if path.suffix in (".yaml", ".yml") or path.is_file() else Path.cwd()
+    return path.parent if path.suffix in (".yaml", ".yml") or is_file(path) else Path.cwd()
 
 
 def resolve(origin: str, relative: str) -> Path:
     """``relative`` (a path in the scenario) from the scenario's directory, absolute."""
-    return (scenario_dir(origin) / relative).resolve()
+    path = scenario_dir(origin) / relative
+    try:
+        return path.resolve()
+    except (OSError, ValueError):  # a NUL byte, a name too long: no such file, which the caller says
+        return path.absolute()
+
+
+def is_file(path: Path) -> bool:
+    """Whether ``path`` is a regular file; False, not an exception, for a name too long or otherwise unusable."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def is_go_package(path: Path) -> bool:
+    """Whether ``path`` is a directory holding .go files (False for any path the system refuses)."""
+    try:
+        return path.is_dir() and any(path.glob("*.go"))
+    except (OSError, ValueError):
+        return False
+
+
+LOCUSTFILE_MAX_BYTES = 1024 * 1024
 
 
 def locustfile_classes(path: Path) -> tuple[list[str], str | None]:
     """The classes a locustfile defines at top level, or an error: missing, unreadable, not Python."""
-    if not path.is_file():
+    if not is_file(path):
         return [], f"{path} does not exist"
     try:
+        if path.stat().st_size > LOCUSTFILE_MAX_BYTES:
+            return [], f"{path} is larger than 1 MiB; a locustfile is a Python module"
         tree = ast.parse(path.read_text(), filename=str(path))
     except (OSError, UnicodeDecodeError) as err:
         return [], f"cannot read {path}: {err}"

@@ -10,6 +10,8 @@ the file.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +19,16 @@ from typing import Any
 import jsonschema
 
 from orchestrator.core.errors import UsageError
+from orchestrator.core.units import parse_duration
 from orchestrator.scenario.schema import (
     CHECK_KINDS,
     DURATION_PATTERN,
+    DURATION_RANGE,
     FAULT_KINDS,
     GO_VERSION_PATTERN,
     GROUPS,
     LOAD_VALUE_TYPE_DEFAULT,
+    NAME_MAX_LENGTH,
     NAME_PATTERN,
     PERCENT_PATTERN,
     SCENARIO_SCHEMA,
@@ -31,16 +36,31 @@ from orchestrator.scenario.schema import (
     STORE_ONLY_FIELDS,
     USERS,
 )
-from orchestrator.scenario.userparts import locustfile_classes, placeholder_errors, resolve
+from orchestrator.scenario.userparts import is_file, is_go_package, locustfile_classes, placeholder_errors, resolve
 from orchestrator.scenario.yamlsource import LocatedDocument, Path_, format_path
 
-_VALIDATOR = jsonschema.Draft202012Validator(SCENARIO_SCHEMA)
+
+def _duration_range(
+    validator: Any, bounds: list[str], instance: Any, schema: dict[str, Any]
+) -> Iterator[jsonschema.ValidationError]:
+    """The schema's DURATION_RANGE keyword: a duration (that matches the pattern) within [low, high]."""
+    if not isinstance(instance, str) or re.fullmatch(DURATION_PATTERN, instance) is None:
+        return  # the pattern reports it
+    low, high = bounds
+    if not parse_duration(low) <= parse_duration(instance) <= parse_duration(high):
+        yield jsonschema.ValidationError(f"must be from {low} to {high}")
+
+
+_VALIDATOR = jsonschema.validators.extend(jsonschema.Draft202012Validator, {DURATION_RANGE: _duration_range})(
+    SCENARIO_SCHEMA
+)
 
 # The fewest replicas each partition shape can cut in a meaningful way.
 MIN_REPLICAS_FOR_SHAPE = {"isolate-one": 2, "halves": 2, "one-way": 2, "majorities-ring": 3, "bridge": 3}
 
 _PATTERN_ADVICE = {
-    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter (at most 40 characters)",
+    NAME_PATTERN: "use lowercase letters, digits and '-', starting with a letter "
+    f"(at most {NAME_MAX_LENGTH} characters)",
     DURATION_PATTERN: "write a duration with a unit, e.g. 500ms, 20s, 1m30s",
     PERCENT_PATTERN: "write a percentage, e.g. 5%",
     GO_VERSION_PATTERN: 'write a Go version such as "1.26" (quoted)',
@@ -65,10 +85,25 @@ class ScenarioError:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.origin}:{self.line}" if self.line else self.origin
-        # Messages quote the user's values; a newline in a value must not break the one-line format.
-        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in self.message)
+        origin = _shown(self.origin) if self.origin.startswith("--set ") else self.origin
+        where = f"{origin}:{self.line}" if self.line else origin
+        # Messages quote the user's values: each is cut to ECHO_LIMIT characters, and
+        # a newline in a value must not break the one-line format.
+        message = _LONG_WORD.sub(_shorten_word, self.message)
+        message = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in _shown(message, 1000))
         return f"{where}: {format_path(self.path)}: {message}"
+
+
+ECHO_LIMIT = 80
+"""The most characters of a user's value an error message repeats ('…' marks the cut)."""
+# No word of mapquake's own is this long; a value without spaces is. (A message is at most 1000 characters.)
+_LONG_WORD = re.compile(rf"\S{{{ECHO_LIMIT + 1},}}")
+
+
+def _shorten_word(match: re.Match[str]) -> str:
+    word = match[0]
+    end = word[-1] if word[-1] in "'\"" else ""  # keep a closing quote
+    return _shown(word[: len(word) - len(end)], ECHO_LIMIT - len(end)) + end
 
 
 class ScenarioInvalid(UsageError):
@@ -87,7 +122,13 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
-    return repr(value)
+    return repr(_shown(value)) if isinstance(value, str) else _shown(repr(value))
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A user's value as a message echoes it: at most ``limit`` characters, cut with '…'."""
+    text = value if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _is_number(text: str) -> bool:
@@ -155,6 +196,8 @@ def _schema_messages(error: jsonschema.ValidationError) -> Iterator[tuple[Path_,
         yield path, (f"a check needs exactly one of: {', '.join(CHECK_KINDS)}; found {', '.join(found) or 'none'}")
     elif kind == "minLength":
         yield path, "must not be empty"
+    elif kind == DURATION_RANGE:
+        yield path, f"{error.message}, got {_describe(instance)}"
     else:
         yield path, error.message
 
@@ -182,6 +225,10 @@ def _replicas(target: dict[str, Any]) -> int | None:
     """The target's replica count, or None when it is not a valid number (the schema reports that)."""
     replicas = target.get("replicas", 1)
     return replicas if isinstance(replicas, int) and not isinstance(replicas, bool) else None
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _dicts(value: Any) -> list[tuple[int, dict[str, Any]]]:
@@ -264,6 +311,9 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
                               f"numbered from 0; got replica {replica}")  # fmt: skip
                 if kind == "netem" and not ({"delay", "loss"} & set(params)):
                     error(here, "netem needs delay, loss or both")
+                loss = params.get("loss") if kind == "netem" else None
+                if isinstance(loss, str) and re.fullmatch(PERCENT_PATTERN, loss) and float(loss[:-1]) > 100:
+                    error((*here, "loss"), f"loss {_shown(loss)} is more than 100%; 100% drops every packet")
                 if kind == "netem" and "jitter" in params and "delay" not in params:
                     error((*here, "jitter"), "jitter varies a delay; add delay")
 
@@ -312,8 +362,9 @@ def _service_target_rules(
         error((*base, "command"), "give build (a Go package mapquake builds) or command (what to run), not both")
     for field in (f for f in STORE_ONLY_FIELDS if f in target):
         error((*base, field), f"{field} configures a demo store; your service takes its own flags in args or command")
-    texts: list[tuple[Path_, Any]] = [((*base, "command", j), v) for j, v in enumerate(target.get("command") or [])]
-    texts += [((*base, "args", j), v) for j, v in enumerate(target.get("args") or [])]
+    # Not a list (args: 5) is the schema's error; the rules read only lists.
+    texts: list[tuple[Path_, Any]] = [((*base, "command", j), v) for j, v in enumerate(_list(target.get("command")))]
+    texts += [((*base, "args", j), v) for j, v in enumerate(_list(target.get("args")))]
     env = target.get("env")
     texts += [((*base, "env", k), v) for k, v in env.items()] if isinstance(env, dict) else []
     for path, text in texts:
@@ -328,11 +379,11 @@ def _service_target_rules(
     build = target.get("build")
     if isinstance(build, str):
         package = resolve(origin, build)
-        if not package.is_dir() or not any(package.glob("*.go")):
+        if not is_go_package(package):
             error((*base, "build"), f"{package} is not a directory with a Go main package (path from the scenario)")
     command = target.get("command")
     program = command[0] if isinstance(command, list) and command and isinstance(command[0], str) else ""
-    if "/" in program and "{" not in program and not resolve(origin, program).is_file():
+    if "/" in program and "{" not in program and not is_file(resolve(origin, program)):
         error(
             (*base, "command", 0),
             f"{resolve(origin, program)} does not exist (paths are from the scenario's directory)",
@@ -392,6 +443,22 @@ def _partition_rules(
             )
 
 
+def finite_errors(doc: LocatedDocument) -> list[ScenarioError]:
+    """Every number must be finite: YAML's .nan and .inf (and 1e999) pass every bound a schema can say."""
+    out: list[ScenarioError] = []
+    stack: list[tuple[Path_, Any]] = [((), doc.data)]
+    while stack:  # iterative: the data is bounded in depth, but no recursion is needed either
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            shown = ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+            out.append(ScenarioError(doc.origin, doc.line_of(path), path, f"must be a finite number, got {shown}"))
+    return out
+
+
 def validate(doc: LocatedDocument) -> list[ScenarioError]:
     """Every problem in the document, in file order."""
     errors = [ScenarioError(doc.origin, e.line, e.path, e.message) for e in doc.errors]
@@ -402,6 +469,9 @@ def validate(doc: LocatedDocument) -> list[ScenarioError]:
             *errors,
             ScenarioError(doc.origin, 1, (), "a scenario is a mapping; start with 'apiVersion: mapquake/v1'"),
         ]
-    errors += schema_errors(doc)
+    non_finite = finite_errors(doc)
+    errors += non_finite
+    # -.inf is also below a minimum; one message for it is enough.
+    errors += [e for e in schema_errors(doc) if e.path not in {n.path for n in non_finite}]
     errors += rule_errors(doc)
     return sorted(errors, key=lambda e: (e.origin != doc.origin, e.line or 0, format_path(e.path)))

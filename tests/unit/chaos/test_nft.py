@@ -155,6 +155,19 @@ def test_render_drop_reject_loss_redirect() -> None:
     }
 
 
+def test_a_loss_of_100_percent_is_a_plain_drop() -> None:
+    # nft: "Value 10000 exceeds valid range 0-9999" for numgen random mod 10000 < 10000.
+    document = nft.render("0a0b0c0d", nft.NamespaceRules(losses=[nft.Loss("n.0", 1.0), nft.Loss("n.1", 0.9999)]))
+    rules = {
+        c["add"]["rule"]["comment"]: c["add"]["rule"]["expr"]
+        for c in document["nftables"]
+        if "rule" in c.get("add", {})
+    }
+    assert rules["n.0"] == [{"drop": None}]
+    assert rules["n.1"][0]["match"]["right"] == 9999 and rules["n.1"][-1] == {"drop": None}
+    assert "10000" not in str([e.get("match", {}).get("right") for e in rules["n.0"] + rules["n.1"]])
+
+
 def test_apply_sends_json_and_empty_deletes_only_our_table() -> None:
     runner = FakeRunner()
     handle = NetnsHandle.local("mq-0a0b0c0d-a")
