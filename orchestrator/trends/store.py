@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.provenance import git_sha, machine_name
+from orchestrator.reporting.report import dumps as report_dumps
 
 if TYPE_CHECKING:
     from orchestrator.reporting.report import RunRecord
@@ -218,8 +219,8 @@ class TrendStore:
                         c.verdict,
                         c.summary,
                         c.query,
-                        None if c.samples is None else json.dumps(c.samples),
-                        json.dumps(c.evidence, default=str),
+                        None if c.samples is None else report_dumps(c.samples),
+                        report_dumps(c.evidence),  # strict: NaN never enters the store
                     )
                     for c in checks
                 ],

@@ -46,3 +46,21 @@ def test_a_record_with_nan_evidence_writes_strict_json(tmp_path: Path) -> None:
 
 def test_strict_json_keeps_finite_values_and_stringifies_the_rest() -> None:
     assert report.strict_json({"a": [1, 2.5, float("-inf")], "p": Path("/x")}) == {"a": [1, 2.5, None], "p": "/x"}
+
+
+def test_the_trend_store_keeps_evidence_as_strict_json(tmp_path: Path) -> None:
+    """NaN evidence reaches the trend store as null, so every reader of the store parses it strictly."""
+    import sqlite3
+
+    from orchestrator.trends import store as trends
+
+    with trends.TrendStore(tmp_path / "t.sqlite") as db:
+        run = trends.RunRow(
+            run_id="r1", scenario="s", git_sha="x", go_version="go1.26", machine="m", started=1.0, duration_s=1.0,
+            verdict="pass", exit_code=0, reason="completed", report_dir="r", mapquake_version="0",
+        )  # fmt: skip
+        db.add_run(run, [trends.CheckRow("c", "promql", "pass", "", "q", [1.0, float("nan")], {"max": float("inf")})])
+    with sqlite3.connect(tmp_path / "t.sqlite") as raw:
+        samples, evidence = raw.execute("SELECT samples, evidence FROM checks").fetchone()
+    assert strict_loads(samples) == [1.0, None]
+    assert strict_loads(evidence) == {"max": None}
