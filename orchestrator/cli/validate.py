@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {error}", file=sys.stderr)
         return EXIT_USAGE
     scenario = build(doc.data, source=str(args.scenario))
-    targets = ", ".join(f"{t.name} ({t.store} x{t.replicas})" for t in scenario.targets)
+    targets = ", ".join(f"{t.name} ({t.store or 'your service'} x{t.replicas})" for t in scenario.targets)
     print(
         f"{args.scenario}: valid scenario '{scenario.name}': targets {targets}; "
         f"{len(scenario.phases)} phases, {scenario.total_duration_s:g}s; {len(scenario.checks)} checks"

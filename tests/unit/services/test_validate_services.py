@@ -81,3 +81,11 @@ def test_the_locustfile_must_exist_parse_and_define_the_user(tmp_path: Path) -> 
 def test_mapquakes_own_users_still_need_a_key_space(tmp_path: Path) -> None:
     found = errors(write(tmp_path, "    store: syncmap", "  user: MapWriteUser"))
     assert any("mapquake's users need a key space" in e for e in found), found
+
+
+def test_validate_names_a_service_target_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from orchestrator.cli.main import main
+
+    path = write(tmp_path, "    build: svc", "  locustfile: locustfile.py\n  user: Shopper")
+    assert main(["validate", str(path)]) == 0
+    assert "targets inv (your service x2)" in capsys.readouterr().out
