@@ -129,6 +129,10 @@ class Journal:
     def sample_at(self, target: str, point: str) -> list[HeapSample]:
         return [s for s in self.samples if s.target == target and s.point == point]
 
+    def replica_samples(self, target: str, point: str, replica: int) -> list[HeapSample]:
+        """The samples of one replica of ``target`` at ``point`` (one, or none if it failed)."""
+        return [s for s in self.sample_at(target, point) if s.replica == replica]
+
     def to_json(self) -> dict[str, Any]:
         base_mono = self.started_mono
         return {

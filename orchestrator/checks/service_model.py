@@ -62,8 +62,8 @@ def check_service_model(check: ModelCheck, scenario: Scenario, journal: Journal)
     verdict = Verdict.PASS
     for point in check.at:
         for replica in range(target.replicas):
-            base = [s for s in journal.sample_at(target.name, since) if s.replica == replica]
-            here = [s for s in journal.sample_at(target.name, point) if s.replica == replica]
+            base = journal.replica_samples(target.name, since, replica)
+            here = journal.replica_samples(target.name, point, replica)
             if not base or not here:
                 verdict = worst(verdict, Verdict.INCONCLUSIVE)
                 rows.append({"point": point, "replica": replica, "missing": f"no heap sample at {since} or {point}"})

@@ -67,6 +67,15 @@ def start_process(
     return proc
 
 
+def read_log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a process's log, or "(no log)" if it never wrote one."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def stop_process(proc: subprocess.Popen[Any], *, grace_s: float = STOP_GRACE_S) -> int:
     """SIGTERM our child ``proc``, wait up to ``grace_s``, then SIGKILL. Returns its exit code."""
     if proc.poll() is None:

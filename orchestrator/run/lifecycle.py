@@ -252,7 +252,7 @@ class Run:
             if not isinstance(check, ModelCheck) or self.scenario.target(check.target).service is None:
                 continue
             for replica in (r for r in self.replicas if r.target == check.target):
-                samples = [s for s in self.journal.sample_at(check.target, "deploy") if s.replica == replica.replica]
+                samples = self.journal.replica_samples(check.target, "deploy", replica.replica)
                 if not samples:
                     raise InfrastructureError(
                         f"target '{check.target}' replica {replica.replica}: no heap sample at deploy "

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.processes import read_log_tail
 
 log = logging.getLogger(__name__)
 
@@ -235,11 +236,7 @@ class TargetProcess:
         return self._proc.returncode
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return read_log_tail(self.log_path, lines)
 
     def __enter__(self) -> TargetProcess:
         self.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.processes import read_log_tail, stop_process
 from orchestrator.core.safety import split_host_port
 from orchestrator.journal import HeapSample, MapReading
 from orchestrator.scenario.spec import ServiceSpec, TargetSpec
@@ -178,23 +178,10 @@ class ServiceProcess:
 
     def stop(self) -> int | None:
         """SIGTERM our own pid, then SIGKILL after STOP_GRACE_S. Returns the exit code."""
-        if self._proc is None:
-            return None
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                log.warning("%s (pid %d) ignored SIGTERM; killing it", self.label, self._proc.pid)
-                self._proc.kill()
-                self._proc.wait()
-        return self._proc.returncode
+        return stop_process(self._proc, grace_s=STOP_GRACE_S) if self._proc is not None else None
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return read_log_tail(self.log_path, lines)
 
 
 # --- heap samples -------------------------------------------------------------------------------

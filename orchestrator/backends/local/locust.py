@@ -41,6 +41,7 @@ from types import TracebackType
 
 import workloads
 from orchestrator.core.errors import InfrastructureError, UsageError
+from orchestrator.core.processes import read_log_tail
 from orchestrator.core.safety import split_host_port
 from workloads.plan import (
     LOAD_STARTED_MARKER,
@@ -107,11 +108,7 @@ class LocustProcess:
         return self.proc.pid
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return read_log_tail(self.log_path, lines)
 
 
 @dataclass

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.ledger import Ledger, ResourceKind
-from orchestrator.core.processes import start_process, stop_process
+from orchestrator.core.processes import read_log_tail, start_process, stop_process
 from orchestrator.core.safety import LOOPBACK_ONLY, AddressAllowList
 from orchestrator.prometheus.client import PrometheusClient
 from orchestrator.prometheus.config import SCRAPE_INTERVAL, ScrapeJob, render_config
@@ -235,10 +235,7 @@ class PrometheusServer:
         self.ledger.released(ResourceKind.DIR, str(self.workdir))
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return read_log_tail(self.log_path, lines)
 
     def __enter__(self) -> PrometheusServer:
         self.start()
