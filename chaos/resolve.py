@@ -50,6 +50,8 @@ class NodeInfo:
     target: str | None = None
     replica: int | None = None
     pid: int | None = None
+    host: str | None = None
+    """The machine (Kubernetes node) it runs on, whose chaos agent reaches it; None: the one local agent."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,13 @@ from workloads.keyspace import ChurnStream, KeySpec, expected_distinct_keys, exp
 PLAN_ENV = "MAPQUAKE_PLAN"
 LOAD_STARTED_MARKER = "mapquake: load started"
 """The master logs this line when the first phase starts (all workers connected)."""
+SUMMARY_TO_LOG = "-"
+"""``summary_path`` value meaning: print the summary as one log line (pods: the controller reads logs)."""
+SUMMARY_LOG_MARKER = "mapquake-summary: "
+"""Prefix of that line; the JSON summary follows on the same line."""
+WORKER_INDEX_PLACEHOLDER = "{index}"
+"""In MAPQUAKE_PLAN: replaced by the worker's index from JOB_COMPLETION_INDEX (an indexed Job's pods
+share one template, so one path names every worker's plan)."""
 
 USERS: tuple[str, ...] = ("MapWriteUser", "SyncMapChurnUser", "DeleteChurnUser", "ReadWriteMix")
 #: Users whose ops include reads. On Go ≤ 1.23 reads that miss a sync.Map's read map promote its
@@ -259,6 +266,11 @@ class WorkloadPlan:
         path = os.environ.get(PLAN_ENV)
         if not path:
             raise RuntimeError(f"{PLAN_ENV} is not set: the mapquake locustfile needs a plan (see docs/workloads.md)")
+        if WORKER_INDEX_PLACEHOLDER in path:
+            index = os.environ.get("JOB_COMPLETION_INDEX", "")
+            if not index.isdigit():
+                raise RuntimeError(f"{PLAN_ENV} names {WORKER_INDEX_PLACEHOLDER} but JOB_COMPLETION_INDEX is {index!r}")
+            path = path.replace(WORKER_INDEX_PLACEHOLDER, index)
         return cls.read(path).validate()
 
 

@@ -41,7 +41,7 @@ from locust.exception import StopUser
 from workloads.grpc_user import GrpcClient
 from workloads.keyspace import ChurnStream, KeyStream, key_name, seeded_random, target_of
 from workloads.metrics import ClientMetrics
-from workloads.plan import WorkerSummary, WorkloadPlan, value_bytes
+from workloads.plan import SUMMARY_LOG_MARKER, SUMMARY_TO_LOG, WorkerSummary, WorkloadPlan, value_bytes
 from workloads.shape import Timeline, throttle_wait
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,10 @@ class WorkerState:
         if self._summary_written or not self.plan.summary_path:
             return
         self._summary_written = True
+        if self.plan.summary_path == SUMMARY_TO_LOG:
+            # One line on stdout: on Kubernetes the controller reads it from the pod's log.
+            print(SUMMARY_LOG_MARKER + json.dumps(self.summary().to_dict(), sort_keys=True), flush=True)
+            return
         path = Path(self.plan.summary_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

@@ -28,6 +28,20 @@ from workloads.plan import ExpectedEntries, WorkloadPlan
 
 
 @dataclass(frozen=True)
+class ClusterAccess:
+    """How a cluster backend reaches its cluster (--kubeconfig, --context, --namespace); local ignores it."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str | None = None
+    """Overrides the scenario's kubernetes.namespace; where cleanup looks for runs."""
+
+    def describe(self) -> str:
+        where = str(self.kubeconfig) if self.kubeconfig else "the default kubeconfig (or in-cluster)"
+        return where + (f", context {self.context}" if self.context else "")
+
+
+@dataclass(frozen=True)
 class ReplicaEndpoint:
     """One running target replica."""
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+from orchestrator.backends.base import ClusterAccess
 from orchestrator.cli.validate import add_set_option
-from orchestrator.core.errors import EXIT_INFRASTRUCTURE, EXIT_OK, InfrastructureError
+from orchestrator.core.errors import EXIT_INFRASTRUCTURE, EXIT_OK, InfrastructureError, UsageError
 from orchestrator.scenario import load_scenario
+from orchestrator.scenario.spec import Scenario
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "this kernel would use for each; start nothing",
     )
     add_set_option(run)
+    _add_cluster_options(run)
+    run.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=REF",
+        help="kubernetes: the image for maptarget or mapquake (e.g. --image maptarget=registry/maptarget:0.1.0)",
+    )
     run.set_defaults(handler=_run)
 
     cleanup = add_command(
@@ -51,7 +62,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="also remove objects named with a run id that has no ledger here (e.g. another state dir's)",
     )
+    _add_cluster_options(cleanup)
     cleanup.set_defaults(handler=_cleanup)
+
+
+def _add_cluster_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("kubernetes")
+    group.add_argument(
+        "--kubeconfig", type=Path, help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)"
+    )
+    group.add_argument("--context", help="kubeconfig context (default: its current one)")
+    group.add_argument(
+        "--namespace", help="namespace of the run's objects (default: the scenario's kubernetes.namespace)"
+    )
+
+
+def _access(args: argparse.Namespace) -> ClusterAccess:
+    return ClusterAccess(kubeconfig=args.kubeconfig, context=args.context, namespace=args.namespace)
+
+
+def _with_images(scenario: Scenario, images: list[str]) -> Scenario:
+    """The scenario with --image NAME=REF applied to its kubernetes settings (UsageError on a bad one)."""
+    settings = scenario.kubernetes
+    for item in images:
+        name, sep, ref = item.partition("=")
+        if not sep or not ref or name not in ("maptarget", "mapquake"):
+            raise UsageError(f"--image {item!r}: want maptarget=REF or mapquake=REF")
+        settings = replace(settings, **{f"{name}_image": ref})
+    return replace(scenario, kubernetes=settings)
 
 
 def _require_root(what: str) -> None:
@@ -70,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.backend:
         overrides.append(f"backend={args.backend}")
     scenario = load_scenario(args.scenario, overrides)  # exit 2 with every error before anything starts
-    factory = backend_factory(scenario.backend)
+    scenario = _with_images(scenario, args.image)
+    factory = backend_factory(scenario.backend, _access(args))
     if args.dry_run:
         from chaos.probe import probe_kernel
         from chaos.resolve import describe_timeline
@@ -95,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
 def _cleanup(args: argparse.Namespace) -> int:
     from orchestrator.backends.registry import backend_factory
 
-    factory = backend_factory(args.backend)
+    factory = backend_factory(args.backend, _access(args))
     if args.list:
         for listing in factory.list_runs():
             print(f"{listing.run_id}  {listing.description}")

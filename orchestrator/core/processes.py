@@ -146,3 +146,15 @@ def read_stdout_line(proc: subprocess.Popen[Any], timeout_s: float) -> tuple[str
                 return buf.decode(errors="replace").rstrip("\r"), b""
             buf += chunk
     return None, buf
+
+
+FATAL_MARKERS = ("fatal error:", "panic:")
+
+
+def fatal_message(log_text: str) -> str:
+    """The first fatal line of a Go program's output (what killed it), else its last line."""
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(FATAL_MARKERS):
+            return line
+    return lines[-1] if lines else "(no output)"

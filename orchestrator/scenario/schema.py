@@ -95,6 +95,20 @@ STORE_ONLY_FIELDS = ("value_type", "replicate", "shards", "rebuild_every", "ring
 SERVICE_FIELDS = ("build", "command", "image", "args", "env", "workdir", "ready", "metrics_path", "gc_path")
 
 _string_list = {"type": "array", "items": {"type": "string"}}
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+_quantities = _object(
+    {
+        "cpu": {"type": "string", "pattern": QUANTITY_PATTERN, "description": "CPU, e.g. 500m or 2"},
+        "memory": {"type": "string", "pattern": QUANTITY_PATTERN, "description": "memory, e.g. 256Mi"},
+    }
+)
+_resources = _object(
+    {
+        "requests": {**_quantities, "description": "what the scheduler reserves"},
+        "limits": {**_quantities, "description": "the cgroup's ceiling (over its memory limit a replica is killed)"},
+    },
+    description="kubernetes: the replica container's resources (the local backend does not limit them)",
+)
 _target = _object(
     {
         "name": _name,
@@ -126,13 +140,18 @@ _target = _object(
             "description": "your service: the argv to run (relative paths from this file; placeholders allowed)",
         },
         "image": {"type": "string", "minLength": 1, "description": "your service's container image (kubernetes)"},
-        "args": {**_string_list, "description": "arguments after the built binary (placeholders allowed)"},
+        "args": {
+            **_string_list,
+            "description": "arguments after the built binary, or the image's entrypoint on kubernetes "
+            "(placeholders allowed)",
+        },
         "env": {
             "type": "object",
             "additionalProperties": {"type": "string"},
             "description": "environment for your service (placeholders allowed)",
         },
         "workdir": {"type": "string", "description": "working directory of your service (default: this file's)"},
+        "resources": _resources,
         "ready": _object(
             {
                 "http": {"type": "string", "pattern": "^/", "description": "ready when GET <path> answers 2xx"},
@@ -393,7 +412,7 @@ SCENARIO_SCHEMA: dict[str, Any] = {
             "name": _name,
             "description": {"type": "string", "description": "one line for reports"},
             "go": {**_go_version, "default": "1.26"},
-            "backend": _enum(BACKENDS, "local", "where components run (kubernetes: a later release)"),
+            "backend": _enum(BACKENDS, "local", "where components run: processes in network namespaces, or pods"),
             "targets": {
                 "type": "array",
                 "minItems": 1,
@@ -414,6 +433,38 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                 "default": [],
                 "description": "what must hold; the worst verdict is the run's",
             },
+            "kubernetes": _object(
+                {
+                    "namespace": {
+                        "type": "string",
+                        "pattern": r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+                        "default": "mapquake-runs",
+                        "description": "where the run's objects go; it must carry the label "
+                        "mapquake.io/allow-runs=true (--namespace overrides)",
+                    },
+                    "agent_namespace": {
+                        "type": "string",
+                        "default": "mapquake-system",
+                        "description": "where the chart's chaos agent DaemonSet runs",
+                    },
+                    "images": _object(
+                        {
+                            "maptarget": {"type": "string", "minLength": 1, "description": "the demo stores' image"},
+                            "mapquake": {
+                                "type": "string",
+                                "minLength": 1,
+                                "description": "Python image: Locust master and workers, and the per-run Prometheus",
+                            },
+                        },
+                        description="image references (default: mapquake/maptarget:<version>, "
+                        "mapquake/mapquake:<version>)",
+                    ),
+                    "pull_policy": _enum(
+                        ("IfNotPresent", "Always", "Never"), "IfNotPresent", "the pods' imagePullPolicy"
+                    ),
+                },
+                description="settings for backend: kubernetes (the local backend ignores them)",
+            ),
             "prometheus": _object(
                 {
                     "scrape_interval": {

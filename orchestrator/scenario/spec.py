@@ -68,6 +68,27 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """A replica container's Kubernetes resources, as the scenario spells them (cpu/memory quantities)."""
+
+    requests: Mapping[str, str] = field(default_factory=dict)
+    limits: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KubernetesSpec:
+    """Where and with which images a kubernetes run places its pods (the local backend ignores it)."""
+
+    namespace: str = "mapquake-runs"
+    agent_namespace: str = "mapquake-system"
+    maptarget_image: str | None = None
+    """None: mapquake/maptarget:<mapquake's version>."""
+    mapquake_image: str | None = None
+    """None: mapquake/mapquake:<mapquake's version>."""
+    pull_policy: str = "IfNotPresent"
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     name: str
     store: str | None
@@ -82,6 +103,7 @@ class TargetSpec:
     ring_leak: bool
     slice_buffer: int
     service: ServiceSpec | None = None
+    resources: Resources = field(default_factory=Resources)
 
 
 @dataclass(frozen=True)
@@ -449,6 +471,7 @@ class Scenario:
     phases: tuple[PhaseSpec, ...]
     checks: tuple[CheckSpec, ...]
     scrape_interval_s: float
+    kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
     source: str = field(default="<string>", compare=False)
 
     @property
@@ -484,6 +507,17 @@ def _service(raw: Mapping[str, Any], source: str) -> ServiceSpec:
         ),
         metrics_path=raw.get("metrics_path", "/metrics"),
         gc_path=raw.get("gc_path"),
+    )
+
+
+def _kubernetes(raw: Mapping[str, Any]) -> KubernetesSpec:
+    images = raw.get("images", {})
+    return KubernetesSpec(
+        namespace=raw.get("namespace", "mapquake-runs"),
+        agent_namespace=raw.get("agent_namespace", "mapquake-system"),
+        maptarget_image=images.get("maptarget"),
+        mapquake_image=images.get("mapquake"),
+        pull_policy=raw.get("pull_policy", "IfNotPresent"),
     )
 
 
@@ -531,6 +565,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
                 ring_leak=merged["ring_leak"],
                 slice_buffer=merged["slice_buffer"],
                 service=None if "store" in raw else _service(raw, source),
+                resources=Resources(**raw.get("resources", {})),
             )
         )
     phases = tuple(
@@ -555,5 +590,6 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         phases=phases,
         checks=checks,
         scrape_interval_s=parse_duration(prometheus.get("scrape_interval", "1s")),
+        kubernetes=_kubernetes(data.get("kubernetes", {})),
         source=source,
     )

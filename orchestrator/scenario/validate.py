@@ -371,8 +371,11 @@ def _service_target_rules(
         if isinstance(text, str):
             for problem in placeholder_errors(text):
                 error(path, problem)
-    if "args" in target and "build" not in target:
-        error((*base, "args"), "args follow the binary mapquake builds; with command, put them in command")
+    if "args" in target and "build" not in target and "image" not in target:
+        error(
+            (*base, "args"),
+            "args follow the binary mapquake builds or the image's entrypoint; with command, put them in command",
+        )
     ready = target.get("ready")
     if isinstance(ready, dict) and len({k for k in ready if k != "timeout"}) != 1:
         error((*base, "ready"), "give one probe: http: /path or tcp: http|grpc")

@@ -55,15 +55,17 @@ def test_is_bridge_name() -> None:
 def test_choose_subnet_is_deterministic_and_inside_the_pool() -> None:
     a = choose_subnet("00000000", [])
     assert a == net("198.18.0.0/24")
-    assert choose_subnet("00000101", []) == net("198.19.1.0/24")  # 0x101 = 257 -> second /16
+    assert choose_subnet("00000101", []) == net("198.18.1.0/24")  # 0x101 = 257 -> wraps in the /16
     assert choose_subnet("deadbeef", []).subnet_of(RUN_POOL)
+    # The test cluster lives in 198.19.0.0/16: no local run may land there, whatever its id.
+    assert all(not choose_subnet(f"{i:08x}", []).subnet_of(net("198.19.0.0/16")) for i in range(0, 2**32, 2**20))
 
 
 def test_choose_subnet_skips_used_networks() -> None:
     used = [net("198.18.0.0/23"), net("198.18.2.7/32"), net("0.0.0.0/0"), net("10.0.0.0/8")]
     assert choose_subnet("00000000", used) == net("198.18.3.0/24")
     # wraps around the end of the pool
-    assert choose_subnet("000001ff", [net("198.19.255.0/24")]) == net("198.18.0.0/24")
+    assert choose_subnet("000000ff", [net("198.18.255.0/24")]) == net("198.18.0.0/24")
 
 
 def test_choose_subnet_when_pool_is_covered() -> None:

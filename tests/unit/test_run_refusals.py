@@ -1,4 +1,4 @@
-"""What a run refuses before it starts anything: unknown or planned backends, target Go versions."""
+"""What a run refuses before it starts anything: unknown backends, target Go versions."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.backends.base import ClusterAccess
 from orchestrator.backends.local.backend import unsupported_go
 from orchestrator.backends.registry import backend_factory
 from orchestrator.core.errors import UsageError
@@ -40,9 +41,10 @@ def test_a_go_1_23_target_is_accepted() -> None:
     check_supported(load_scenario_text(BASE, overrides=['targets.0.go="1.23"']))
 
 
-def test_kubernetes_is_refused_until_it_exists() -> None:
-    with pytest.raises(UsageError, match="backend 'kubernetes' is not available"):
-        check_supported(load_scenario_text(BASE, overrides=["backend=kubernetes"]))
+def test_kubernetes_is_a_backend_bound_to_how_it_reaches_the_cluster() -> None:
+    factory = backend_factory("kubernetes", ClusterAccess(kubeconfig=Path("/k"), namespace="runs"))
+    assert factory.name == "kubernetes"
+    assert factory.namespace == "runs"  # type: ignore[attr-defined]
 
 
 def test_a_supported_scenario_passes() -> None:

@@ -3,7 +3,7 @@
 // of client writes to peers.
 //
 //	maptarget --store NAME --http-addr HOST:PORT --grpc-addr HOST:PORT
-//	          [--value-type T] [--peers host:port,...] [--peer-queue bounded|unbounded]
+//	          [--value-type T] [--peers host:port,...] [--self host:port] [--peer-queue bounded|unbounded]
 //	          [--peer-queue-capacity N] [--shards N] [--rebuild-every N]
 //	          [--ring-size N] [--ring-leak] [--slice-buffer N] [--max-value-bytes N]
 //	          [--max-request-bytes N] [--max-inflight-bytes N] [--http-read-timeout D]
@@ -133,6 +133,7 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 	fs.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address (port 0: any free port)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:9090", "gRPC listen address (port 0: any free port)")
 	peers := fs.String("peers", "", "comma-separated gRPC addresses of peers to replicate client writes to")
+	self := fs.String("self", "", "this replica's own entry in --peers, left out of them (a StatefulSet's pods share one peer list)")
 	queue := fs.String("peer-queue", "bounded", "per-peer queue: bounded (drops when full) or unbounded")
 	c.peerQueueCapacity = 100000
 	fs.Var(intFlag{&c.peerQueueCapacity}, "peer-queue-capacity", "ops a bounded peer queue holds (default 100000)")
@@ -216,6 +217,9 @@ func parseFlags(args []string, stdout io.Writer) (*config, error) {
 			}
 			if _, port, _ := net.SplitHostPort(p); port == "0" {
 				return nil, usagef("--peers %q: a peer needs a real port, not 0", p)
+			}
+			if p == strings.TrimSpace(*self) {
+				continue
 			}
 			c.peers = append(c.peers, p)
 		}

@@ -57,6 +57,17 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+// A StatefulSet's replicas share one peer list: --self drops the replica's own entry, only it.
+func TestSelfLeftOutOfPeers(t *testing.T) {
+	c, err := parseFlags([]string{"--store", "syncmap", "--peers", "a-0.s:9090, a-1.s:9090,a-2.s:9090", "--self", "a-1.s:9090"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.peers, ","); got != "a-0.s:9090,a-2.s:9090" {
+		t.Errorf("peers %q", got)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe to write from the process's stderr copier
 // while the test reads it.
 type syncBuffer struct {

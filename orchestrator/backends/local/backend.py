@@ -40,7 +40,7 @@ from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, Prometheus
 from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger, ResourceKind, list_runs, process_start_time
-from orchestrator.core.processes import start_process, stop_process
+from orchestrator.core.processes import fatal_message, start_process, stop_process
 from orchestrator.core.safety import LOCAL_RUN, AddressAllowList
 from orchestrator.model.toolchains import find as find_toolchain
 from orchestrator.prometheus.client import PrometheusClient
@@ -58,21 +58,11 @@ HTTP_PORT = 8080
 GRPC_PORT = 9090
 LOCUST_MASTER_PORT = 5557
 WORKER_METRICS_PORT = 9100
-FATAL_MARKERS = ("fatal error:", "panic:")
 MIN_TARGET_GO = (1, 23)  # the oldest Go whose dependency versions go_targets/go1.23.mod pins
 HOST_TOOLS = ("ip", "nsenter")
 FAULT_TOOLS = ("nft", "tc")
 SERVICE_BASE_ENV = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TZ")}
 """What a user's service inherits of the controller's environment; the scenario's env adds to it."""
-
-
-def fatal_message(log_text: str) -> str:
-    """The first fatal line of a Go program's output (what killed it), else its last line."""
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith(FATAL_MARKERS):
-            return line
-    return lines[-1] if lines else "(no output)"
 
 
 def unsupported_go(scenario: Scenario) -> list[UsageError]:

@@ -40,6 +40,7 @@ from pathlib import Path
 from types import TracebackType
 
 import workloads
+from orchestrator.backends.locustargs import master_args, user_env, worker_args
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.processes import read_log_tail
 from orchestrator.core.safety import split_host_port
@@ -55,10 +56,6 @@ from workloads.plan import (
 log = logging.getLogger(__name__)
 
 LOCUSTFILE = Path(workloads.__file__).resolve().parent / "locustfile.py"
-TARGETS_ENV = "MAPQUAKE_TARGETS"
-"""For a user's locustfile: every replica as http://host:port, in routing order, comma-separated."""
-GRPC_TARGETS_ENV = "MAPQUAKE_GRPC_TARGETS"
-"""For a user's locustfile: every replica's gRPC host:port (the service's {grpc_addr}), comma-separated."""
 
 # Module constants so a slow machine (or a test) can raise them.
 READY_TIMEOUT_S = 60.0
@@ -219,47 +216,23 @@ class LocustCluster:
     # --- commands ---------------------------------------------------------------------------
 
     def master_argv(self) -> list[str]:
-        run_time = int(self.plan.load_s + self.plan.cap_s + 1)
-        return [
-            self.python, "-m", "locust",
-            "-f", str(LOCUSTFILE),
-            "--master", "--headless",
-            "--expect-workers", str(self.workers),
-            "--expect-workers-max-wait", str(int(self.plan.startup_s)),
-            "--master-bind-host", self.master_bind_host,
-            "--master-bind-port", str(self.master_port),
-            "--csv", str(self.csv_prefix),
-            "--stop-timeout", f"{max(1, round(self.plan.stop_timeout_s))}s",
-            "--run-time", f"{run_time}s",  # backstop; the shape ends the run at the end of the phases
-            "--exit-code-on-error", "0",  # request failures are the summaries' business, not an exit code
-            "--only-summary",
-            "--loglevel", self.loglevel,
-            *self._host_args(),
-            self.plan.user,
-        ]  # fmt: skip
+        args = master_args(
+            self.plan,
+            workers=self.workers,
+            bind_host=self.master_bind_host,
+            port=self.master_port,
+            csv_prefix=self.csv_prefix,
+            loglevel=self.loglevel,
+        )
+        return [self.python, "-m", "locust", "-f", str(LOCUSTFILE), *args]
 
     def worker_argv(self, index: int) -> list[str]:
-        return [
-            self.python, "-m", "locust",
-            "-f", str(LOCUSTFILE),
-            "--worker",
-            "--master-host", self.master_host,
-            "--master-port", str(self.master_port),
-            "--loglevel", self.loglevel,
-            *self._host_args(),
-            self.plan.user,
-        ]  # fmt: skip
-
-    def _host_args(self) -> list[str]:
-        """A user's locustfile gets Locust's usual --host: the first replica (all are in MAPQUAKE_TARGETS)."""
-        return ["--host", f"http://{self.plan.targets[0]}"] if self.plan.locustfile else []
+        args = worker_args(self.plan, master_host=self.master_host, port=self.master_port, loglevel=self.loglevel)
+        return [self.python, "-m", "locust", "-f", str(LOCUSTFILE), *args]
 
     def _env(self, plan_path: Path) -> dict[str, str]:
-        env = dict(self.env)
+        env = {**self.env, **user_env(self.plan)}
         env[PLAN_ENV] = str(plan_path)
-        if self.plan.locustfile:
-            env[TARGETS_ENV] = ",".join(f"http://{t}" for t in self.plan.targets)
-            env[GRPC_TARGETS_ENV] = str(self.plan.extra.get("grpc_targets", ""))
         env["PYTHONUNBUFFERED"] = "1"
         return env
 

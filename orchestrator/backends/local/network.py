@@ -7,7 +7,7 @@ Layout (docs/operations-local.md has the picture)::
               ├── mq<run>h1 ══ veth ══ mq<run>n1 in netns mq-<run>-<node1>  198.18.N.3/24
               └── ...
 
-``N`` is chosen per run inside 198.18.0.0/15 (the benchmarking range) so that the
+``N`` is chosen per run inside 198.18.0.0/16 (half of the benchmarking range) so that the
 /24 collides with no address or route on the host. A namespace has loopback up
 and exactly one route, the connected /24: no default route, so nothing a node
 sends can leave the run's subnet. The host reaches every node through the bridge
@@ -50,7 +50,9 @@ from orchestrator.core.processes import environ_run_id, start_process, stop_proc
 
 log = logging.getLogger(__name__)
 
-RUN_POOL = ipaddress.IPv4Network("198.18.0.0/15")
+RUN_POOL = ipaddress.IPv4Network("198.18.0.0/16")
+"""Local runs take /24s of the lower half of 198.18.0.0/15; the test cluster (cluster/) lives in
+198.19.0.0/16, so local runs and a cluster on the same machine never overlap."""
 SUBNET_PREFIX = 24
 MAX_NODES = 253  # .2 .. .254
 NODE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -120,7 +122,7 @@ def host_networks() -> list[ipaddress.IPv4Network]:
 
 
 def choose_subnet(run_id: str, used: Iterable[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-    """The first /24 of 198.18.0.0/15, from a start derived from ``run_id``, overlapping nothing in ``used``.
+    """The first /24 of RUN_POOL (198.18.0.0/16), from a start derived from ``run_id``, overlapping nothing in ``used``.
 
     Pure. Raises when all 512 are taken.
     """
@@ -133,7 +135,7 @@ def choose_subnet(run_id: str, used: Iterable[ipaddress.IPv4Network]) -> ipaddre
             return candidate
     raise InfrastructureError(
         f"every /{SUBNET_PREFIX} of {RUN_POOL} collides with an address or route on this host",
-        hint="run `mapquake cleanup` to remove dead runs, or free part of 198.18.0.0/15",
+        hint=f"run `mapquake cleanup` to remove dead runs, or free part of {RUN_POOL}",
     )
 
 
