@@ -8,7 +8,7 @@ from orchestrator.backends.kubernetes.kube import Kube
 from orchestrator.backends.kubernetes.pods import is_ready
 from orchestrator.core.errors import InfrastructureError
 
-AGENT_SELECTOR = "app.kubernetes.io/name=mapquake,app.kubernetes.io/component=chaos-agent"
+AGENT_SELECTOR = "app.kubernetes.io/name=mapquake,app.kubernetes.io/component=agent"
 AGENT_PORT = 7070
 TOKEN_SECRET = "mapquake-agent-token"
 TOKEN_KEY = "token"

@@ -476,7 +476,7 @@ class KubernetesBackend:
         from chaos.nemesis import Nemesis
 
         agents, token = self._agents()
-        self.nemesis = Nemesis.connect(agents, token, work_dir=self.run_dir / "chaos")
+        self.nemesis = Nemesis.connect(agents, token, self.run_id)
         return self.nemesis
 
     def topology(self) -> RunTopology:

@@ -1,0 +1,253 @@
+"""`mapquake run --backend kubernetes` on the real single-node cluster: the shipped scenarios, as users run them.
+
+Real pods (maptarget from its image), a real Locust master Job and indexed worker Job, the run's own
+Prometheus pod, and the chart's chaos agent DaemonSet entering the pods' network namespaces. Each
+test runs the CLI as a subprocess, the way CI and game days do, and checks the verdicts against
+what the same scenario gives locally (tests/integration/test_shipped_scenarios.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+from tests.k8s.test_chart import CHART_DIR, find_helm
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 600
+GONE_TIMEOUT_S = 120
+OPT_IN = {"mapquake.io/allow-runs": "true"}
+
+
+@dataclass(frozen=True)
+class Images:
+    maptarget: str
+    mapquake: str
+
+
+@pytest.fixture(scope="session")
+def k8s_images(k8s_cluster: Any) -> Images:
+    """maptarget and mapquake images, built without Docker and loaded into the node's containerd."""
+    from cluster import images
+
+    built = {name: images.build_one(name, images.DEFAULT_OUT) for name in ("maptarget", "mapquake")}
+    k8s_cluster.load_images([b.tar for b in built.values()])
+    return Images(maptarget=built["maptarget"].ref, mapquake=built["mapquake"].ref)
+
+
+def _core(k8s_cluster: Any) -> client.CoreV1Api:
+    return client.CoreV1Api(k8s_cluster.api())
+
+
+def _wait_namespace_gone(core: client.CoreV1Api, name: str) -> None:
+    deadline = time.monotonic() + GONE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(name)
+        except client.ApiException as err:
+            if err.status == 404:
+                return
+            raise
+        time.sleep(0.5)  # namespace deletion has no watchable end but its disappearance
+    raise AssertionError(f"namespace {name} still exists after {GONE_TIMEOUT_S}s")
+
+
+@pytest.fixture
+def run_namespace(k8s_cluster: Any) -> Iterator[str]:
+    """A namespace opted in to runs, removed (and waited for) after the test."""
+    core = _core(k8s_cluster)
+    name = f"mq-runs-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=OPT_IN)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+        _wait_namespace_gone(core, name)
+
+
+@pytest.fixture(scope="session")
+def chaos_agents(k8s_cluster: Any, k8s_images: Images) -> Iterator[str]:
+    """The chart installed for real (agent DaemonSet on the node); yields its namespace."""
+    helm = find_helm()
+    if helm is None:
+        pytest.skip("no helm binary: run cluster/build-binaries.sh")
+    namespace = "mapquake-system"
+    repository, tag = k8s_images.mapquake.rsplit(":", 1)
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    install = [
+        str(helm), "upgrade", "--install", "mapquake", str(CHART_DIR), "-n", namespace, "--create-namespace",
+        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+        "--set", "apiServerOverride.host=198.19.0.1", "--wait", "--timeout", "180s",
+    ]  # fmt: skip
+    subprocess.run(install, env=env, check=True, capture_output=True, text=True, timeout=240)
+    try:
+        yield namespace
+    finally:
+        subprocess.run([str(helm), "uninstall", "mapquake", "-n", namespace, "--wait"], env=env, timeout=180)
+
+
+def mapquake_run(
+    k8s_cluster: Any, images: Images, namespace: str, scenario: str, *extra: str, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    report_dir = tmp_path / "report"
+    argv = [
+        sys.executable, "-m", "orchestrator.cli", "run", str(REPO / "scenarios" / scenario),
+        "--backend", "kubernetes", "--kubeconfig", str(k8s_cluster.kubeconfig), "--namespace", namespace,
+        "--image", f"maptarget={images.maptarget}", "--image", f"mapquake={images.mapquake}",
+        "--report-dir", str(report_dir), "--no-progress", *extra,
+    ]  # fmt: skip
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    report_path = report_dir / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    return done, report
+
+
+def verdicts(report: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r["verdict"] for r in report.get("results", [])}
+
+
+def run_objects(k8s_cluster: Any, namespace: str) -> list[str]:
+    """Everything labelled with any mapquake run left in ``namespace``."""
+    api = k8s_cluster.api()
+    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
+    selector = "mapquake.io/run"
+    listers = {
+        "pod": core.list_namespaced_pod,
+        "sts": apps.list_namespaced_stateful_set,
+        "job": batch.list_namespaced_job,
+        "cm": core.list_namespaced_config_map,
+        "svc": core.list_namespaced_service,
+        "secret": core.list_namespaced_secret,
+    }
+    found = []
+    for kind, lister in listers.items():
+        found += [f"{kind}/{o.metadata.name}" for o in lister(namespace, label_selector=selector).items]
+    return found
+
+
+def test_quickstart_passes_on_kubernetes_as_it_does_locally(
+    k8s_cluster: Any, k8s_images: Images, run_namespace: str, tmp_path: Path
+) -> None:
+    done, report = mapquake_run(k8s_cluster, k8s_images, run_namespace, "quickstart.yaml", tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(report) == {"heap-matches-model": "pass", "p99-write-latency": "pass", "no-crash": "pass"}
+    assert report["backend"] == "kubernetes" if "backend" in report else True
+    assert run_objects(k8s_cluster, run_namespace) == []  # teardown removed the whole run
+
+
+def test_a_namespace_that_has_not_opted_in_is_refused_before_anything_is_created(
+    k8s_cluster: Any, k8s_images: Images, tmp_path: Path
+) -> None:
+    core = _core(k8s_cluster)
+    name = f"mq-plain-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        done, _ = mapquake_run(k8s_cluster, k8s_images, name, "quickstart.yaml", tmp_path=tmp_path)
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert "has not opted in" in done.stderr and "mapquake.io/allow-runs=true" in done.stderr
+        assert run_objects(k8s_cluster, name) == []
+    finally:
+        core.delete_namespace(name)
+        _wait_namespace_gone(core, name)
+
+
+def test_ringbuffer_partition_passes_and_an_unbounded_queue_fails_on_kubernetes(
+    k8s_cluster: Any, k8s_images: Images, chaos_agents: str, run_namespace: str, tmp_path: Path
+) -> None:
+    done, report = mapquake_run(
+        k8s_cluster, k8s_images, run_namespace, "ringbuffer-partition.yaml", tmp_path=tmp_path / "bounded"
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert set(verdicts(report).values()) == {"pass"}
+    done, report = mapquake_run(
+        k8s_cluster, k8s_images, run_namespace, "ringbuffer-partition.yaml",
+        "--set", "targets.0.replicate.queue=unbounded", tmp_path=tmp_path / "unbounded",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(report)["backlog-memory-as-designed"] == "fail"
+    assert run_objects(k8s_cluster, run_namespace) == []
+
+
+def _partition_rules(k8s_cluster: Any, namespace: str) -> list[str]:
+    """Pods of ``namespace`` whose network namespace holds a mapquake nft table (entered from the host)."""
+    core = _core(k8s_cluster)
+    holding = []
+    for pod in core.list_namespaced_pod(namespace, label_selector="mapquake.io/run").items:
+        for status in pod.status.container_statuses or []:
+            cid = (status.container_id or "").split("://")[-1]
+            pid = _pid_of_container(cid)
+            if pid is None:
+                continue
+            out = subprocess.run(
+                ["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "list", "tables"], capture_output=True, text=True
+            )
+            if "mapquake" in out.stdout:
+                holding.append(pod.metadata.name)
+    return holding
+
+
+def _pid_of_container(container_id: str) -> int | None:
+    if not container_id:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if container_id in (entry / "cgroup").read_text():
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_sigkill_of_the_controller_mid_partition_heals_within_the_lease_and_cleanup_removes_the_run(
+    k8s_cluster: Any, k8s_images: Images, chaos_agents: str, run_namespace: str, tmp_path: Path
+) -> None:
+    report_dir = tmp_path / "report"
+    argv = [
+        sys.executable, "-m", "orchestrator.cli", "run", str(REPO / "scenarios" / "ringbuffer-partition.yaml"),
+        "--backend", "kubernetes", "--kubeconfig", str(k8s_cluster.kubeconfig), "--namespace", run_namespace,
+        "--image", f"maptarget={k8s_images.maptarget}", "--image", f"mapquake={k8s_images.mapquake}",
+        "--report-dir", str(report_dir),
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        cut: list[str] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            cut = _partition_rules(k8s_cluster, run_namespace)
+            if cut:
+                break
+            time.sleep(0.5)  # polling the pods' rule tables: nothing pushes "a rule is in place"
+        assert cut, "the partition never appeared in the pods' network namespaces"
+        os.kill(proc.pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.wait(timeout=10)
+        while _partition_rules(k8s_cluster, run_namespace):
+            assert time.monotonic() - killed_at < 5.0 + 5.0, "the agent did not heal within its lease"
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert run_objects(k8s_cluster, run_namespace) != []  # the dead controller left its run behind
+    cleanup_argv = [
+        sys.executable, "-m", "orchestrator.cli", "cleanup", "--backend", "kubernetes", "--force",
+        "--kubeconfig", str(k8s_cluster.kubeconfig), "--namespace", run_namespace,
+    ]  # fmt: skip
+    cleanup = subprocess.run(cleanup_argv, cwd=REPO, capture_output=True, text=True, timeout=GONE_TIMEOUT_S + 60)
+    assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert run_objects(k8s_cluster, run_namespace) == []
