@@ -18,6 +18,7 @@ import secrets
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +28,13 @@ import grpc
 import pytest
 
 from chaos.agent.client import AgentClient
+from chaos.agent.ownership import Refused
 from chaos.agent.pb import agent_pb2 as pb
+from chaos.agent.server import FaultTable
 from chaos.engines import podproc
-from chaos.engines.k8s import RUN_LABEL
+from chaos.engines.k8s import RUN_LABEL, PodNamespaces, PodRef
 from chaos.nemesis import Nemesis
+from chaos.probe import Capabilities
 from chaos.resolve import NodeInfo, RunTopology, resolve_fault
 from orchestrator.core.processes import stop_process
 from orchestrator.scenario.spec import build_fault
@@ -253,3 +257,99 @@ def test_pause_freezes_the_pod_until_heal(pods: tuple[str, dict[str, Pod]], agen
     finally:
         client.heal(RUN)
         client.close()
+
+
+# --- no cluster: the same agent engine on this kernel, a stand-in pod, its labels from a list ----------------
+
+
+class ListedPods:
+    """A PodSource answering from a list (what the API server would): the label and node checks still apply."""
+
+    node = "stand-in-node"
+
+    def __init__(self, pods: list[PodRef]) -> None:
+        self.pods = pods
+
+    def pods_of_run(self, run_id: str) -> list[PodRef]:
+        return [p for p in self.pods if p.labels.get(RUN_LABEL) == run_id and p.node == self.node]
+
+    def find(self, namespace: str, name: str) -> PodRef | None:
+        return next((p for p in self.pods if (p.namespace, p.name) == (namespace, name)), None)
+
+    def runs(self) -> set[str]:
+        return {p.labels[RUN_LABEL] for p in self.pods if RUN_LABEL in p.labels}
+
+
+@pytest.fixture
+def stand_in_pod() -> Iterator[tuple[PodRef, int, int, Path]]:
+    """A pod as the kubelet lays it out with the cgroupfs driver, made by hand: freezer cgroups
+    ``<root>/pod<uid>/<sandbox id>`` holding a sleep in a new network namespace (the sandbox) and
+    ``<root>/pod<uid>/<container id>`` holding a sleep in the same namespace (the app).
+    Yields (its PodRef, sandbox pid, app pid, the pod's freezer cgroup); removes all of it after."""
+    uid, sandbox_id, app_id = str(uuid.uuid4()), secrets.token_hex(32), secrets.token_hex(32)
+    root = podproc.FREEZER_ROOT / f"mq-agentk8s-{secrets.token_hex(3)}"
+    pod_dir = root / f"pod{uid}"
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for cid in (sandbox_id, app_id):
+            (pod_dir / cid).mkdir(parents=True)
+        procs.append(subprocess.Popen(["unshare", "--net", "sleep", "600"]))
+        wait_for("the sandbox's namespace", lambda: os.readlink(f"/proc/{procs[0].pid}/ns/net")
+                 != os.readlink("/proc/self/ns/net"), 5.0, 0.01)  # fmt: skip
+        procs.append(subprocess.Popen(["nsenter", f"--net=/proc/{procs[0].pid}/ns/net", "sleep", "600"]))
+        wait_for("the app in the pod's namespace", lambda: os.readlink(f"/proc/{procs[1].pid}/ns/net")
+                 == os.readlink(f"/proc/{procs[0].pid}/ns/net"), 5.0, 0.01)  # fmt: skip
+        (pod_dir / sandbox_id / "cgroup.procs").write_text(str(procs[0].pid))
+        (pod_dir / app_id / "cgroup.procs").write_text(str(procs[1].pid))
+        pod = PodRef("mq", "stand-in", uid, ListedPods.node, {RUN_LABEL: RUN}, (f"containerd://{app_id}",))
+        yield pod, procs[0].pid, procs[1].pid, pod_dir
+    finally:
+        if (pod_dir / "freezer.state").exists():
+            (pod_dir / "freezer.state").write_text("THAWED")
+        for p in procs:
+            stop_process(p, grace_s=1.0)
+        for d in (pod_dir / sandbox_id, pod_dir / app_id, pod_dir, root):
+            if d.exists():
+                d.rmdir()
+
+
+def test_stand_in_pod_on_this_kernel_cut_pause_kill(stand_in_pod: tuple[PodRef, int, int, Path]) -> None:
+    pod, sandbox, app, pod_cgroup = stand_in_pod
+    stranger = PodRef("mq", "db", pod.uid, ListedPods.node, {}, pod.container_ids)
+    table = FaultTable(PodNamespaces(ListedPods([pod, stranger])), Capabilities(nft=True, netem=False))
+    assert table.namespaces.handle(RUN, pod.netns_key).prefix == ("nsenter", f"--net=/proc/{sandbox}/ns/net")
+
+    def tables() -> str:
+        argv = ["nsenter", f"--net=/proc/{app}/ns/net", "nft", "list", "tables"]
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    cut = pb.Fault(id="c.0", run_id=RUN, summary="cut", partition=pb.Partition(
+        mode="drop", cuts=[pb.Cut(netns=pod.netns_key, sources=["198.19.0.99"])]))  # fmt: skip
+    try:
+        assert table.apply(cut, LEASE_S).mechanisms == ["nft drop"]
+        assert f"mapquake_{RUN}" in tables()
+        with pytest.raises(Refused, match="not labelled"):
+            table.apply(pb.Fault(id="c.1", run_id=RUN, summary="cut", partition=pb.Partition(
+                mode="drop", cuts=[pb.Cut(netns="pod/mq/db", sources=["198.19.0.99"])])), LEASE_S)  # fmt: skip
+        table.heal(RUN, ["c.0"])
+        assert f"mapquake_{RUN}" not in tables()
+
+        pause = pb.Fault(id="s.0", run_id=RUN, summary="pause", signal=pb.Signal(action="pause", netns=pod.netns_key))
+        table.apply(pause, LEASE_S)
+        assert (pod_cgroup / "freezer.state").read_text().strip() == "FROZEN"
+        table.heal(RUN, ["s.0"])
+        assert (pod_cgroup / "freezer.state").read_text().strip() == "THAWED"
+
+        kill = pb.Fault(id="k.0", run_id=RUN, summary="kill", signal=pb.Signal(action="kill", netns=pod.netns_key))
+        table.apply(kill, LEASE_S)
+        wait_for("the app is gone", lambda: not Path(f"/proc/{app}").exists() or _state(app) == "Z", 5.0, 0.01)
+        assert _state(sandbox) != "Z"  # the sandbox (and the pod's namespace) stay
+    finally:
+        table.heal_everything("test end")
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
