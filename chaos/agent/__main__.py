@@ -30,6 +30,7 @@ from pathlib import Path
 
 from chaos.agent import validate
 from chaos.agent.server import Agent, FaultTable, local_table
+from chaos.engines.k8s import PodNamespaces
 from chaos.probe import Capabilities, probe_kernel
 from orchestrator.core.errors import MapquakeError
 from orchestrator.core.ledger import pid_running, process_start_time
@@ -65,14 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         log.error("token in %s is too short (16+ characters)", args.token_file)
         return 2
     controller_start = process_start_time(args.controller_pid) if args.controller_pid else None
-    caps = probe_kernel()
     try:
-        table = (
-            _kubernetes_table(args.node_name, args.kubeconfig, caps) if args.kubernetes else local_table(args.run, caps)
-        )
+        pods = _pod_namespaces(args.node_name, args.kubeconfig) if args.kubernetes else None  # before any probe
+        caps = probe_kernel()
+        table = local_table(args.run, caps) if pods is None else _swept_pod_table(pods, caps)
     except MapquakeError as err:
         log.error("%s%s", err.message, f" ({err.hint})" if err.hint else "")
-        return 2
+        return err.exit_code
     for run_id in args.run:
         table.sweep(run_id)
     agent = Agent(table, token, args.listen)
@@ -120,17 +120,20 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _kubernetes_table(node: str, kubeconfig: Path | None, caps: Capabilities) -> FaultTable:
-    """The fault table over the labelled pods of ``node``, after sweeping what an earlier agent left in them."""
-    from chaos.engines.k8s import PodNamespaces  # only the DaemonSet needs the kubernetes client
-    from chaos.engines.k8sapi import ApiPods, api_client
+def _pod_namespaces(node: str, kubeconfig: Path | None) -> PodNamespaces:
+    """The labelled pods of ``node``, read through the API server (kubeconfig, or in-cluster)."""
+    from chaos.engines.k8sapi import ApiPods, api_client  # only the DaemonSet needs the kubernetes client
 
-    namespaces = PodNamespaces(ApiPods(api_client(kubeconfig), node))
-    table = FaultTable(namespaces, caps)
-    for run_id in sorted(namespaces.source.runs()):
+    return PodNamespaces(ApiPods(api_client(kubeconfig), node))
+
+
+def _swept_pod_table(pods: PodNamespaces, caps: Capabilities) -> FaultTable:
+    """The fault table over ``pods``, after removing what an earlier agent left in them (tables, frozen cgroups)."""
+    table = FaultTable(pods, caps)
+    for run_id in sorted(pods.source.runs()):
         if validate.RUN_ID_RE.match(run_id):
             table.sweep(run_id)
-            for line in namespaces.thaw_frozen(run_id):
+            for line in pods.thaw_frozen(run_id):
                 log.warning("sweep of run %s: %s", run_id, line)
     return table
 

@@ -32,8 +32,14 @@ def api_client(kubeconfig: Path | None) -> client.ApiClient:
         else:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except (ConfigException, OSError) as err:
-        where = f"kubeconfig {kubeconfig}" if kubeconfig else "the in-cluster configuration (is this a pod?)"
-        raise UsageError(f"cannot load {where}: {err}", hint="pass --kubeconfig PATH outside a cluster") from None
+        if kubeconfig is not None:
+            raise UsageError(
+                f"cannot load kubeconfig {kubeconfig}: {err}", hint="check the --kubeconfig path"
+            ) from None
+        raise UsageError(
+            f"cannot load the in-cluster configuration (is this a pod?): {err}",
+            hint="pass --kubeconfig PATH outside a cluster",
+        ) from None
     return client.ApiClient(configuration)
 
 
