@@ -414,7 +414,16 @@ class FaultTable:
             f.result()
 
     def _render(self, handle: NetnsHandle, run_id: str, *, extra: Held | None = None, skip: str = "") -> None:
-        """Rewrite the run's table in ``handle`` from every held fault (plus ``extra``, minus ``skip``)."""
+        """Rewrite the run's table in ``handle`` from every held fault (plus ``extra``, minus ``skip``).
+
+        A pod's namespace whose process is gone (``handle.gone()``) is never entered: a heal has nothing
+        left to remove there (the rules went with the namespace), an apply is refused.
+        """
+        if handle.gone():
+            if extra is not None:
+                raise Refused(f"{handle.name} is gone (its pod was deleted or its sandbox restarted)")
+            log.info("%s is gone, and its rules with it: nothing to rewrite", handle.name)
+            return
         total = nft.NamespaceRules()
         holders = [h for h in self.faults.values() if h.fault.run_id == run_id and h.fault.id != skip]
         if extra is not None and extra not in holders:

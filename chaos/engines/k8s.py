@@ -128,8 +128,8 @@ class PodNamespaces:
     def handle(self, run_id: str, netns: str) -> NetnsHandle:
         pod = self.pod(run_id, netns)
         app = self._main(pod)
-        sandbox = podproc.sandbox_process(app, list(pod.container_ids), self.proc)
-        return NetnsHandle.of_pid(pod.netns_key, (sandbox or app).pid)
+        entry = podproc.sandbox_process(app, list(pod.container_ids), self.proc) or app
+        return NetnsHandle.of_pid(pod.netns_key, entry.pid, alive=lambda: podproc.still_running(entry, self.proc))
 
     def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
         """The pod's first container's main process; ``pid`` must be it, or 0 (the agent chooses)."""

@@ -236,3 +236,18 @@ def test_kill_signals_the_main_process_by_pid_and_start_time(proc: Path, monkeyp
     with pytest.raises(Refused, match="not labelled"):
         table.apply(bad, 5.0)
     assert sent == [(500, 1100)]
+
+
+def test_a_pod_gone_before_heal_is_not_entered_and_its_heal_succeeds(proc: Path) -> None:
+    fake = FakeRunner()
+    table = FaultTable(PodNamespaces(FakeSource([pod()]), proc=proc), Capabilities(nft=True, netem=False),
+                       runner=fake, clock=Clock())  # fmt: skip
+    cut = pb.Fault(id="c.0", run_id=RUN, summary="c", partition=pb.Partition(
+        mode="drop", cuts=[pb.Cut(netns="pod/mq/cache-0", sources=["198.19.0.12"])]))  # fmt: skip
+    table.apply(cut, 5.0)
+    assert fake.calls[-1][0][:2] == ["nsenter", "--net=/proc/400/ns/net"]
+    n = len(fake.calls)
+    stat = proc / "400" / "stat"
+    stat.write_text(stat.read_text().replace(" 1000 0 0", " 9999 0 0"))  # pid 400 reused by another process
+    assert table.heal(RUN, ["c.0"]) == (["c.0"], [])
+    assert len(fake.calls) == n  # never entered the stranger's namespace
