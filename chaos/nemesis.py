@@ -1,6 +1,8 @@
 """The controller's side of chaos: apply each phase's faults through the agent, keep their leases, heal.
 
     nemesis = Nemesis.start_local(ledger, work_dir)        # starts the agent helper process
+    # or, on Kubernetes: agents already running, one per node (the DaemonSet), reached by gRPC:
+    nemesis = Nemesis.connect({"node-a": "198.19.0.1:7070"}, token, run_id)
     nemesis.prepare(scenario.phases, topology)             # starts slow things ahead (delay proxies), idle
     plan = fault_schedule(scenario.phases)[i]               # chaos.schedule: what applies, carries, heals
     applied = nemesis.apply_faults(phase, plan.apply, topology, scheduled_at=boundary)
@@ -15,6 +17,10 @@ times on time.monotonic() and wall time, the mechanisms the agent used, and why
 it healed (phase-end, for-elapsed, lease-expired, close). If this process dies,
 the renewals stop and the agent heals every fault within its lease.
 
+With several agents (``connect``), each fault is split by the host of the nodes it touches
+(``NodeInfo.host``, ``chaos.routing``): every agent gets the part in the pods of its node, under
+the same fault id, and heals, renewals and prepares go to the agents holding each fault.
+
 ``prepare`` is optional and changes no traffic: it lets a fault whose mechanism is
 slow to start (the delay proxy, on kernels without sch_netem) land as fast as a
 partition. Prepared faults are renewed like applied ones until their phase applies
@@ -26,15 +32,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
-from chaos.agent.client import AgentClient, AgentProcess, start_local_agent, to_proto
+from chaos.agent.client import RPC_TIMEOUT_S, AgentClient, AgentProcess, start_local_agent, to_proto
 from chaos.resolve import ResolvedFault, RunTopology, resolve_fault, resolve_phase
+from chaos.routing import split_by_host
 from chaos.schedule import FaultId
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.ledger import Ledger
@@ -44,6 +51,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 5.0
 RENEW_INTERVAL_S = 1.0
+
+Host = str | None
+"""Which agent: a Kubernetes node name (``NodeInfo.host``), or None for the one local agent."""
 
 
 @dataclass
@@ -64,6 +74,8 @@ class AppliedFault:
     healed_wall: float | None = None
     heal_reason: str | None = None
     healing: bool = field(default=False, repr=False)  # a heal is in flight: renewals leave it alone
+    hosts: tuple[Host, ...] = (None,)
+    """The agents holding (a part of) it."""
 
     @property
     def fault_id(self) -> FaultId:
@@ -98,24 +110,36 @@ class AppliedFault:
 
 
 class Nemesis:
-    """Applies and heals a run's faults through one agent; renews leases in a background thread."""
+    """Applies and heals a run's faults through its agents; renews leases in a background thread.
+
+    ``client`` is the one local agent (host None); ``agents`` the agents by host (Kubernetes node).
+    """
 
     def __init__(
         self,
-        client: AgentClient,
+        client: AgentClient | None,
         run_id: str,
         *,
+        agents: Mapping[str, AgentClient] | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         renew_interval_s: float = RENEW_INTERVAL_S,
         agent: AgentProcess | None = None,
     ) -> None:
-        self.client = client
+        self.agents: dict[Host, AgentClient] = {}
+        self.agents.update(agents or {})
+        if client is not None:
+            self.agents[None] = client
+        if not self.agents:
+            raise ValueError("a nemesis needs at least one agent")
+        self.client = next(iter(self.agents.values()))  # the first (locally: the only) agent
+        self._owns_channels = False  # connect() made the clients: close() closes them
         self.run_id = run_id
         self.lease_s = lease_s
         self.renew_interval_s = renew_interval_s
         self.agent = agent
         self.records: list[AppliedFault] = []
         self.prepared: dict[str, str] = {}  # fault id → phase: prepared on the agent, not yet applied
+        self._prepared_on: dict[str, tuple[Host, ...]] = {}  # fault id → the agents that prepared it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, name="nemesis-renew", daemon=True)
@@ -126,6 +150,43 @@ class Nemesis:
         """Start the local agent helper (recorded in ``ledger``) and a nemesis talking to it."""
         agent = start_local_agent(ledger, work_dir)
         return cls(agent.client, ledger.run_id, lease_s=lease_s, agent=agent)
+
+    @classmethod
+    def connect(
+        cls,
+        agents: Mapping[str, str],
+        token: str,
+        run_id: str,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        timeout_s: float = RPC_TIMEOUT_S,
+    ) -> Nemesis:
+        """A nemesis talking to agents already running (the Kubernetes DaemonSet): ``agents`` maps each
+        node name (what ``NodeInfo.host`` holds) to the agent's "ip:port"; ``token`` is the agents'
+        shared token (Secret ``mapquake-agent-token``). Connects lazily: an unreachable agent shows at
+        the first call to it. ``close`` heals the run on every agent and stops none of them."""
+        if not agents:
+            raise InfrastructureError("no chaos agent to connect to", hint="is the mapquake chart's DaemonSet running?")
+        clients = {node: AgentClient(address, token, timeout_s=timeout_s) for node, address in agents.items()}
+        nemesis = cls(None, run_id, agents=clients, lease_s=lease_s)
+        nemesis._owns_channels = True
+        return nemesis
+
+    def _agent_of(self, host: Host) -> Host:
+        """The key of the agent that reaches a node on ``host``. Raises InfrastructureError if none does."""
+        if host in self.agents:
+            return host
+        if host is None and len(self.agents) == 1:  # a topology without hosts, one agent
+            return next(iter(self.agents))
+        known = ", ".join(sorted(str(h) for h in self.agents))
+        where = f"node {host}" if host is not None else "a node with no host in the topology"
+        raise InfrastructureError(
+            f"no chaos agent for {where} (agents on: {known})",
+            hint="is the chaos agent DaemonSet's pod on that node running and Ready?",
+        )
+
+    def _route(self, fault: ResolvedFault) -> dict[Host, ResolvedFault]:
+        return split_by_host(fault, self._agent_of)
 
     # --- phases ----------------------------------------------------------------------------
 
@@ -142,20 +203,33 @@ class Nemesis:
         if not faults:
             return []
         started = time.monotonic()
-        try:
-            reply = self.client.prepare([to_proto(f, self.run_id, f.key) for f in faults], self.lease_s)
-        except grpc.RpcError as err:
-            if hasattr(err, "code") and err.code() == grpc.StatusCode.UNIMPLEMENTED:
-                log.warning("run %s: the chaos agent cannot prepare faults; delays will start cold", self.run_id)
-                return []
-            raise InfrastructureError(f"chaos agent could not prepare faults: {_rpc_text(err)}") from None
+        by_agent: dict[Host, list[ResolvedFault]] = {}
+        for fault in faults:
+            for host, part in self._route(fault).items():
+                by_agent.setdefault(host, []).append(part)
+        prepared: dict[str, list[Host]] = {}
+        skipped: list[str] = []
+        for host, parts in by_agent.items():
+            try:
+                reply = self.agents[host].prepare([to_proto(f, self.run_id, f.key) for f in parts], self.lease_s)
+            except grpc.RpcError as err:
+                if hasattr(err, "code") and err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    log.warning("run %s: the chaos agent cannot prepare faults; delays will start cold", self.run_id)
+                    continue
+                raise InfrastructureError(
+                    f"chaos agent{_on(host)} could not prepare faults: {_rpc_text(err)}"
+                ) from None
+            for fid in reply.prepared:
+                prepared.setdefault(fid, []).append(host)
+            skipped += reply.skipped
         phase_of = {f.key: f.phase for f in faults}
         with self._lock:
-            for fid in reply.prepared:
+            for fid, hosts in prepared.items():
                 self.prepared[fid] = phase_of.get(fid, "")
-        log.info("run %s: prepared %s in %.0f ms (skipped: %s)", self.run_id, ", ".join(reply.prepared) or "nothing",
-                 (time.monotonic() - started) * 1000, ", ".join(reply.skipped) or "none")  # fmt: skip
-        return list(reply.prepared)
+                self._prepared_on[fid] = tuple(hosts)
+        log.info("run %s: prepared %s in %.0f ms (skipped: %s)", self.run_id, ", ".join(prepared) or "nothing",
+                 (time.monotonic() - started) * 1000, ", ".join(skipped) or "none")  # fmt: skip
+        return list(prepared)
 
     def begin_phase(
         self,
@@ -205,10 +279,20 @@ class Nemesis:
         scheduled = time.monotonic() if scheduled_at is None else scheduled_at
         with self._lock:
             self.prepared.pop(fault.key, None)  # the agent consumes what it prepared, whatever the outcome
-        try:
-            reply = self.client.apply(to_proto(fault, self.run_id, fault.key), self.lease_s)
-        except grpc.RpcError as err:
-            raise InfrastructureError(f"chaos agent refused {fault.key} ({fault.summary}): {_rpc_text(err)}") from None
+            self._prepared_on.pop(fault.key, None)
+        parts = self._route(fault)
+        mechanisms: list[str] = []
+        done: list[Host] = []
+        for host, part in parts.items():
+            try:
+                reply = self.agents[host].apply(to_proto(part, self.run_id, fault.key), self.lease_s)
+            except grpc.RpcError as err:
+                self._heal_parts(fault.key, done)  # all of it or none of it
+                raise InfrastructureError(
+                    f"chaos agent{_on(host)} refused {fault.key} ({fault.summary}): {_rpc_text(err)}"
+                ) from None
+            done.append(host)
+            mechanisms += [m for m in reply.mechanisms if m not in mechanisms]
         applied = AppliedFault(
             id=fault.key,
             phase=fault.phase,
@@ -218,13 +302,14 @@ class Nemesis:
             scheduled_mono=scheduled,
             applied_mono=time.monotonic(),
             applied_wall=time.time(),
-            mechanisms=list(reply.mechanisms),
+            mechanisms=mechanisms,
+            hosts=tuple(done),
         )
         if fault.heal_after_s is not None:
             applied.heal_due_mono = applied.applied_mono + fault.heal_after_s
         with self._lock:
             self.records.append(applied)
-        log.info("run %s: applied %s: %s [%s]", self.run_id, fault.key, fault.summary, ", ".join(reply.mechanisms))
+        log.info("run %s: applied %s: %s [%s]", self.run_id, fault.key, fault.summary, ", ".join(mechanisms))
         return applied
 
     def end_phase(self, phase: PhaseSpec | str) -> list[AppliedFault]:
@@ -245,9 +330,14 @@ class Nemesis:
         self._thread.join(timeout=5.0)
         try:
             self._heal(self.active(), "close")
-            self.client.heal(self.run_id)  # every fault of the run, prepared ones included
+            for host, client in self.agents.items():
+                try:
+                    client.heal(self.run_id)  # every fault of the run, prepared ones included
+                except grpc.RpcError as err:  # the others still heal; this one heals by lease
+                    problems.append(f"heal at close{_on(host)}: {_rpc_text(err)}")
             with self._lock:
                 self.prepared.clear()
+                self._prepared_on.clear()
         except (grpc.RpcError, InfrastructureError) as err:
             problems.append(f"heal at close: {err}")
         if self.agent is not None:
@@ -255,24 +345,40 @@ class Nemesis:
                 self.agent.stop()
             except Exception as err:  # the agent heals by lease anyway; report it
                 problems.append(f"agent stop: {err}")
+        if self._owns_channels:  # connected agents keep running (they serve other runs): only our channels close
+            for client in self.agents.values():
+                client.close()
         return problems
 
     # --- internals ----------------------------------------------------------------------------
 
     def _drop_prepared(self, phase: str) -> None:
         """Stop what was prepared for ``phase`` and not applied (a failed or skipped apply). Never raises."""
+        by_agent: dict[Host, list[str]] = {}
         with self._lock:
             ids = [fid for fid, p in self.prepared.items() if p == phase]
             for fid in ids:
                 del self.prepared[fid]
-        if not ids:  # never send an empty Heal: that heals the whole run
-            return
-        try:
-            reply = self.client.heal(self.run_id, ids)
-            if reply.errors:
-                log.error("run %s: dropping prepared %s: %s", self.run_id, ids, "; ".join(reply.errors))
-        except grpc.RpcError as err:  # their lease stops them anyway
-            log.error("run %s: could not drop prepared %s: %s", self.run_id, ids, _rpc_text(err))
+                for host in self._prepared_on.pop(fid, (next(iter(self.agents)),)):
+                    by_agent.setdefault(host, []).append(fid)
+        for host, some in by_agent.items():  # never an empty Heal: that heals the whole run
+            try:
+                reply = self.agents[host].heal(self.run_id, some)
+                if reply.errors:
+                    log.error(
+                        "run %s: dropping prepared %s%s: %s", self.run_id, some, _on(host), "; ".join(reply.errors)
+                    )
+            except grpc.RpcError as err:  # their lease stops them anyway
+                log.error("run %s: could not drop prepared %s%s: %s", self.run_id, some, _on(host), _rpc_text(err))
+
+    def _heal_parts(self, fault_id: str, hosts: list[Host]) -> None:
+        """Heal ``fault_id`` on ``hosts`` (the parts applied before another part failed). Never raises."""
+        for host in hosts:
+            try:
+                self.agents[host].heal(self.run_id, [fault_id])
+            except grpc.RpcError as err:  # its lease heals it
+                log.error("run %s: could not heal the applied part of %s%s: %s", self.run_id, fault_id, _on(host),
+                          _rpc_text(err))  # fmt: skip
 
     def _heal(self, records: list[AppliedFault], reason: str) -> list[AppliedFault]:
         if not records:
@@ -280,19 +386,26 @@ class Nemesis:
         with self._lock:
             for r in records:
                 r.healing = True
-        try:
-            reply = self.client.heal(self.run_id, [r.id for r in records])
-        except grpc.RpcError as err:
-            raise InfrastructureError(
-                f"chaos agent could not heal {[r.id for r in records]}: {_rpc_text(err)}"
-            ) from None
+        by_agent: dict[Host, list[str]] = {}
+        for r in records:
+            for host in r.hosts:
+                by_agent.setdefault(host, []).append(r.id)
+        errors: list[str] = []
+        failed: list[str] = []
+        for host, ids in by_agent.items():
+            try:
+                errors += self.agents[host].heal(self.run_id, ids).errors
+            except grpc.RpcError as err:  # heal on the other agents all the same
+                failed.append(f"chaos agent{_on(host)} could not heal {ids}: {_rpc_text(err)}")
+        if failed:
+            raise InfrastructureError("; ".join(failed))
         now, wall = time.monotonic(), time.time()
         with self._lock:
             for r in records:
                 if r.active:
                     r.healed_mono, r.healed_wall, r.heal_reason = now, wall, reason
-        if reply.errors:
-            raise InfrastructureError("healing left problems: " + "; ".join(reply.errors))
+        if errors:
+            raise InfrastructureError("healing left problems: " + "; ".join(errors))
         return records
 
     def _renew_loop(self) -> None:
@@ -306,23 +419,40 @@ class Nemesis:
         due = [r for r in self.active() if r.heal_due_mono is not None and time.monotonic() >= r.heal_due_mono]
         if due:
             self._heal(due, "for-elapsed")
-        ids = [r.id for r in self.active() if not r.healing]
+        by_agent: dict[Host, list[str]] = {}
+        for r in self.active():
+            if not r.healing:
+                for host in r.hosts:
+                    by_agent.setdefault(host, []).append(r.id)
         with self._lock:
-            ids += list(self.prepared)
-        if not ids:
-            return
-        reply = self.client.renew(self.run_id, ids, self.lease_s)
-        if reply.unknown:
+            for fid in self.prepared:
+                for host in self._prepared_on.get(fid, (next(iter(self.agents)),)):
+                    by_agent.setdefault(host, []).append(fid)
+        unknown: list[str] = []
+        for host, ids in by_agent.items():
+            try:
+                reply = self.agents[host].renew(self.run_id, ids, self.lease_s)
+            except grpc.RpcError as err:  # retried next interval; the lease covers several
+                log.error("run %s: lease renewal%s failed: %s", self.run_id, _on(host), _rpc_text(err))
+                continue
+            unknown += [fid for fid in reply.unknown if fid not in unknown]
+        if unknown:
             now, wall = time.monotonic(), time.time()
             with self._lock:
-                for fid in reply.unknown:
+                for fid in unknown:
                     if self.prepared.pop(fid, None) is not None:
+                        self._prepared_on.pop(fid, None)
                         log.warning("run %s: the agent dropped prepared %s (lease expired); it will start cold",
                                     self.run_id, fid)  # fmt: skip
                 for r in self.records:
-                    if r.active and not r.healing and r.id in reply.unknown:
+                    if r.active and not r.healing and r.id in unknown:
                         r.healed_mono, r.healed_wall, r.heal_reason = now, wall, "lease-expired"
                         log.error("run %s: the agent no longer holds %s (lease expired)", self.run_id, r.id)
+
+
+def _on(host: Host) -> str:
+    """ " on node X" for messages about an agent, "" for the local one."""
+    return f" on node {host}" if host is not None else ""
 
 
 def _rpc_text(err: grpc.RpcError) -> str:

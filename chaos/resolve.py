@@ -40,7 +40,12 @@ ROLE_TARGET = "target"
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """One node of a run: its namespace, address, interface, role and (for a replica) target and pid."""
+    """One node of a run: its namespace, address, interface, role and (for a replica) target and pid.
+
+    ``host`` is the machine whose chaos agent reaches the node's namespace: on Kubernetes the node
+    (``spec.nodeName``) its pod runs on, a key of ``Nemesis.connect``'s agents; None for the one
+    local agent. ``pid`` may stay None on Kubernetes (the agent finds the pod's main process).
+    """
 
     name: str
     netns: str
@@ -51,7 +56,6 @@ class NodeInfo:
     replica: int | None = None
     pid: int | None = None
     host: str | None = None
-    """The machine (Kubernetes node) it runs on, whose chaos agent reaches it; None: the one local agent."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,7 @@ class CutRule:
     sources: tuple[str, ...]
     from_nodes: tuple[str, ...]
     mode: str  # drop | reject
+    host: str | None = None  # whose agent applies it (NodeInfo.host)
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,7 @@ class NetemRule:
     delay_s: float = 0.0
     jitter_s: float = 0.0
     loss: float = 0.0
+    host: str | None = None  # whose agent applies it (NodeInfo.host)
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,7 @@ class SignalRule:
     target: str
     replica: int
     pid: int | None
+    host: str | None = None  # whose agent sends it (NodeInfo.host)
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,7 @@ def grudge_cuts(grudge: topology.Grudge, topo: RunTopology, mode: str) -> tuple[
                 sources=tuple(topo.node(s).address for s in from_nodes),
                 from_nodes=from_nodes,
                 mode=mode,
+                host=node.host,
             )
         )
     return tuple(cuts)
@@ -246,6 +254,7 @@ def _resolve_netem(fault: NetemFault, topo: RunTopology, *, key: str, phase: str
             delay_s=delay,
             jitter_s=jitter,
             loss=loss,
+            host=n.host,
         )
         for n in topo.replicas(fault.target)
     )
@@ -283,6 +292,7 @@ def _resolve_signal(
             target=fault.target,
             replica=fault.replica,
             pid=node.pid,
+            host=node.host,
         ),
         heal_after_s=None if resume_after is None else resume_after.seconds,
     )

@@ -52,9 +52,10 @@ def to_proto(fault: ResolvedFault, run_id: str, fault_id: str) -> pb.Fault:
             )
         )
     elif fault.signal is not None:
-        if fault.signal.pid is None:
+        if fault.signal.pid is None and fault.signal.host is None:
             raise InfrastructureError(f"{fault.key}: no pid known for {fault.signal.node}")
-        msg.signal.CopyFrom(pb.Signal(action=fault.signal.action, netns=fault.signal.netns, pid=fault.signal.pid))
+        pid = fault.signal.pid or 0  # on Kubernetes 0: the agent signals the pod's main process
+        msg.signal.CopyFrom(pb.Signal(action=fault.signal.action, netns=fault.signal.netns, pid=pid))
     return msg
 
 

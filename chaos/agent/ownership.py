@@ -12,9 +12,10 @@ recorded start time, and not be the agent or the agent's parent. Everything else
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from chaos.engines.command import NetnsHandle
 from orchestrator.core.errors import MapquakeError
@@ -61,6 +62,21 @@ class Namespaces(Protocol):
         ...
 
 
+@runtime_checkable
+class ContainerSignals(Protocol):
+    """Kill and pause done by the namespaces' owner itself (Kubernetes: a container's process, a pod's
+    cgroup freezer) instead of the fault table's signal to a ledger-recorded pid. ``pid`` may be 0:
+    the namespace's main process, chosen by the agent."""
+
+    def kill(self, run_id: str, netns: str, pid: int) -> str:
+        """Kill it; returns the mechanism used. Raises Refused if it is not the run's."""
+        ...
+
+    def pause(self, run_id: str, netns: str, pid: int) -> tuple[str, Callable[[], None]]:
+        """Pause it; returns (the mechanism, the resume to call at heal). Raises Refused if not the run's."""
+        ...
+
+
 class LocalNamespaces:
     """Ownership from the runs' ledgers under the state root (the agent reads them, writes only its proxies)."""
 
@@ -83,6 +99,9 @@ class LocalNamespaces:
         return NetnsHandle.local(netns)
 
     def process(self, run_id: str, pid: int, netns: str) -> OwnedProcess:
+        if pid == 0:
+            raise Refused("pid 0 (the agent chooses the process) is for pods on Kubernetes; a local fault names "
+                          "the replica's recorded pid")  # fmt: skip
         for res in self._ledger(run_id).open_resources():
             if res.kind == ResourceKind.PROCESS and res.pid == pid:
                 if res.netns != netns:

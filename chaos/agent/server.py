@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import grpc
 
 from chaos.agent import validate
-from chaos.agent.ownership import LocalNamespaces, Namespaces, OwnedProcess, Refused, check_target
+from chaos.agent.ownership import ContainerSignals, LocalNamespaces, Namespaces, OwnedProcess, Refused, check_target
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.pb import agent_pb2_grpc as pb_grpc
 from chaos.engines import delayproxy, netem, nft, process
@@ -69,6 +69,7 @@ class Held:
     qdiscs: list[tuple[NetnsHandle, str]] = field(default_factory=list)
     proxies: list[delayproxy.ProxyProcess] = field(default_factory=list)
     paused: OwnedProcess | None = None
+    resume: Callable[[], None] | None = None  # a pause done by ContainerSignals (a frozen pod): its thaw
 
     @property
     def key(self) -> tuple[str, str]:
@@ -371,6 +372,15 @@ class FaultTable:
                 held.mechanisms.append("nft numgen loss")
             if delayed:
                 held.mechanisms.append("tc netem delay" if self.caps.netem else "delay proxy")
+        elif kind == "signal" and isinstance(self.namespaces, ContainerSignals):
+            sig = fault.signal
+            if sig.action == "kill":
+                held.mechanisms.append(self.namespaces.kill(run_id, sig.netns, int(sig.pid)))
+            elif sig.action == "pause":
+                mechanism, held.resume = self.namespaces.pause(run_id, sig.netns, int(sig.pid))
+                held.mechanisms.append(mechanism)
+            else:
+                raise Refused(f"signal action {sig.action!r} is not kill or pause")
         elif kind == "signal":
             sig = fault.signal
             handle = self.namespaces.handle(run_id, sig.netns)
@@ -404,7 +414,16 @@ class FaultTable:
             f.result()
 
     def _render(self, handle: NetnsHandle, run_id: str, *, extra: Held | None = None, skip: str = "") -> None:
-        """Rewrite the run's table in ``handle`` from every held fault (plus ``extra``, minus ``skip``)."""
+        """Rewrite the run's table in ``handle`` from every held fault (plus ``extra``, minus ``skip``).
+
+        A pod's namespace whose process is gone (``handle.gone()``) is never entered: a heal has nothing
+        left to remove there (the rules went with the namespace), an apply is refused.
+        """
+        if handle.gone():
+            if extra is not None:
+                raise Refused(f"{handle.name} is gone (its pod was deleted or its sandbox restarted)")
+            log.info("%s is gone, and its rules with it: nothing to rewrite", handle.name)
+            return
         total = nft.NamespaceRules()
         holders = [h for h in self.faults.values() if h.fault.run_id == run_id and h.fault.id != skip]
         if extra is not None and extra not in holders:
@@ -437,6 +456,8 @@ class FaultTable:
             future.result()
         if held.paused is not None:
             process.resume(held.paused.pid, held.paused.start_time)
+        if held.resume is not None:
+            attempt(f"resume {held.fault.signal.netns}", held.resume)
         return errors
 
     # --- startup ---------------------------------------------------------------------------

@@ -4,10 +4,10 @@ The agent runs as root and listens on the network, so a request is read as hosti
 every field has been parsed into what it claims to be: a lease is a finite positive number
 of seconds, an address is an IPv4 address (``ipaddress``), a run id is 8 hex digits, a fault
 id, a namespace and an interface name match strict patterns, netem settings are finite and
-in range, a signal is kill or pause of a positive pid. A request that fails any check is
-refused whole with ``Invalid`` (gRPC ``INVALID_ARGUMENT``) before a namespace is entered or
-a command runs. Ownership (is this namespace, this pid the run's?) is checked after this,
-by ``ownership``; rules reach nft only as a JSON document (``chaos.engines.nft``).
+in range, a signal is kill or pause of a pid (or 0: the pod's main process, on Kubernetes).
+A request that fails any check is refused whole with ``Invalid`` (gRPC ``INVALID_ARGUMENT``)
+before a namespace is entered or a command runs. Ownership (is this namespace, this pid the
+run's?) is checked after this, by ``ownership``; rules reach nft only as a JSON document (``chaos.engines.nft``).
 """
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def fault(msg: pb.Fault) -> None:
             if msg.signal.action not in ACTIONS:
                 raise Invalid(f"signal action {msg.signal.action!r} is not kill or pause")
             netns(msg.signal.netns)
-            if not 1 < msg.signal.pid <= PID_MAX:
-                raise Invalid(f"pid {msg.signal.pid} is not a process id (2..{PID_MAX})")
+            if msg.signal.pid != 0 and not 1 < msg.signal.pid <= PID_MAX:
+                raise Invalid(f"pid {msg.signal.pid} is not a process id (2..{PID_MAX}, or 0: the pod's main process)")
         else:
             raise Invalid("no kind (partition, netem or signal)")
     except Invalid as err:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from orchestrator.core.errors import InfrastructureError
 
@@ -30,10 +30,16 @@ Runner = Callable[[Sequence[str], "str | None"], CommandResult]
 
 @dataclass(frozen=True)
 class NetnsHandle:
-    """A network namespace and the argv prefix that runs a program inside it."""
+    """A network namespace and the argv prefix that runs a program inside it.
+
+    ``alive`` (pods): whether the process the prefix enters through is still the one it was (same
+    start time). When it is not, the namespace went with its pod, and with it every rule in it;
+    entering ``/proc/<pid>/ns/net`` then could reach another process's namespace (a reused pid).
+    """
 
     name: str
     prefix: tuple[str, ...]
+    alive: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def local(cls, netns: str) -> NetnsHandle:
@@ -42,9 +48,13 @@ class NetnsHandle:
         return cls(name=netns, prefix=("nsenter", f"--net=/run/netns/{netns}"))
 
     @classmethod
-    def of_pid(cls, name: str, pid: int) -> NetnsHandle:
-        """The namespace of process ``pid`` (a pod's container), entered with nsenter."""
-        return cls(name=name, prefix=("nsenter", f"--net=/proc/{pid}/ns/net"))
+    def of_pid(cls, name: str, pid: int, alive: Callable[[], bool] | None = None) -> NetnsHandle:
+        """The namespace of process ``pid`` (a pod's container), entered with nsenter; ``alive`` checks the pid."""
+        return cls(name=name, prefix=("nsenter", f"--net=/proc/{pid}/ns/net"), alive=alive)
+
+    def gone(self) -> bool:
+        """True when the process this handle enters through is no longer the one it was (see ``alive``)."""
+        return self.alive is not None and not self.alive()
 
     @property
     def path(self) -> str:
