@@ -153,6 +153,9 @@ class Release:
     namespaces: Namespaces
     controller: str  # the controller ServiceAccount's user name
     agent: str
+    helm: tuple[str, ...]  # helm with --kubeconfig and --namespace of this release
+    name: str
+    notes: str  # what `helm install` printed
 
 
 @pytest.fixture
@@ -185,6 +188,9 @@ def release(
             namespaces=namespaces,
             controller=f"system:serviceaccount:{namespaces.release}:mapquake-controller",
             agent=f"system:serviceaccount:{namespaces.release}:mapquake-agent",
+            helm=tuple(helm),
+            name=release_name,
+            notes=installed.stdout,
         )
     finally:
         subprocess.run(
@@ -328,3 +334,26 @@ def test_impersonated_controller_requests(as_controller: client.ApiClient, relea
     assert status_of(core.read_namespaced_secret, "mapquake-agent-token", "kube-system") == 403
     assert status_of(core.list_node) == 403
     assert status_of(core.list_namespace) == 403
+
+
+def agent_token(api: client.ApiClient, namespace: str) -> str:
+    return str(client.CoreV1Api(api).read_namespaced_secret("mapquake-agent-token", namespace).data["token"])
+
+
+def test_agent_token_survives_an_upgrade(api: client.ApiClient, release: Release) -> None:
+    before = agent_token(api, release.namespaces.release)
+    upgraded = subprocess.run(
+        [*release.helm, "upgrade", release.name, str(CHART_DIR), "--reuse-values"],
+        capture_output=True,
+        text=True,
+        timeout=HELM_TIMEOUT_S,
+        check=False,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "REVISION: 2" in upgraded.stdout
+    assert agent_token(api, release.namespaces.release) == before
+
+
+def test_install_notes_show_how_to_find_the_agents(release: Release) -> None:
+    assert "app.kubernetes.io/component=agent" in release.notes
+    assert f"--namespace {release.namespaces.runs}" in release.notes
