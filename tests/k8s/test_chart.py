@@ -211,6 +211,7 @@ def test_chart_metadata_follows_the_source(tmp_path: Path) -> None:
         ({"nightly": {"enabled": "yes"}}, "/nightly/enabled", "want boolean"),
         ({"apiServerOverride": {"port": "6443"}}, "/apiServerOverride/port", "want integer"),
         ({"runNamespaces": ["Runs_Here"]}, "Runs_Here", "does not match pattern"),
+        ({"runNamespaces": [RUN_NAMESPACE, RUN_NAMESPACE]}, "/runNamespaces", "are equal"),
     ],
 )
 def test_values_schema_refuses_typos_and_wrong_types(
