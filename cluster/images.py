@@ -15,7 +15,8 @@ Images (images/*.Dockerfile install the same things for clusters that have a reg
 
 Caching: each image's key is the sha256 of its inputs (source files, builder code, tool versions);
 its tag (except pause's) is the key's first 12 hex digits and its tarball is DIR/<name>-<key12>.tar.
-If that file exists it is returned at once. Not in the key: PyPI releases (mapquake's dependencies
+If that file exists it is returned at once; the two newest tarballs of each image are kept, older
+ones deleted after a build. Not in the key: PyPI releases (mapquake's dependencies
 are ranges, resolved at build time) and Debian archive updates; delete the tar to pick those up.
 """
 
@@ -53,6 +54,7 @@ REGISTRY = "mapquake.local"
 DEFAULT_OUT = Path.home() / ".cache" / "mapquake" / "images"
 PAUSE_REF = f"{REGISTRY}/pause:3.10"
 TAG_LENGTH = 12
+KEEP_PER_IMAGE = 2
 # The builder's own code is an input of every image: changing how an image is made changes its tag.
 _BUILDER_FILES = ("cluster/images.py", "cluster/dockersave.py")
 
@@ -264,7 +266,17 @@ def build_one(name: str, out: Path, repo: Path = REPO) -> BuiltImage:
         finally:
             _remove_work_dir(work)
         log(f"{name}: {tar} ({tar.stat().st_size / 1e6:.1f} MB) in {time.monotonic() - started:.1f} s")
+        _prune_older(out, name)
     return BuiltImage(name=name, ref=ref, tar=tar, cached=False)
+
+
+def _prune_older(out: Path, name: str) -> None:
+    """Keep the KEEP_PER_IMAGE newest tarballs of an image (a mapquake tarball is ~730 MB); more
+    than one, so two checkouts sharing the default --out do not rebuild each other's away."""
+    tars = sorted(out.glob(f"{name}-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in tars[KEEP_PER_IMAGE:]:
+        log(f"{name}: removing older {old.name}")
+        old.unlink(missing_ok=True)
 
 
 def build(names: Sequence[str] | None = None, out: Path = DEFAULT_OUT, repo: Path = REPO) -> dict[str, BuiltImage]:
