@@ -382,7 +382,6 @@ def test_nightly_trend_report_uses_flags_the_cli_has(helm: Path, tmp_path: Path)
     assert parsed.since == 30
 
 
-@pytest.mark.xfail(strict=True, reason="`mapquake run --namespace` arrives with the Kubernetes backend (issue #13)")
 def test_nightly_run_uses_flags_the_cli_has(helm: Path, tmp_path: Path) -> None:
     argv = nightly_commands(helm, tmp_path)["run"]
     try:

@@ -45,6 +45,16 @@ helm.sh/chart: {{ include "mapquake.chart" . }}
 {{- end -}}
 
 {{/* imagePullSecrets of a pod spec, when any are configured. */}}
+{{/* The maptarget image: same registry and tag as the mapquake image. */}}
+{{- define "mapquake.maptargetImage" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if .Values.image.registry -}}
+{{- printf "%s/%s:%s" .Values.image.registry .Values.image.maptargetRepository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.maptargetRepository $tag -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "mapquake.imagePullSecrets" -}}
 {{- with .Values.image.pullSecrets -}}
 imagePullSecrets:

@@ -14,7 +14,7 @@ TOKEN_SECRET = "mapquake-agent-token"
 TOKEN_KEY = "token"
 
 
-def find_agents(kube: Kube, namespace: str) -> tuple[dict[str, str], str]:
+def find_agents(kube: Kube, namespace: str, *, secret: str = TOKEN_SECRET) -> tuple[dict[str, str], str]:
     """Node name -> "host ip:port" of every ready agent, and the token they require."""
     pods = kube.list_objects("Pod", namespace, AGENT_SELECTOR)
     agents = {
@@ -28,11 +28,11 @@ def find_agents(kube: Kube, namespace: str) -> tuple[dict[str, str], str]:
             hint="install the chart (helm install mapquake charts/mapquake -n mapquake-system), or set "
             "kubernetes.agent_namespace to where it is",
         )
-    secret = kube.get("Secret", namespace, TOKEN_SECRET)
-    encoded = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
+    found = kube.get("Secret", namespace, secret)
+    encoded = ((found or {}).get("data") or {}).get(TOKEN_KEY)
     if not encoded:
         raise InfrastructureError(
-            f"the agents' token Secret {namespace}/{TOKEN_SECRET} (key {TOKEN_KEY}) is missing",
+            f"the agents' token Secret {namespace}/{secret} (key {TOKEN_KEY}) is missing",
             hint="the chart creates it; reinstall the chart or set agent.existingSecret",
         )
     return agents, base64.b64decode(encoded).decode()

@@ -72,6 +72,10 @@ GONE_TIMEOUT_S = 120.0
 HEARTBEAT_S = 10.0
 DEAD_AFTER_S = 60.0
 """A run whose heartbeat is older than this has lost its controller (cleanup may remove it)."""
+IMAGE_ENV = {"mapquake": "MAPQUAKE_IMAGE", "maptarget": "MAPQUAKE_MAPTARGET_IMAGE"}
+"""Image defaults from the environment (the chart's CronJob sets them); the scenario and --image win."""
+AGENT_NAMESPACE_ENV = "MAPQUAKE_AGENT_NAMESPACE"
+AGENT_SECRET_ENV = "MAPQUAKE_AGENT_TOKEN_SECRET"
 IMAGE_GO = "1.26"
 """The Go the maptarget image is built with: demo stores on another Go cannot run here."""
 STARTED_PHASES = ("Running", "Succeeded", "Failed")
@@ -237,6 +241,8 @@ class KubernetesBackend:
 
     def _images(self) -> dict[str, str]:
         images = m.default_images()
+        # In the chart's CronJob the controller is told its images by environment (the chart's values).
+        images.update({name: os.environ[var] for name, var in IMAGE_ENV.items() if os.environ.get(var)})
         if self.settings.maptarget_image:
             images["maptarget"] = self.settings.maptarget_image
         if self.settings.mapquake_image:
@@ -468,9 +474,10 @@ class KubernetesBackend:
 
     def _agents(self) -> tuple[dict[str, str], str]:
         """The chart's chaos agents (node name -> ip:port) and their token; raises naming what is missing."""
-        from orchestrator.backends.kubernetes.agents import find_agents
+        from orchestrator.backends.kubernetes.agents import TOKEN_SECRET, find_agents
 
-        return find_agents(self.kube, self.settings.agent_namespace)
+        namespace = os.environ.get(AGENT_NAMESPACE_ENV) or self.settings.agent_namespace
+        return find_agents(self.kube, namespace, secret=os.environ.get(AGENT_SECRET_ENV) or TOKEN_SECRET)
 
     def start_faults(self) -> FaultInjector:
         from chaos.nemesis import Nemesis
