@@ -260,7 +260,9 @@ def build_one(name: str, out: Path, repo: Path = REPO) -> BuiltImage:
         work = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=out))
         try:
             layers, config = recipe.build(repo, work)
+            written = time.monotonic()
             write_image(tar, ref, layers, config)
+            log(f"{name}: image tarball written in {time.monotonic() - written:.1f} s")
         except (ImageWriteError, rootfs.RootfsError) as exc:
             raise ImageBuildError(f"{name}: {exc}") from exc
         finally:
