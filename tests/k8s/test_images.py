@@ -184,6 +184,13 @@ def test_unchanged_inputs_return_the_cached_tarball_and_changed_ones_rebuild(tmp
     assert sorted(out.glob("pause-*.tar")) == sorted([changed.tar, third.tar]), "only the 2 newest are kept"
 
 
+def test_a_missing_input_is_named(tmp_path: Path) -> None:
+    repo = fake_repo(tmp_path)
+    (repo / "cluster/pause/pause.c").unlink()
+    with pytest.raises(images.ImageBuildError, match=r"cannot read input .*cluster/pause/pause\.c"):
+        images.build_one("pause", tmp_path / "out", repo)
+
+
 def test_cli_prints_refs_and_tarballs_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert images.main(["build", "--out", str(tmp_path), "--only", "pause"]) == 0
     printed = json.loads(capsys.readouterr().out)
