@@ -108,9 +108,16 @@ def layer_from_directory(root: Path, dest: Path) -> Layer:
     """
     if not root.is_dir():
         raise ImageWriteError(f"layer root {root} is not a directory")
+
+    def numeric_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        # tarfile would name owners from the host's /etc/passwd, which is not the image's;
+        # runtimes use the numeric ids anyway.
+        info.uname = info.gname = ""
+        return info
+
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as tar:
         for child in sorted(root.iterdir()):
-            tar.add(child, arcname=child.name, recursive=True)
+            tar.add(child, arcname=child.name, recursive=True, filter=numeric_owner)
     return _finish_layer(dest)
 
 

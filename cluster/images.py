@@ -110,8 +110,13 @@ class Inputs:
     def key(self, repo: Path) -> str:
         h = hashlib.sha256()
         for rel in sorted(set(self.files)):
+            try:
+                data = (repo / rel).read_bytes()
+            except OSError as exc:
+                msg = f"cannot read input {repo / rel}: {exc.strerror}; is {repo} a mapquake checkout?"
+                raise ImageBuildError(msg) from exc
             h.update(rel.encode() + b"\0")
-            h.update(hashlib.sha256((repo / rel).read_bytes()).digest())
+            h.update(hashlib.sha256(data).digest())
         for fact in self.facts:
             h.update(b"\1" + fact.encode())
         return h.hexdigest()
@@ -260,7 +265,9 @@ def build_one(name: str, out: Path, repo: Path = REPO) -> BuiltImage:
         work = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=out))
         try:
             layers, config = recipe.build(repo, work)
+            written = time.monotonic()
             write_image(tar, ref, layers, config)
+            log(f"{name}: image tarball written in {time.monotonic() - written:.1f} s")
         except (ImageWriteError, rootfs.RootfsError) as exc:
             raise ImageBuildError(f"{name}: {exc}") from exc
         finally:

@@ -67,7 +67,9 @@ set -eu
 {VENV}/bin/python -c "import orchestrator, chaos, workloads; print('mapquake', orchestrator.__version__)"
 {VENV}/bin/mapquake --help >/dev/null
 {VENV}/bin/python -c "import kubernetes.client, scipy.stats, matplotlib.pyplot, grpc, gevent"
-/usr/bin/prometheus --version 2>&1 | head -n 1
+# (no pipes: dash has no pipefail, so `prometheus --version | head` would hide a failure)
+version=$(/usr/bin/prometheus --version 2>&1)
+echo "$version" | head -n 1
 nft --version
 nsenter --version
 ip -V

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster import images
+from cluster import images, rootfs
 from cluster.dockersave import (
     Entry,
     ImageConfig,
@@ -184,6 +184,13 @@ def test_unchanged_inputs_return_the_cached_tarball_and_changed_ones_rebuild(tmp
     assert sorted(out.glob("pause-*.tar")) == sorted([changed.tar, third.tar]), "only the 2 newest are kept"
 
 
+def test_a_missing_input_is_named(tmp_path: Path) -> None:
+    repo = fake_repo(tmp_path)
+    (repo / "cluster/pause/pause.c").unlink()
+    with pytest.raises(images.ImageBuildError, match=r"cannot read input .*cluster/pause/pause\.c"):
+        images.build_one("pause", tmp_path / "out", repo)
+
+
 def test_cli_prints_refs_and_tarballs_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert images.main(["build", "--out", str(tmp_path), "--only", "pause"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -315,6 +322,25 @@ def test_pause_as_pid1_reaps_orphans_and_exits_0_on_sigterm(
     assert unshare.wait(timeout=10) == 0
 
 
+def mounts_under(path: Path) -> list[str]:
+    points = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+    return [p for p in points if p == str(path) or p.startswith(f"{path}/")]
+
+
+@needs_root
+def test_a_failing_chroot_step_leaves_no_mounts(tmp_path: Path) -> None:
+    # /proc and the bind mount are made, then the command fails (this root has no /usr/bin/env):
+    # the private mount namespace must take both mounts with it.
+    root, wheels = tmp_path / "root", tmp_path / "wheels"
+    (root / "proc").mkdir(parents=True)
+    wheels.mkdir()
+    with pytest.raises(rootfs.RootfsError, match="broken step failed"):
+        rootfs.chroot(root, ["true"], "broken step", binds=[(wheels, "/tmp/wheelhouse")])
+    assert (root / "tmp/wheelhouse").is_dir(), "the bind mount was set up before the failure"
+    assert mounts_under(root) == []
+    assert not any((root / "proc").iterdir()), "proc is not mounted in the host's namespace"
+
+
 # --- optional: the tarballs load into a containerd of our own --------------------------------
 
 
@@ -343,8 +369,7 @@ def own_containerd() -> Iterator[Path]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-        for mount in sorted((m for m in mounts if m.startswith(f"{base}/")), reverse=True):
+        for mount in sorted(mounts_under(base), reverse=True):  # snapshots `ctr run` left, if any
             subprocess.run(["umount", "-l", mount], check=False)
         shutil.rmtree(base)
 
