@@ -203,7 +203,7 @@ class KubernetesBackend:
             self.names.namespace,
             m.run_selector(self.run_id) + f",{m.COMPONENT_LABEL}=target",
             lambda pods: len(pods) == expected and all(is_ready(p) for p in pods),
-            timeout_s=max(TARGETS_READY_S, *(t.service.ready.timeout_s for t in scenario.targets if t.service)),
+            timeout_s=max([TARGETS_READY_S, *(t.service.ready.timeout_s for t in scenario.targets if t.service)]),
             what=f"the target pods of run {self.run_id} in {self.names.namespace}",
             failed=_failed_pods,
         )

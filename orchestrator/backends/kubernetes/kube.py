@@ -282,8 +282,9 @@ class Kube:
                 resource_path=path,
                 query_params=query or [],
                 header_params={"Content-Type": content_type, "Accept": "application/json"},
-                # A string body goes out as it is: JSON is valid YAML for apply patches.
-                body=json.dumps(body) if body is not None else None,
+                # The client JSON-encodes a dict for JSON content types; an apply patch goes out as a
+                # string as it is (JSON is valid YAML).
+                body=json.dumps(body) if body is not None and content_type.endswith("yaml") else body,
                 auth_settings=["BearerToken"],
             )
             response = self.api.call_api(
