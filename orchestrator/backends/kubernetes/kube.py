@@ -85,6 +85,10 @@ class Kube:
                 f"cannot load the cluster configuration from {access.describe()}: {err}",
                 hint="pass --kubeconfig FILE (and --context NAME), or run inside a pod with a ServiceAccount",
             ) from err
+        # One retry on a broken connection, silently: an API server that is gone is reported once, by
+        # the call that failed, not by urllib3's warning per retry.
+        configuration.retries = 1
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         kube = cls(client.ApiClient(configuration))
         try:
             client.VersionApi(kube.api).get_code(_request_timeout=API_TIMEOUT_S)
