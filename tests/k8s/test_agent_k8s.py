@@ -123,7 +123,10 @@ def pods(k8s_cluster: Any, maptarget_ref: str) -> Iterator[tuple[str, dict[str, 
                 statuses = pod.status.container_statuses or []
                 if pod.status.phase != "Running" or not statuses or not statuses[0].container_id:
                     return False
-                pid = podproc.container_process(statuses[0].container_id).pid
+                try:
+                    pid = podproc.container_process(statuses[0].container_id).pid
+                except podproc.PodProcessError:  # Running in the API a moment before its process shows
+                    return False
                 found[name] = Pod(namespace, name, pod.status.pod_ip, pid)
                 node = pod.spec.node_name
             return True
