@@ -266,6 +266,39 @@ def test_pause_freezes_the_pod_until_heal(pods: tuple[str, dict[str, Pod]], agen
         client.close()
 
 
+def test_kill_restarts_the_container_and_a_cut_outlives_it_until_heal(
+    k8s_cluster: Any, pods: tuple[str, dict[str, Pod]], agent: tuple[str, str]
+) -> None:
+    """The cut is entered through the pod's sandbox, so it stays while the killed container restarts, and the
+    heal (after the restart) still reaches the namespace."""
+    from kubernetes import client as k8s
+
+    _, kv = pods
+    address, token = agent
+    core = k8s.CoreV1Api(k8s_cluster.api())
+
+    def restarts() -> int:
+        statuses = core.read_namespaced_pod("kv-1", kv["kv-1"].namespace).status.container_statuses or []
+        return sum(s.restart_count for s in statuses)
+
+    before = restarts()
+    agent_client = AgentClient(address, token)
+    kill = pb.Fault(id="kill.0", run_id=RUN, summary="kill kv-1", signal=pb.Signal(action="kill",
+                    netns=kv["kv-1"].netns, pid=0))  # fmt: skip
+    try:
+        agent_client.apply(partition_message("cut.9", kv["kv-1"], kv["kv-0"]), 60.0)  # outlives the restart
+        reply = agent_client.apply(kill, LEASE_S)
+        assert list(reply.mechanisms) == ["SIGKILL to the container's main process"]
+        wait_for("kv-1's container restarted", lambda: restarts() > before, POD_TIMEOUT_S, 0.5)
+        wait_for("kv-1 answers the stranger again", lambda: http_answers(kv["stranger"], kv["kv-1"]), 30.0, 0.2)
+        assert not http_answers(kv["kv-0"], kv["kv-1"], timeout_s=0.5)  # the cut is still in the pod's namespace
+        assert list(agent_client.heal(RUN, ["cut.9", "kill.0"]).errors) == []
+        assert http_answers(kv["kv-0"], kv["kv-1"])
+    finally:
+        agent_client.heal(RUN)
+        agent_client.close()
+
+
 # --- no cluster: the same agent engine on this kernel, a stand-in pod, its labels from a list ----------------
 
 
