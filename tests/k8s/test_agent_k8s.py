@@ -42,7 +42,7 @@ from orchestrator.scenario.spec import build_fault
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the agent needs root (nsenter, nft, freezer)")
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = "a9e4c0de"
+RUN = secrets.token_hex(4)  # per session: two sessions sharing a cluster never share a run
 PORT = 8080
 POD_TIMEOUT_S = 60.0
 AGENT_TIMEOUT_S = 20.0
