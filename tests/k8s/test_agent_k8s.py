@@ -104,6 +104,12 @@ def pods(k8s_cluster: Any, maptarget_ref: str) -> Iterator[tuple[str, dict[str, 
         client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels={"mapquake.io/allow-runs": "true"}))
     )
     try:
+
+        def has_default_account() -> bool:  # the controller-manager makes it; pods are refused until then
+            accounts = core.list_namespaced_service_account(namespace, field_selector="metadata.name=default")
+            return bool(accounts.items)
+
+        wait_for("the namespace's default ServiceAccount", has_default_account, POD_TIMEOUT_S, 0.2)
         for name, labels in (("kv-0", {RUN_LABEL: RUN}), ("kv-1", {RUN_LABEL: RUN}), ("stranger", {"app": "x"})):
             container = client.V1Container(
                 name="target",
