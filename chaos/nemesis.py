@@ -33,6 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ class Nemesis:
         self.prepared: dict[str, str] = {}  # fault id → phase: prepared on the agent, not yet applied
         self._prepared_on: dict[str, tuple[Host, ...]] = {}  # fault id → the agents that prepared it
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="nemesis-apply")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew_loop, name="nemesis-renew", daemon=True)
         self._thread.start()
@@ -281,18 +283,24 @@ class Nemesis:
             self.prepared.pop(fault.key, None)  # the agent consumes what it prepared, whatever the outcome
             self._prepared_on.pop(fault.key, None)
         parts = self._route(fault)
+        futures = {  # every agent at once: a partition across nodes lands on all of them together
+            host: self._pool.submit(self.agents[host].apply, to_proto(part, self.run_id, fault.key), self.lease_s)
+            for host, part in parts.items()
+        }
         mechanisms: list[str] = []
         done: list[Host] = []
-        for host, part in parts.items():
+        refused: list[str] = []
+        for host, future in futures.items():
             try:
-                reply = self.agents[host].apply(to_proto(part, self.run_id, fault.key), self.lease_s)
+                reply = future.result()
             except grpc.RpcError as err:
-                self._heal_parts(fault.key, done)  # all of it or none of it
-                raise InfrastructureError(
-                    f"chaos agent{_on(host)} refused {fault.key} ({fault.summary}): {_rpc_text(err)}"
-                ) from None
+                refused.append(f"chaos agent{_on(host)} refused {fault.key} ({fault.summary}): {_rpc_text(err)}")
+                continue
             done.append(host)
             mechanisms += [m for m in reply.mechanisms if m not in mechanisms]
+        if refused:
+            self._heal_parts(fault.key, done)  # all of it or none of it
+            raise InfrastructureError("; ".join(refused))
         applied = AppliedFault(
             id=fault.key,
             phase=fault.phase,
@@ -345,6 +353,7 @@ class Nemesis:
                 self.agent.stop()
             except Exception as err:  # the agent heals by lease anyway; report it
                 problems.append(f"agent stop: {err}")
+        self._pool.shutdown(wait=False)
         if self._owns_channels:  # connected agents keep running (they serve other runs): only our channels close
             for client in self.agents.values():
                 client.close()

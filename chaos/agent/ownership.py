@@ -7,6 +7,11 @@ very namespace, with the start time the live process still has. Before a signal,
 ``/proc/<pid>/ns/net`` is the namespace's file), carry ``MAPQUAKE_RUN_ID=<run>`` in its
 environment (``orchestrator.core.processes.start_process`` puts it there), still have its
 recorded start time, and not be the agent or the agent's parent. Everything else is refused.
+
+On Kubernetes (``chaos.engines.k8s.PodNamespaces``, ``python -m chaos.agent --kubernetes``) a
+namespace ``pod/<namespace>/<pod>`` is the run's if that pod runs on the agent's node and carries
+``mapquake.io/run=<run>`` (read from the API server on every call); kill and pause go through
+``ContainerSignals`` (the pod's main process by pidfd, the pod's freezer cgroup).
 """
 
 from __future__ import annotations

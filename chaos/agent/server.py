@@ -7,7 +7,8 @@ with the self-heal thread. Safety rules, enforced here:
 * every field of a request checked before anything acts on it (``validate``: leases, ids,
   addresses, netem ranges; INVALID_ARGUMENT otherwise), and rules sent to nft as JSON;
 * only namespaces and pids a run it serves created (``ownership``), never others; a signal
-  only to the run's target in the named namespace (``ownership.check_target``);
+  only to the run's target in the named namespace (``ownership.check_target``); on Kubernetes
+  only pods of its node labelled for the fault's run (``chaos.engines.k8s``);
 * only its own nft table (``mapquake_<run>``) and its own qdisc handle (6d71:);
 * every fault expires unless renewed (default lease 5 s); expired faults heal
   within ``REAP_INTERVAL_S``;

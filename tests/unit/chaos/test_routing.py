@@ -3,6 +3,7 @@ heals, renewals and close reach every agent holding a part; a node without an ag
 
 from __future__ import annotations
 
+import grpc
 import pytest
 
 from chaos.agent.client import to_proto
@@ -129,3 +130,29 @@ def test_signal_on_kubernetes_sends_pid_zero_locally_a_pid_is_required() -> None
     local = resolve_fault(kill, topo([None, None]), phase="p", index=0)
     with pytest.raises(InfrastructureError, match="no pid known"):
         to_proto(local, RUN, "p.0")
+
+
+class Denied(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.PERMISSION_DENIED
+
+    def details(self) -> str:
+        return "pod/mq/kv-1 is not labelled mapquake.io/run=0a0b0c0d"
+
+
+class RefusingAgent(RecordingAgent):
+    def apply(self, fault: pb.Fault, lease_s: float) -> pb.ApplyReply:
+        self.calls.append(("apply", [fault.id]))
+        raise Denied()
+
+
+def test_one_agent_refusing_heals_the_part_another_applied() -> None:
+    a, b = RecordingAgent(), RefusingAgent()
+    nemesis = Nemesis(None, RUN, agents={"a": a, "b": b}, renew_interval_s=3600)  # type: ignore[dict-item]
+    try:
+        with pytest.raises(InfrastructureError, match=r"on node b refused p\.0 .*PERMISSION_DENIED: pod/mq/kv-1"):
+            nemesis.apply(resolve_fault(HALVES, topo(["a", "b"]), phase="p", index=0))
+        assert a.calls == [("apply", ["p.0"]), ("heal", ["p.0"])]  # all of it or none of it
+        assert nemesis.active() == []
+    finally:
+        nemesis.close()
