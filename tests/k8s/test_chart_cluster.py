@@ -55,9 +55,10 @@ def helm_binary() -> Path:
     return found
 
 
-@pytest.fixture
-def api(k8s_cluster: Any) -> client.ApiClient:
-    return k8s_cluster.api()
+@pytest.fixture(scope="module")
+def api(k8s_cluster: Any) -> Iterator[client.ApiClient]:
+    with k8s_cluster.api() as admin:
+        yield admin
 
 
 def values_for(ns: Namespaces) -> dict[str, Any]:
