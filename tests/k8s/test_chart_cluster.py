@@ -68,7 +68,8 @@ def values_for(ns: Namespaces) -> dict[str, Any]:
         "apiServerOverride": {"host": "198.19.0.1"},
         "image": {"pullPolicy": "Never"},
         "agent": {"nodeSelector": NO_NODE},
-        "nightly": {"enabled": True, "scenarios": {"quickstart": "name: quickstart\n"}},
+        # Suspended: a schedule that fires during the test would start a real run.
+        "nightly": {"enabled": True, "suspend": True, "scenarios": {"quickstart": "name: quickstart\n"}},
     }
 
 
