@@ -336,6 +336,7 @@ def test_nightly_cronjob_runs_every_scenario_then_the_trend_report(helm: Path, t
     cronjob = find(objects, "CronJob", "mapquake-nightly", RELEASE_NAMESPACE)
     assert cronjob["spec"]["schedule"] == "0 3 * * *"
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert cronjob["spec"]["suspend"] is False
     job = cronjob["spec"]["jobTemplate"]["spec"]
     assert job["backoffLimit"] == 0
     pod = job["template"]["spec"]

@@ -55,9 +55,10 @@ def helm_binary() -> Path:
     return found
 
 
-@pytest.fixture
-def api(k8s_cluster: Any) -> client.ApiClient:
-    return k8s_cluster.api()
+@pytest.fixture(scope="module")
+def api(k8s_cluster: Any) -> Iterator[client.ApiClient]:
+    with k8s_cluster.api() as admin:
+        yield admin
 
 
 def values_for(ns: Namespaces) -> dict[str, Any]:
@@ -67,7 +68,8 @@ def values_for(ns: Namespaces) -> dict[str, Any]:
         "apiServerOverride": {"host": "198.19.0.1"},
         "image": {"pullPolicy": "Never"},
         "agent": {"nodeSelector": NO_NODE},
-        "nightly": {"enabled": True, "scenarios": {"quickstart": "name: quickstart\n"}},
+        # Suspended: a schedule that fires during the test would start a real run.
+        "nightly": {"enabled": True, "suspend": True, "scenarios": {"quickstart": "name: quickstart\n"}},
     }
 
 
@@ -104,10 +106,14 @@ def namespace_exists(core: client.CoreV1Api, name: str) -> bool:
     return True
 
 
+def fresh_namespaces() -> Namespaces:
+    suffix = secrets.token_hex(3)
+    return Namespaces(release=f"mqchart-{suffix}", runs=f"mqchart-{suffix}-runs", other=f"mqchart-{suffix}-other")
+
+
 @pytest.fixture
 def namespaces(api: client.ApiClient) -> Iterator[Namespaces]:
-    suffix = secrets.token_hex(3)
-    ns = Namespaces(release=f"mqchart-{suffix}", runs=f"mqchart-{suffix}-runs", other=f"mqchart-{suffix}-other")
+    ns = fresh_namespaces()
     try:
         yield ns
     finally:
@@ -158,11 +164,11 @@ class Release:
     notes: str  # what `helm install` printed
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def release(
-    k8s_cluster: Any, api: client.ApiClient, helm_binary: Path, namespaces: Namespaces, tmp_path: Path
+    k8s_cluster: Any, api: client.ApiClient, helm_binary: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Release]:
-    """The chart installed by helm; uninstalled (and its namespaces deleted) afterwards, pass or fail."""
+    """The chart installed by helm once for the module; uninstalled and its namespaces deleted after."""
     rbac = client.RbacAuthorizationV1Api(api)
     try:
         rbac.read_cluster_role("mapquake-controller")
@@ -170,19 +176,20 @@ def release(
     except ApiException as err:
         if err.status != 404:
             raise
-    create_namespace(api, namespaces.other, {"mapquake.io/allow-runs": "true"})
-    values_file = tmp_path / "release-values.yaml"
+    namespaces = fresh_namespaces()
+    values_file = tmp_path_factory.mktemp("release") / "values.yaml"
     values_file.write_text(yaml.safe_dump(values_for(namespaces)))
     helm = [str(helm_binary), "--kubeconfig", str(k8s_cluster.kubeconfig), "--namespace", namespaces.release]
     release_name = "mapquake"
-    installed = subprocess.run(
-        [*helm, "install", release_name, str(CHART_DIR), "--create-namespace", "-f", str(values_file)],
-        capture_output=True,
-        text=True,
-        timeout=HELM_TIMEOUT_S,
-        check=False,
-    )
     try:
+        create_namespace(api, namespaces.other, {"mapquake.io/allow-runs": "true"})
+        installed = subprocess.run(
+            [*helm, "install", release_name, str(CHART_DIR), "--create-namespace", "-f", str(values_file)],
+            capture_output=True,
+            text=True,
+            timeout=HELM_TIMEOUT_S,
+            check=False,
+        )
         assert installed.returncode == 0, installed.stderr
         yield Release(
             namespaces=namespaces,
@@ -200,6 +207,8 @@ def release(
             timeout=HELM_TIMEOUT_S,
             check=False,
         )
+        # The run namespace and the trend claim are kept by helm (resource-policy keep): delete them.
+        delete_namespaces(api, namespaces.all())
 
 
 def allowed(
@@ -350,7 +359,6 @@ def test_agent_token_survives_an_upgrade(api: client.ApiClient, release: Release
         check=False,
     )
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "REVISION: 2" in upgraded.stdout
     assert agent_token(api, release.namespaces.release) == before
 
 
