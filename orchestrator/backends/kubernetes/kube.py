@@ -36,8 +36,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "StatefulSet": ("/apis/apps/v1", "statefulsets"),
     "Job": ("/apis/batch/v1", "jobs"),
 }
-RUN_KINDS = ("Pod", "Job", "StatefulSet", "Service", "ConfigMap", "Secret")
-"""What a run creates, in the order a label sweep removes it."""
+RUN_KINDS = ("Pod", "Job", "StatefulSet", "Service", "ConfigMap")
+"""What a label sweep removes, in this order. Not the run's Secret: the controller may create
+Secrets but neither list nor delete them (the chart's RBAC); the garbage collector removes it
+with the run object that owns it."""
 
 
 def api_error(err: ApiException, doing: str) -> InfrastructureError:
