@@ -269,7 +269,8 @@ def test_release_namespace_role_reads_agent_pods_and_only_the_token_secret(
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["get"]},
     ]
-    volume = find(objects, "DaemonSet", "mapquake-agent")["spec"]["template"]["spec"]["volumes"][0]
+    volumes = find(objects, "DaemonSet", "mapquake-agent")["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == "token"]
     assert volume["secret"]["secretName"] == secret
     cronjob_env = env_of(next(c for c in containers(objects) if c["name"] == "controller"))
     assert cronjob_env["MAPQUAKE_AGENT_TOKEN_SECRET"] == secret
@@ -303,7 +304,10 @@ def test_agent_daemonset_is_privileged_on_the_host_namespaces(helm: Path, tmp_pa
     assert env["NODE_IP"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
     assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert agent["readinessProbe"]["tcpSocket"] == {"port": 7070}
-    assert agent["volumeMounts"] == [{"name": "token", "mountPath": "/etc/mapquake-agent", "readOnly": True}]
+    assert agent["volumeMounts"] == [
+        {"name": "token", "mountPath": "/etc/mapquake-agent", "readOnly": True},
+        {"name": "cgroup", "mountPath": "/sys/fs/cgroup"},  # pause freezes the pod's cgroup there
+    ]
     assert agent["resources"]["limits"]["memory"]
     selector = daemonset["spec"]["selector"]["matchLabels"]
     assert selector == {
