@@ -1,0 +1,163 @@
+"""`up` and `status`: start the whole cluster in order (or reuse a healthy one), and report on it.
+
+Start order: PKI, bridge (CoreDNS and the kubelet bind the node IP), etcd, kube-apiserver, RBAC
+for CoreDNS, controller-manager, scheduler, CoreDNS, the node's mount namespace, containerd,
+kubelet, then wait for the Node to be Ready. A failure part-way tears down what was started.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import config
+from kubernetes.client import ApiClient
+
+from cluster import controlplane, mountns, node, procs, teardown
+from cluster.binaries import binaries_dir, check_system_tools
+from cluster.certs import ADMIN, ensure_pki
+from cluster.kubeconfig import write_kubeconfig
+from cluster.layout import NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, Paths
+from cluster.readiness import wait_until
+from cluster.state import ClusterState
+from orchestrator.core.errors import InfrastructureError, UsageError
+
+NODE_READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    kubeconfig: Path
+    node_name: str
+    node_ip: str
+    pod_cidr: str
+    service_cidr: str
+    containerd_socket: Path
+    reused: bool
+    timings_s: dict[str, float]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "kubeconfig": str(self.kubeconfig),
+            "node_name": self.node_name,
+            "node_ip": self.node_ip,
+            "pod_cidr": self.pod_cidr,
+            "service_cidr": self.service_cidr,
+            "containerd_socket": str(self.containerd_socket),
+            "reused": self.reused,
+            "timings_s": {k: round(v, 2) for k, v in self.timings_s.items()},
+        }
+
+
+def api_client(kubeconfig: Path) -> ApiClient:
+    """A kubernetes ApiClient for ``kubeconfig`` (the admin one unless told otherwise)."""
+    return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call,no-any-return]
+
+
+def up(paths: Paths, *, replace_broken: bool = False) -> ClusterInfo:
+    """Bring the cluster up in ``paths`` (or reuse it if it is already up and healthy).
+
+    A broken or half-started cluster in ``paths`` is an error, or with ``replace_broken`` is
+    torn down first.
+    """
+    if os.geteuid() != 0:
+        raise UsageError("the test cluster needs root (bridges, cgroups, mount namespaces)", hint="run it as root")
+    state = ClusterState.load(paths.state_file)
+    if state.entries and healthy(paths, state):
+        return _info(paths, reused=True, timings={})
+    if state.entries and replace_broken:
+        teardown.down(paths)
+        state = ClusterState.load(paths.state_file)
+    if state.entries:
+        raise InfrastructureError(
+            f"a cluster in {paths.root} is partly up or broken",
+            hint=f"python -m cluster down --state-dir {paths.root}, then up again",
+        )
+    check_system_tools()
+    bin_dir = binaries_dir()
+    timings: dict[str, float] = {}
+    start = time.monotonic()
+    state.info["started_at"] = time.time()
+    state.record("dir", str(paths.root))
+    try:
+        _start_all(state, paths, bin_dir, timings)
+    except BaseException:
+        teardown.down(paths)
+        raise
+    timings["total"] = time.monotonic() - start
+    return _info(paths, reused=False, timings=timings)
+
+
+def _start_all(state: ClusterState, paths: Paths, bin_dir: Path, timings: dict[str, float]) -> None:
+    pki = ensure_pki(paths.pki)
+    admin_conf = write_kubeconfig(paths.admin_kubeconfig, controlplane.LOCAL_API, pki, ADMIN)
+    node.create_bridge(state)
+    timings["etcd"] = controlplane.start_etcd(state, paths, bin_dir)
+    timings["kube-apiserver"] = controlplane.start_apiserver(state, paths, pki, bin_dir)
+    api = api_client(admin_conf)
+    controlplane.grant_coredns(api)
+    # These three come up side by side with the node; their readiness is collected below.
+    waiters = {
+        "kube-controller-manager": controlplane.start_controller_manager(state, paths, pki, bin_dir),
+        "kube-scheduler": controlplane.start_scheduler(state, paths, pki, bin_dir),
+        "coredns": controlplane.start_coredns(state, paths, pki, bin_dir),
+    }
+    node.write_cni_conf(paths)
+    holder = mountns.start_holder(state, paths)
+    timings["containerd"] = node.start_containerd(state, paths, holder)
+    timings["kubelet"] = node.start_kubelet(state, paths, pki, bin_dir, holder)
+    for name, wait in waiters.items():
+        timings[name] = wait()
+    timings["node-ready"] = wait_until(
+        f"node {NODE_NAME} Ready",
+        lambda: node.node_ready(api),
+        NODE_READY_TIMEOUT_S,
+        died=lambda: _any_exited(state),
+    )
+
+
+def _any_exited(state: ClusterState) -> Exception | None:
+    for entry in state.of_kind("process"):
+        if (err := procs.exited_error(state, entry.name)) is not None:
+            return err
+    return None
+
+
+def healthy(paths: Paths, state: ClusterState | None = None) -> bool:
+    """Every recorded process runs and the Node is Ready."""
+    state = state or ClusterState.load(paths.state_file)
+    processes = state.of_kind("process")
+    if len(processes) < len(teardown.STOP_ORDER) or not all(procs.running(e) for e in processes):
+        return False
+    try:
+        return node.node_ready(api_client(paths.admin_kubeconfig))
+    except Exception:  # any client or config error means "not healthy", which is what we report
+        return False
+
+
+def status(paths: Paths) -> dict[str, Any]:
+    state = ClusterState.load(paths.state_file)
+    procs_state = {e.name: {"pid": e.pid, "running": procs.running(e)} for e in state.of_kind("process")}
+    return {
+        "state_dir": str(paths.root),
+        "exists": bool(state.entries),
+        "healthy": bool(state.entries) and healthy(paths, state),
+        "processes": procs_state,
+        **({"cluster": _info(paths, reused=True, timings={}).as_json()} if state.entries else {}),
+    }
+
+
+def _info(paths: Paths, *, reused: bool, timings: dict[str, float]) -> ClusterInfo:
+    return ClusterInfo(
+        kubeconfig=paths.admin_kubeconfig,
+        node_name=NODE_NAME,
+        node_ip=NODE_IP,
+        pod_cidr=POD_CIDR,
+        service_cidr=SERVICE_CIDR,
+        containerd_socket=paths.containerd_socket,
+        reused=reused,
+        timings_s=timings,
+    )
