@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 from cluster import lifecycle, node, teardown
-from cluster.handle import ClusterHandle
-from cluster.layout import DEFAULT_STATE_DIR, Paths
+from cluster.handle import ClusterHandle, has_image_builder
+from cluster.layout import DEFAULT_STATE_DIR, PAUSE_IMAGE, Paths
 from orchestrator.core.errors import MapquakeError
 
 
@@ -42,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             print(json.dumps(ClusterHandle(paths.root).up(replace_broken=False).as_json(), indent=2))
+            if not has_image_builder():
+                print(
+                    f"note: cluster.images is missing; load {PAUSE_IMAGE} (load-image TAR) before any pod",
+                    file=sys.stderr,
+                )
         elif args.command == "down":
             start = time.monotonic()
             removed = teardown.down(paths)

@@ -125,6 +125,8 @@ def start_controller_manager(state: ClusterState, paths: Paths, pki: Pki, bin_di
             "--use-service-account-credentials=true",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--cluster-name=mapquake",
+            # Created at start; the default is /usr/libexec/kubernetes/kubelet-plugins/volume/exec.
+            f"--flex-volume-plugin-dir={paths.root / 'kcm-flexvolume'}",
             "--profiling=false",
         ],
         paths.log("kube-controller-manager"),

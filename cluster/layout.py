@@ -39,8 +39,15 @@ CONTAINERD_RUN_DIR = Path("/run/containerd-mapquake")
 # Host dirs that containerd 1.6 and the kubelet write to with no option to move them. Inside the
 # cluster's private mount namespace each gets a tmpfs, so nothing they write reaches the host.
 # (/run/containerd: shim sockets; /run/netns: pod netns mounts; /var/lib/cni: libcni's result cache;
-# /var/log/containers: the kubelet's log symlinks.)
-PRIVATE_TMPFS_DIRS = (Path("/run/containerd"), Path("/run/netns"), Path("/var/lib/cni"), Path("/var/log/containers"))
+# /var/log/containers: the kubelet's log symlinks;
+# /var/lib/kubelet: the device-plugin socket dir, fixed whatever --root-dir says.)
+PRIVATE_TMPFS_DIRS = (
+    Path("/run/containerd"),
+    Path("/run/netns"),
+    Path("/var/lib/cni"),
+    Path("/var/log/containers"),
+    Path("/var/lib/kubelet"),
+)
 
 # Host-wide sysctls the kubelet sets at start (pkg/kubelet/cm setupKernelTunables) and the values it
 # wants. In the private mount namespace each /proc/sys file whose host value differs is covered by a
