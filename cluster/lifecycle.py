@@ -20,7 +20,7 @@ from cluster import controlplane, mountns, node, procs, teardown
 from cluster.binaries import binaries_dir, check_system_tools
 from cluster.certs import ADMIN, ensure_pki
 from cluster.kubeconfig import write_kubeconfig
-from cluster.layout import NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, Paths
+from cluster.layout import BRIDGE, NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, Paths
 from cluster.readiness import wait_until
 from cluster.state import ClusterState
 from orchestrator.core.errors import InfrastructureError, UsageError
@@ -76,7 +76,7 @@ def up(paths: Paths, *, replace_broken: bool = False) -> ClusterInfo:
             f"a cluster in {paths.root} is partly up or broken",
             hint=f"python -m cluster down --state-dir {paths.root}, then up again",
         )
-    check_system_tools()
+    _preflight(paths)
     bin_dir = binaries_dir()
     timings: dict[str, float] = {}
     start = time.monotonic()
@@ -89,6 +89,21 @@ def up(paths: Paths, *, replace_broken: bool = False) -> ClusterInfo:
         raise
     timings["total"] = time.monotonic() - start
     return _info(paths, reused=False, timings=timings)
+
+
+def _preflight(paths: Paths) -> None:
+    """Refuse before creating anything: a foreign state dir (down would delete it) or another cluster."""
+    check_system_tools()
+    if paths.root.exists() and any(paths.root.iterdir()):
+        raise UsageError(
+            f"state dir {paths.root} exists, is not empty and holds no cluster state",
+            hint="pick a new or empty directory with --state-dir (down deletes it)",
+        )
+    if node.link_exists(BRIDGE):
+        raise InfrastructureError(
+            f"interface {BRIDGE} exists: another cluster (other state dir) is up, or a crashed one left it",
+            hint=f"python -m cluster status --state-dir DIR / down --state-dir DIR, or: ip link del {BRIDGE}",
+        )
 
 
 def _start_all(state: ClusterState, paths: Paths, bin_dir: Path, timings: dict[str, float]) -> None:

@@ -58,12 +58,7 @@ def link_exists(name: str) -> bool:
 def create_bridge(state: ClusterState) -> None:
     """The pod bridge, carrying the node IP (this kernel has no dummy interfaces)."""
     if link_exists(BRIDGE):
-        if state.find("link", BRIDGE) is None:
-            raise InfrastructureError(
-                f"interface {BRIDGE} exists but this cluster's state does not know it",
-                hint=f"another cluster is up (python -m cluster status), or remove it: ip link del {BRIDGE}",
-            )
-        return
+        raise InfrastructureError(f"interface {BRIDGE} already exists", hint=f"ip link del {BRIDGE} if nothing uses it")
     state.record("link", BRIDGE)
     run(["ip", "link", "add", BRIDGE, "type", "bridge"])
     run(["ip", "addr", "add", f"{NODE_IP}/{PREFIX_LEN}", "dev", BRIDGE])

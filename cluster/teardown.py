@@ -40,21 +40,24 @@ STOP_ORDER = (
 
 
 def down(paths: Paths) -> list[str]:
-    """Remove everything of the cluster in ``paths``; returns what was still there (for the log)."""
+    """Remove everything of the cluster in ``paths``; returns what was still there (for the log).
+
+    Only what the state file records is touched: the pods, shims, cgroups and KUBE-* chains only if
+    this cluster's containerd or kubelet was (about to be) started, the bridge only if it made it.
+    Without a state file there is nothing to do.
+    """
     state = ClusterState.load(paths.state_file)
     removed: list[str] = []
     ns_id = state.info.get("mntns")
+    had_node = state.find("process", "containerd") is not None or state.find("process", "kubelet") is not None
     for name in STOP_ORDER:
         entry = state.find("process", name)
-        if entry is not None and procs.running(entry):
-            if name == "containerd":  # before containerd: the pods and their shims
-                removed += kill_pods()
-                removed += kill_shims(paths)
-            procs.stop(entry)
-            removed.append(f"process {name} ({entry.pid})")
-        elif name == "containerd":
+        if name == "containerd" and had_node:  # before containerd: the pods and their shims
             removed += kill_pods()
             removed += kill_shims(paths)
+        if entry is not None and procs.running(entry):
+            procs.stop(entry)
+            removed.append(f"process {name} ({entry.pid})")
         if name == mountns.HOLDER and isinstance(ns_id, str):
             removed += kill_namespace_members(ns_id)
     # Processes recorded under other names (none today) go too.
@@ -62,9 +65,11 @@ def down(paths: Paths) -> list[str]:
         if entry.name not in STOP_ORDER and procs.running(entry):
             procs.stop(entry)
             removed.append(f"process {entry.name} ({entry.pid})")
-    removed += remove_links()
-    removed += remove_kube_chains()
-    removed += remove_cgroups()
+    if state.find("link", BRIDGE) is not None:
+        removed += remove_links()
+    if had_node:
+        removed += remove_kube_chains()
+        removed += remove_cgroups()
     removed += remove_dirs(state, paths)
     return removed
 
@@ -183,7 +188,10 @@ def remove_cgroups(timeout_s: float = 10.0) -> list[str]:
 
 
 def remove_dirs(state: ClusterState, paths: Paths) -> list[str]:
-    removed = []
+    """The recorded directories, newest first (the state dir itself, recorded first, goes last)."""
+    removed: list[str] = []
+    if not state.entries:
+        return removed
     _unmount_under([paths.root, CONTAINERD_RUN_DIR])
     for entry in reversed(state.of_kind("dir")):
         path = Path(entry.name)
@@ -194,12 +202,6 @@ def remove_dirs(state: ClusterState, paths: Paths) -> list[str]:
         elif path.exists():
             shutil.rmtree(path, ignore_errors=True)
             removed.append(f"dir {path}")
-    if CONTAINERD_RUN_DIR.exists():
-        shutil.rmtree(CONTAINERD_RUN_DIR, ignore_errors=True)
-        removed.append(f"dir {CONTAINERD_RUN_DIR}")
-    if paths.root.exists():
-        shutil.rmtree(paths.root, ignore_errors=True)
-        removed.append(f"dir {paths.root}")
     return removed
 
 

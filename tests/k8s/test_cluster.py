@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import subprocess
+import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -22,10 +24,12 @@ from cluster.handle import ClusterHandle
 from cluster.layout import BRIDGE, CLUSTER_DOMAIN, NODE_IP, NODE_NAME, PAUSE_IMAGE, POD_CIDR
 from cluster.mountns import host_sysctls
 from cluster.readiness import wait_until
+from cluster.state import ClusterState
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 POD_NET = ipaddress.ip_network(POD_CIDR)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -146,10 +150,21 @@ def test_host_sysctls_are_unchanged(k8s_cluster: ClusterHandle, host_sysctls_bef
     assert now == host_sysctls_before
 
 
+def _cli(k8s_cluster: ClusterHandle, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "cluster", "--state-dir", str(k8s_cluster.paths.root), *args]
+    return subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_up_again_reuses_the_running_cluster(k8s_cluster: ClusterHandle) -> None:
+    out, err = _cli(k8s_cluster, "up").communicate(timeout=60)
+    assert json.loads(out)["reused"] is True, err
+
+
 def test_down_leaves_nothing_then_up_again(
     k8s_cluster: ClusterHandle, api: ApiClient, namespace: str, host_sysctls_before: dict[str, str]
 ) -> None:
-    """Runs last in this module: it takes the cluster down (with running pods) and brings it back."""
+    """Near the end of this module: takes the cluster down (with running pods) and brings it back."""
     assert CoreV1Api(api).list_namespaced_pod(namespace).items, "there should be pods to tear down"
     k8s_cluster.down()
     assert k8s_cluster.leftovers() == []
@@ -158,3 +173,25 @@ def test_down_leaves_nothing_then_up_again(
     assert not list(Path("/sys/fs/cgroup").glob("*/kubepods"))
     test_host_sysctls_are_unchanged(k8s_cluster, host_sysctls_before)
     k8s_cluster.up()  # later test modules share the session's cluster
+
+
+def test_down_from_another_process_after_up_was_killed_midway(k8s_cluster: ClusterHandle) -> None:
+    """`up` dies (SIGKILL) after the kubelet started, before the node is Ready; `down` in a new process cleans all."""
+    k8s_cluster.down()
+    up = _cli(k8s_cluster, "up")
+
+    def kubelet_started() -> bool:
+        entry = ClusterState.load(k8s_cluster.paths.state_file).find("process", "kubelet")
+        return entry is not None and entry.pid is not None
+
+    try:
+        wait_until("the kubelet to be started by `up`", kubelet_started, 60)
+    finally:
+        up.kill()
+        up.communicate()
+    down = _cli(k8s_cluster, "down")
+    out, err = down.communicate(timeout=60)
+    assert down.returncode == 0, err
+    assert "process kubelet" in " ".join(json.loads(out)["removed"])
+    assert k8s_cluster.leftovers() == []
+    k8s_cluster.up()
