@@ -22,23 +22,29 @@ from orchestrator.core.errors import MapquakeError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m cluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
+    # --state-dir is accepted before or after the subcommand (`up --state-dir D` and `--state-dir D up`).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
         "--state-dir",
         type=Path,
-        default=DEFAULT_STATE_DIR,
+        default=argparse.SUPPRESS,
         help=f"where the cluster keeps its files (default {DEFAULT_STATE_DIR})",
     )
+    parser = argparse.ArgumentParser(
+        prog="python -m cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[common],
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the cluster, or reuse it when already up")
-    sub.add_parser("down", help="stop and remove the cluster")
-    sub.add_parser("status", help="report on the cluster")
-    load = sub.add_parser("load-image", help="import docker-save tarballs into the node")
+    sub.add_parser("up", parents=[common], help="start the cluster, or reuse it when already up")
+    sub.add_parser("down", parents=[common], help="stop and remove the cluster")
+    sub.add_parser("status", parents=[common], help="report on the cluster")
+    load = sub.add_parser("load-image", parents=[common], help="import docker-save tarballs into the node")
     load.add_argument("tarballs", nargs="+", type=Path, metavar="TAR")
     args = parser.parse_args(argv)
-    paths = Paths(args.state_dir.absolute())
+    state_dir: Path = getattr(args, "state_dir", DEFAULT_STATE_DIR)
+    paths = Paths(state_dir.absolute())
     try:
         if args.command == "up":
             print(json.dumps(ClusterHandle(paths.root).up(replace_broken=False).as_json(), indent=2))

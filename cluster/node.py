@@ -151,6 +151,10 @@ def ctr(paths: Paths, *args: str) -> subprocess.CompletedProcess[str]:
 
 def load_images(paths: Paths, tarballs: list[Path]) -> None:
     """Import docker-save tarballs into the node's containerd (namespace k8s.io, used by the CRI)."""
+    if tarballs and not paths.containerd_socket.exists():
+        raise InfrastructureError(
+            f"the cluster is not up (no containerd socket {paths.containerd_socket})", hint="python -m cluster up"
+        )
     for tar in tarballs:
         if not tar.is_file():
             raise InfrastructureError(

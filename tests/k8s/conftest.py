@@ -1,7 +1,9 @@
 """The `k8s_cluster` fixture: one real single-node cluster (cluster/ package) for the whole session.
 
-It is started once (about 15-30 s with built binaries), torn down at the end of the session even
-when tests fail, and the tear-down is checked: anything left on the host fails the session.
+It is started once (about 5 s once the binaries are built; a cold build takes ~20 min), torn down
+at the end of the session even when tests fail, and the tear-down is checked: anything left on
+the host fails the session. Tests marked `cluster_down` take the cluster down and up again; they
+are moved after all other tests of the session.
 State dir: $MAPQUAKE_K8S_STATE_DIR or /var/lib/mapquake-cluster-test. A cluster already up in that
 state dir is reused and then left running.
 Needs root; without it every test using the fixture is skipped.
@@ -19,6 +21,17 @@ from cluster.handle import ClusterHandle
 from cluster.mountns import host_sysctls
 
 STATE_DIR = Path(os.environ.get("MAPQUAKE_K8S_STATE_DIR", "/var/lib/mapquake-cluster-test"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "cluster_down: takes the session's test cluster down and up again (runs after all other tests)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that take the cluster down go last, so no other test loses its namespaces or images."""
+    items.sort(key=lambda item: item.get_closest_marker("cluster_down") is not None)  # stable: order kept
 
 
 @pytest.fixture(scope="session")

@@ -161,20 +161,24 @@ def test_up_again_reuses_the_running_cluster(k8s_cluster: ClusterHandle) -> None
     assert json.loads(out)["reused"] is True, err
 
 
+@pytest.mark.cluster_down
 def test_down_leaves_nothing_then_up_again(
     k8s_cluster: ClusterHandle, api: ApiClient, namespace: str, host_sysctls_before: dict[str, str]
 ) -> None:
-    """Near the end of this module: takes the cluster down (with running pods) and brings it back."""
-    assert CoreV1Api(api).list_namespaced_pod(namespace).items, "there should be pods to tear down"
+    """Takes the cluster down with a pod running (so there are shims, veths, cgroups) and brings it back."""
+    core = CoreV1Api(api)
+    core.create_namespaced_pod(namespace, _pod("before-down", PAUSE_IMAGE))
+    _running_ip(core, namespace, "before-down")
     k8s_cluster.down()
     assert k8s_cluster.leftovers() == []
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
     assert not [link["ifname"] for link in links if link.get("master") == BRIDGE or link["ifname"] == BRIDGE]
     assert not list(Path("/sys/fs/cgroup").glob("*/kubepods"))
     test_host_sysctls_are_unchanged(k8s_cluster, host_sysctls_before)
-    k8s_cluster.up()  # later test modules share the session's cluster
+    k8s_cluster.up()  # the next cluster_down test, and the session's final tear-down, expect it up
 
 
+@pytest.mark.cluster_down
 def test_down_from_another_process_after_up_was_killed_midway(k8s_cluster: ClusterHandle) -> None:
     """`up` dies (SIGKILL) after the kubelet started, before the node is Ready; `down` in a new process cleans all."""
     k8s_cluster.down()
