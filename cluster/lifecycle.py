@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import config
 from kubernetes.client import ApiClient
 
-from cluster import controlplane, mountns, node, procs, teardown
+from cluster import controlplane, lock, mountns, node, procs, teardown
 from cluster.binaries import binaries_dir, check_system_tools
 from cluster.certs import ADMIN, ensure_pki
 from cluster.kubeconfig import write_kubeconfig
@@ -24,6 +24,7 @@ from cluster.layout import BRIDGE, NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, P
 from cluster.readiness import wait_until
 from cluster.state import ClusterState
 from orchestrator.core.errors import InfrastructureError, UsageError
+from orchestrator.core.processes import read_log_tail
 
 NODE_READY_TIMEOUT_S = 120.0
 
@@ -65,11 +66,16 @@ def up(paths: Paths, *, replace_broken: bool = False) -> ClusterInfo:
     """
     if os.geteuid() != 0:
         raise UsageError("the test cluster needs root (bridges, cgroups, mount namespaces)", hint="run it as root")
+    with lock.exclusive():
+        return _up_locked(paths, replace_broken)
+
+
+def _up_locked(paths: Paths, replace_broken: bool) -> ClusterInfo:
     state = ClusterState.load(paths.state_file)
     if state.entries and healthy(paths, state):
         return _info(paths, reused=True, timings={})
     if state.entries and replace_broken:
-        teardown.down(paths)
+        teardown.down_unlocked(paths)
         state = ClusterState.load(paths.state_file)
     if state.entries:
         raise InfrastructureError(
@@ -85,7 +91,7 @@ def up(paths: Paths, *, replace_broken: bool = False) -> ClusterInfo:
     try:
         _start_all(state, paths, bin_dir, timings)
     except BaseException:
-        teardown.down(paths)
+        teardown.down_unlocked(paths)
         raise
     timings["total"] = time.monotonic() - start
     return _info(paths, reused=False, timings=timings)
@@ -126,12 +132,17 @@ def _start_all(state: ClusterState, paths: Paths, bin_dir: Path, timings: dict[s
     timings["kubelet"] = node.start_kubelet(state, paths, pki, bin_dir, holder)
     for name, wait in waiters.items():
         timings[name] = wait()
-    timings["node-ready"] = wait_until(
-        f"node {NODE_NAME} Ready",
-        lambda: node.node_ready(api),
-        NODE_READY_TIMEOUT_S,
-        died=lambda: _any_exited(state),
-    )
+    try:
+        timings["node-ready"] = wait_until(
+            f"node {NODE_NAME} Ready",
+            lambda: node.node_ready(api),
+            NODE_READY_TIMEOUT_S,
+            died=lambda: _any_exited(state),
+        )
+    except InfrastructureError as exc:
+        # The state dir (and its logs) goes with the tear-down: keep what the kubelet said.
+        log = paths.log("kubelet")
+        raise InfrastructureError(f"{exc.message}; last lines of {log}:\n{read_log_tail(log, 25)}") from exc
 
 
 def _any_exited(state: ClusterState) -> Exception | None:

@@ -19,7 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cluster import mountns, procs
+from cluster import lock, mountns, procs
 from cluster.layout import BRIDGE, CONTAINERD_RUN_DIR, Paths
 from cluster.state import ClusterState
 
@@ -40,7 +40,13 @@ STOP_ORDER = (
 
 
 def down(paths: Paths) -> list[str]:
-    """Remove everything of the cluster in ``paths``; returns what was still there (for the log).
+    """Remove everything of the cluster in ``paths``; returns what was still there (for the log)."""
+    with lock.exclusive():
+        return down_unlocked(paths)
+
+
+def down_unlocked(paths: Paths) -> list[str]:
+    """``down`` for a caller that already holds the machine's cluster lock (``up`` cleaning after itself).
 
     Only what the state file records is touched: the pods, shims, cgroups and KUBE-* chains only if
     this cluster's containerd or kubelet was (about to be) started, the bridge only if it made it.
