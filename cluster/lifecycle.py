@@ -18,7 +18,7 @@ from kubernetes.client import ApiClient
 
 from cluster import controlplane, lock, mountns, node, procs, teardown
 from cluster.binaries import binaries_dir, check_system_tools
-from cluster.certs import ADMIN, ensure_pki
+from cluster.certs import ADMIN, Pki, ensure_pki
 from cluster.kubeconfig import write_kubeconfig
 from cluster.layout import BRIDGE, NODE_IP, NODE_NAME, POD_CIDR, SERVICE_CIDR, Paths
 from cluster.readiness import wait_until
@@ -118,8 +118,15 @@ def _start_all(state: ClusterState, paths: Paths, bin_dir: Path, timings: dict[s
     node.create_bridge(state)
     timings["etcd"] = controlplane.start_etcd(state, paths, bin_dir)
     timings["kube-apiserver"] = controlplane.start_apiserver(state, paths, pki, bin_dir)
-    api = api_client(admin_conf)
-    controlplane.grant_coredns(api)
+    with api_client(admin_conf) as api:
+        controlplane.grant_coredns(api)
+        _start_rest(state, paths, pki, bin_dir, timings, api)
+
+
+def _start_rest(
+    state: ClusterState, paths: Paths, pki: Pki, bin_dir: Path, timings: dict[str, float], api: ApiClient
+) -> None:
+    """Everything after the API answers: controller-manager, scheduler, CoreDNS, then the node."""
     # These three come up side by side with the node; their readiness is collected below.
     waiters = {
         "kube-controller-manager": controlplane.start_controller_manager(state, paths, pki, bin_dir),
@@ -159,7 +166,8 @@ def healthy(paths: Paths, state: ClusterState | None = None) -> bool:
     if len(processes) < len(teardown.STOP_ORDER) or not all(procs.running(e) for e in processes):
         return False
     try:
-        return node.node_ready(api_client(paths.admin_kubeconfig))
+        with api_client(paths.admin_kubeconfig) as api:
+            return node.node_ready(api)
     except Exception:  # any client or config error means "not healthy", which is what we report
         return False
 
