@@ -21,6 +21,8 @@ APT_PACKAGES := gcc iproute2 nftables prometheus chromium mmdebstrap
 # builds it from ../mapprobe) and the example service. lint and test-go cover all of them.
 GO_MODULES := go_targets mapprobe examples/inventory
 GO_SOURCES := $(shell find go_targets mapprobe -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
+# The single-node test cluster's node (python -m cluster, tests/k8s): container runtime and CNI plugins.
+APT_PACKAGES += containerd runc containernetworking-plugins
 
 .PHONY: help setup system python tools toolchains build proto proto-check lint test test-python test-go demo smoke clean cluster-binaries
 

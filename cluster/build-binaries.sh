@@ -100,8 +100,10 @@ import (
 )
 GO
 	go mod tidy -e >&2 || true
-	go get k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet >&2
+	# Pinned: a bare `go get PKG` means @upgrade and would move k8s.io/kubernetes to the newest
+	# release, whose packages the v0.34 staging modules do not have.
+	go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" \
+		"k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" "k8s.io/kubernetes/cmd/kubelet@$K8S_VERSION" >&2
 	minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
 	ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
 		-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
