@@ -116,7 +116,7 @@ def mapquake_run(
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
-    return {r["name"]: r["verdict"] for r in report.get("results", [])}
+    return {c["name"]: c["verdict"] for c in report.get("checks", [])}
 
 
 def run_objects(k8s_cluster: Any, namespace: str) -> list[str]:
@@ -144,7 +144,7 @@ def test_quickstart_passes_on_kubernetes_as_it_does_locally(
     done, report = mapquake_run(k8s_cluster, k8s_images, run_namespace, "quickstart.yaml", tmp_path=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert verdicts(report) == {"heap-matches-model": "pass", "p99-write-latency": "pass", "no-crash": "pass"}
-    assert report["backend"] == "kubernetes" if "backend" in report else True
+    assert report["plan"]["backend"] == "kubernetes"
     assert run_objects(k8s_cluster, run_namespace) == []  # teardown removed the whole run
 
 
