@@ -22,6 +22,11 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
+from orchestrator.backends.base import ClusterAccess
+from orchestrator.backends.kubernetes.agents import AGENT_SELECTOR
+from orchestrator.backends.kubernetes.kube import Kube
+from orchestrator.backends.kubernetes.pods import is_ready
 from tests.k8s.test_chart import CHART_DIR, find_helm
 
 pytestmark = pytest.mark.integration
@@ -89,10 +94,16 @@ def chaos_agents(k8s_cluster: Any, k8s_images: Images) -> Iterator[str]:
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
     install = [
         str(helm), "upgrade", "--install", "mapquake", str(CHART_DIR), "-n", namespace, "--create-namespace",
-        "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+        "--set", "image.registry=", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
         "--set", "apiServerOverride.host=198.19.0.1", "--wait", "--timeout", "180s",
     ]  # fmt: skip
     subprocess.run(install, env=env, check=True, capture_output=True, text=True, timeout=240)
+    # helm's --wait does not wait for a DaemonSet's pods here: watch for the agent to be Ready.
+    kube = Kube.connect(ClusterAccess(kubeconfig=k8s_cluster.kubeconfig))
+    kube.wait_for(
+        "Pod", namespace, AGENT_SELECTOR, lambda pods: len(pods) == 1 and is_ready(pods[0]), timeout_s=120,
+        what="the chaos agent pod",
+    )  # fmt: skip
     try:
         yield namespace
     finally:
