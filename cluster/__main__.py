@@ -18,7 +18,7 @@ from pathlib import Path
 from cluster import lifecycle, node, teardown
 from cluster.handle import ClusterHandle, has_image_builder
 from cluster.layout import DEFAULT_STATE_DIR, PAUSE_IMAGE, Paths
-from orchestrator.core.errors import MapquakeError
+from orchestrator.core.errors import EXIT_INFRASTRUCTURE, MapquakeError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     except MapquakeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a path we cannot write or read: name it, no traceback
+        print(f"error: {exc}\n  hint: check --state-dir ({paths.root}) and run as root", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
     return 0
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from kubernetes import config
 from kubernetes.client import ApiClient
 
-from cluster import controlplane, lock, mountns, node, procs, teardown
+from cluster import controlplane, lock, mountns, node, procs, teardown, users
 from cluster.binaries import binaries_dir, check_system_tools
 from cluster.certs import ADMIN, Pki, ensure_pki
 from cluster.kubeconfig import write_kubeconfig
@@ -58,16 +58,19 @@ def api_client(kubeconfig: Path) -> ApiClient:
     return config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call,no-any-return]
 
 
-def up(paths: Paths, *, replace_broken: bool = False) -> ClusterInfo:
+def up(paths: Paths, *, replace_broken: bool = False, session_user: bool = False) -> ClusterInfo:
     """Bring the cluster up in ``paths`` (or reuse it if it is already up and healthy).
 
     A broken or half-started cluster in ``paths`` is an error, or with ``replace_broken`` is
-    torn down first.
+    torn down first. ``session_user``: list this process as a user (see cluster.users).
     """
     if os.geteuid() != 0:
         raise UsageError("the test cluster needs root (bridges, cgroups, mount namespaces)", hint="run it as root")
     with lock.exclusive():
-        return _up_locked(paths, replace_broken)
+        info = _up_locked(paths, replace_broken)
+        if session_user:
+            users.register(ClusterState.load(paths.state_file), started_here=not info.reused)
+        return info
 
 
 def _up_locked(paths: Paths, replace_broken: bool) -> ClusterInfo:

@@ -224,9 +224,12 @@ def _unmount_under(roots: list[Path]) -> None:
 
 
 def _kubepods_roots() -> list[Path]:
+    """kubepods in each cgroup v1 hierarchy (/sys/fs/cgroup/<controller>/kubepods) or, on a cgroup v2
+    host, /sys/fs/cgroup/kubepods."""
     if not CGROUP_ROOT.is_dir():
         return []
-    return [h / KUBEPODS for h in sorted(CGROUP_ROOT.iterdir()) if (h / KUBEPODS).is_dir()]
+    hierarchies = [CGROUP_ROOT, *sorted(h for h in CGROUP_ROOT.iterdir() if h.is_dir() and h.name != KUBEPODS)]
+    return [h / KUBEPODS for h in hierarchies if (h / KUBEPODS).is_dir()]
 
 
 def _kubepods_files(name: str) -> list[Path]:

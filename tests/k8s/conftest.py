@@ -3,9 +3,10 @@
 It is started once (about 5 s once the binaries are built; a cold build takes ~20 min), torn down
 at the end of the session even when tests fail, and the tear-down is checked: anything left on
 the host fails the session. Tests marked `cluster_down` take the cluster down and up again; they
-are moved after all other tests of the session.
-State dir: $MAPQUAKE_K8S_STATE_DIR or /var/lib/mapquake-cluster-test. A cluster already up in that
-state dir is reused and then left running.
+are moved after all other tests of the session and use `k8s_cluster_exclusive`.
+State dir: $MAPQUAKE_K8S_STATE_DIR or /var/lib/mapquake-cluster-test. A healthy cluster already
+up there is reused; sessions sharing it are counted, and the last one out takes it down (unless
+`python -m cluster up` started it: then it stays up).
 Needs root; without it every test using the fixture is skipped.
 """
 
@@ -46,17 +47,30 @@ def host_sysctls_before() -> dict[str, str]:
 def k8s_cluster(host_sysctls_before: dict[str, str]) -> Iterator[ClusterHandle]:
     if os.geteuid() != 0:
         pytest.skip("the test cluster needs root (bridge, cgroups, mount namespace); run pytest as root")
-    handle = ClusterHandle(STATE_DIR)
-    try:
-        info = handle.up()
-    except BaseException:
-        handle.down()  # up cleans after itself; this is for an interrupt between the steps
-        raise
+    # shared: another session (another worktree's test run) may use the same cluster at the same
+    # time; the last one to leave takes it down.
+    handle = ClusterHandle(STATE_DIR, shared=True)
+    handle.up()
     try:
         yield handle
     finally:
-        if not info.reused:
-            handle.down()
+        handle.release()
+        if not handle.paths.state_file.exists():  # this session took it down: check that it is all gone
             left = handle.leftovers()
             if left:
                 pytest.fail(f"cluster tear-down left: {left}")
+
+
+@pytest.fixture
+def k8s_cluster_exclusive(k8s_cluster: ClusterHandle) -> ClusterHandle:
+    """The session's cluster, for a test that takes it down and up again (mark it `cluster_down`).
+
+    Skips when that would hurt someone else: another live test session uses the cluster, or it was
+    started outside the tests (`python -m cluster up`).
+    """
+    others = k8s_cluster.other_users()
+    if others:
+        pytest.skip(f"the cluster is shared with other live test sessions (pids {others})")
+    if not k8s_cluster.started_by_session():
+        pytest.skip("the cluster was started by `python -m cluster up`, not by a test session")
+    return k8s_cluster

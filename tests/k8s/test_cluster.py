@@ -163,29 +163,29 @@ def test_up_again_reuses_the_running_cluster(k8s_cluster: ClusterHandle) -> None
 
 @pytest.mark.cluster_down
 def test_down_leaves_nothing_then_up_again(
-    k8s_cluster: ClusterHandle, api: ApiClient, namespace: str, host_sysctls_before: dict[str, str]
+    k8s_cluster_exclusive: ClusterHandle, api: ApiClient, namespace: str, host_sysctls_before: dict[str, str]
 ) -> None:
     """Takes the cluster down with a pod running (so there are shims, veths, cgroups) and brings it back."""
     core = CoreV1Api(api)
     core.create_namespaced_pod(namespace, _pod("before-down", PAUSE_IMAGE))
     _running_ip(core, namespace, "before-down")
-    k8s_cluster.down()
-    assert k8s_cluster.leftovers() == []
+    k8s_cluster_exclusive.down()
+    assert k8s_cluster_exclusive.leftovers() == []
     links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True).stdout)
     assert not [link["ifname"] for link in links if link.get("master") == BRIDGE or link["ifname"] == BRIDGE]
     assert not list(Path("/sys/fs/cgroup").glob("*/kubepods"))
-    test_host_sysctls_are_unchanged(k8s_cluster, host_sysctls_before)
-    k8s_cluster.up()  # the next cluster_down test, and the session's final tear-down, expect it up
+    test_host_sysctls_are_unchanged(k8s_cluster_exclusive, host_sysctls_before)
+    k8s_cluster_exclusive.up()  # the next cluster_down test, and the session's final tear-down, expect it up
 
 
 @pytest.mark.cluster_down
-def test_down_from_another_process_after_up_was_killed_midway(k8s_cluster: ClusterHandle) -> None:
+def test_down_from_another_process_after_up_was_killed_midway(k8s_cluster_exclusive: ClusterHandle) -> None:
     """`up` dies (SIGKILL) after the kubelet started, before the node is Ready; `down` in a new process cleans all."""
-    k8s_cluster.down()
-    up = _cli(k8s_cluster, "up")
+    k8s_cluster_exclusive.down()
+    up = _cli(k8s_cluster_exclusive, "up")
 
     def kubelet_started() -> bool:
-        entry = ClusterState.load(k8s_cluster.paths.state_file).find("process", "kubelet")
+        entry = ClusterState.load(k8s_cluster_exclusive.paths.state_file).find("process", "kubelet")
         return entry is not None and entry.pid is not None
 
     try:
@@ -193,9 +193,9 @@ def test_down_from_another_process_after_up_was_killed_midway(k8s_cluster: Clust
     finally:
         up.kill()
         up.communicate()
-    down = _cli(k8s_cluster, "down")
+    down = _cli(k8s_cluster_exclusive, "down")
     out, err = down.communicate(timeout=60)
     assert down.returncode == 0, err
     assert "process kubelet" in " ".join(json.loads(out)["removed"])
-    assert k8s_cluster.leftovers() == []
-    k8s_cluster.up()
+    assert k8s_cluster_exclusive.leftovers() == []
+    k8s_cluster_exclusive.up()

@@ -7,6 +7,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -80,3 +81,15 @@ def test_down_without_state_touches_nothing(tmp_path: Path) -> None:
     (tmp_path / "keep").write_text("not the cluster's")
     assert teardown.down(Paths(tmp_path)) == []
     assert (tmp_path / "keep").exists()
+
+
+def test_kubepods_cgroups_are_found_on_cgroup_v1_and_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(teardown, "CGROUP_ROOT", tmp_path)
+    for hierarchy in ("cpu", "memory", "unified"):
+        (tmp_path / hierarchy).mkdir()
+    (tmp_path / "cpu" / "kubepods" / "besteffort").mkdir(parents=True)
+    (tmp_path / "memory" / "kubepods").mkdir()
+    assert teardown._kubepods_roots() == [tmp_path / "cpu" / "kubepods", tmp_path / "memory" / "kubepods"]
+    (tmp_path / "kubepods").mkdir()  # cgroup v2: kubepods right under the root
+    assert teardown._kubepods_roots()[0] == tmp_path / "kubepods"
+    assert len(teardown._kubepods_roots()) == 3
