@@ -45,11 +45,12 @@ from orchestrator.backends.kubernetes import manifests as m
 from orchestrator.backends.kubernetes.kube import RUN_KINDS, Kube
 from orchestrator.backends.kubernetes.pods import container_exit, is_ready, pod_ip
 from orchestrator.backends.locustargs import master_args, user_env, worker_args
+from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.processes import fatal_message
 from orchestrator.core.safety import AddressAllowList
 from orchestrator.prometheus.client import PrometheusClient
-from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget, render_config
+from orchestrator.prometheus.config import render_config
 from orchestrator.scenario.spec import KubernetesSpec, Scenario, ServiceSpec, TargetSpec
 from orchestrator.scenario.userparts import expand
 from orchestrator.targets.admin import TargetAdminClient
@@ -287,26 +288,8 @@ class KubernetesBackend:
 
     def start_prometheus(self, scenario: Scenario, replicas: list[ReplicaEndpoint]) -> PrometheusClient:
         assert self.owner is not None, "deploy_targets first"
-        jobs = [
-            ScrapeJob(
-                name="targets",
-                targets=[
-                    ScrapeTarget(
-                        r.http_addr,
-                        {"target": r.target, "replica": str(r.replica)},
-                        metrics_path=service.metrics_path if (service := self._services.get(r.target)) else None,
-                    )
-                    for r in replicas
-                ],
-            ),
-            ScrapeJob(
-                name="load",
-                targets=[
-                    ScrapeTarget(f"{self.names.worker_host(i)}:{m.WORKER_METRICS_PORT}", {"worker": str(i)})
-                    for i in range(scenario.load.workers)
-                ],
-            ),
-        ]
+        workers = [f"{self.names.worker_host(i)}:{m.WORKER_METRICS_PORT}" for i in range(scenario.load.workers)]
+        jobs = run_scrape_jobs(replicas, self._services, workers)
         text = render_config(jobs, allowed=self.allowed_addresses(), scrape_interval=f"{scenario.scrape_interval_s:g}s")
         images = self._images()
         self.kube.apply(m.prometheus_config(self.names, self.owner, text))

@@ -38,13 +38,13 @@ from orchestrator.backends.local.locust import LocustCluster, LocustResult, locu
 from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
 from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
+from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger, ResourceKind, list_runs, process_start_time
 from orchestrator.core.processes import fatal_message, start_process, stop_process
 from orchestrator.core.safety import LOCAL_RUN, AddressAllowList
 from orchestrator.model.toolchains import find as find_toolchain
 from orchestrator.prometheus.client import PrometheusClient
-from orchestrator.prometheus.config import ScrapeJob, ScrapeTarget
 from orchestrator.scenario.spec import Scenario, ServiceSpec, TargetSpec
 from orchestrator.scenario.userparts import expand
 from orchestrator.targets.admin import TargetAdminClient
@@ -300,26 +300,8 @@ class LocalBackend:
         assert self.network is not None, "deploy_targets first"
         node = self.network.add_node("prometheus")
         self._load_node = self.network.add_node("load")
-        jobs = [
-            ScrapeJob(
-                name="targets",
-                targets=[
-                    ScrapeTarget(
-                        r.http_addr,
-                        {"target": r.target, "replica": str(r.replica)},
-                        metrics_path=service.metrics_path if (service := self._services.get(r.target)) else None,
-                    )
-                    for r in replicas
-                ],
-            ),
-            ScrapeJob(
-                name="load",
-                targets=[
-                    ScrapeTarget(f"{self._load_node.address}:{WORKER_METRICS_PORT + i}", {"worker": str(i)})
-                    for i in range(scenario.load.workers)
-                ],
-            ),
-        ]
+        workers = [f"{self._load_node.address}:{WORKER_METRICS_PORT + i}" for i in range(scenario.load.workers)]
+        jobs = run_scrape_jobs(replicas, self._services, workers)
         interval = f"{scenario.scrape_interval_s:g}s"
         self.prometheus = PrometheusServer(
             ledger=self.ledger,
