@@ -83,7 +83,3 @@ class ClusterState:
 
     def of_kind(self, kind: str) -> list[Entry]:
         return [e for e in self.entries if e.kind == kind]
-
-    def forget(self, entry: Entry) -> None:
-        self.entries.remove(entry)
-        self.save()
