@@ -94,7 +94,8 @@ def chaos_agents(k8s_cluster: Any, k8s_images: Images) -> Iterator[str]:
     env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
     install = [
         str(helm), "upgrade", "--install", "mapquake", str(CHART_DIR), "-n", namespace, "--create-namespace",
-        "--set", "image.registry=", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}", "--set", "image.pullPolicy=Never",
+        "--set", "image.registry=", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+        "--set", "image.pullPolicy=Never",
         "--set", "apiServerOverride.host=198.19.0.1", "--wait", "--timeout", "180s",
     ]  # fmt: skip
     subprocess.run(install, env=env, check=True, capture_output=True, text=True, timeout=240)
