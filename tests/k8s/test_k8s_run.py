@@ -263,3 +263,16 @@ def test_sigkill_of_the_controller_mid_partition_heals_within_the_lease_and_clea
     cleanup = subprocess.run(cleanup_argv, cwd=REPO, capture_output=True, text=True, timeout=GONE_TIMEOUT_S + 60)
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert run_objects(k8s_cluster, run_namespace) == []
+
+
+def test_an_image_the_node_cannot_get_is_named_and_the_run_leaves_nothing(
+    k8s_cluster: Any, k8s_images: Images, run_namespace: str, tmp_path: Path
+) -> None:
+    missing = Images(maptarget="mapquake.local/maptarget:no-such-tag", mapquake=k8s_images.mapquake)
+    started = time.monotonic()
+    done, report = mapquake_run(k8s_cluster, missing, run_namespace, "quickstart.yaml", tmp_path=tmp_path)
+    assert done.returncode == 3, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "mapquake.local/maptarget:no-such-tag" in done.stdout + done.stderr
+    assert time.monotonic() - started < 120  # named as soon as the kubelet says so, not at a timeout
+    assert report["verdict"] == "inconclusive"
+    assert run_objects(k8s_cluster, run_namespace) == []
