@@ -459,6 +459,12 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                         description="image references (default: mapquake/maptarget:<version>, "
                         "mapquake/mapquake:<version>)",
                     ),
+                    "reach": _enum(
+                        ("auto", "pod-network", "port-forward"),
+                        "auto",
+                        "how the controller reaches the pods' admin, Prometheus and agent ports: their IPs, or "
+                        "port-forwards through the API server (auto: the IPs if they answer)",
+                    ),
                     "pull_policy": _enum(
                         ("IfNotPresent", "Always", "Never"), "IfNotPresent", "the pods' imagePullPolicy"
                     ),

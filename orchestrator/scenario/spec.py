@@ -86,6 +86,8 @@ class KubernetesSpec:
     mapquake_image: str | None = None
     """None: mapquake/mapquake:<mapquake's version>."""
     pull_policy: str = "IfNotPresent"
+    reach: str = "auto"
+    """auto | pod-network | port-forward: how the controller dials pods (backends/kubernetes/reach.py)."""
 
 
 @dataclass(frozen=True)
@@ -518,6 +520,7 @@ def _kubernetes(raw: Mapping[str, Any]) -> KubernetesSpec:
         maptarget_image=images.get("maptarget"),
         mapquake_image=images.get("mapquake"),
         pull_policy=raw.get("pull_policy", "IfNotPresent"),
+        reach=raw.get("reach", "auto"),
     )
 
 

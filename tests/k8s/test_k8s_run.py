@@ -160,6 +160,19 @@ def test_quickstart_passes_on_kubernetes_as_it_does_locally(
     assert run_objects(k8s_cluster, run_namespace) == []  # teardown removed the whole run
 
 
+def test_a_controller_off_the_pod_network_reaches_pods_through_port_forwards(
+    k8s_cluster: Any, k8s_images: Images, run_namespace: str, tmp_path: Path
+) -> None:
+    """reach: port-forward is what a laptop gets (auto picks it when pod IPs do not answer): the heap
+    samples, Prometheus's API and the agents all go through the API server."""
+    scenario = tmp_path / "quickstart-port-forward.yaml"
+    scenario.write_text((REPO / "scenarios" / "quickstart.yaml").read_text() + "kubernetes: {reach: port-forward}\n")
+    done, report = mapquake_run(k8s_cluster, k8s_images, run_namespace, str(scenario), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(report) == {"heap-matches-model": "pass", "p99-write-latency": "pass", "no-crash": "pass"}
+    assert run_objects(k8s_cluster, run_namespace) == []
+
+
 def test_a_namespace_that_has_not_opted_in_is_refused_before_anything_is_created(
     k8s_cluster: Any, k8s_images: Images, tmp_path: Path
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 from orchestrator.backends.kubernetes.kube import Kube
 from orchestrator.backends.kubernetes.pods import is_ready
@@ -14,14 +15,23 @@ TOKEN_SECRET = "mapquake-agent-token"
 TOKEN_KEY = "token"
 
 
-def find_agents(kube: Kube, namespace: str, *, secret: str = TOKEN_SECRET) -> tuple[dict[str, str], str]:
-    """Node name -> "host ip:port" of every ready agent, and the token they require."""
+@dataclass(frozen=True)
+class Agent:
+    """One node's agent: its pod (for a port-forward) and its host IP (it listens on the host network)."""
+
+    node: str
+    pod: str
+    host_ip: str
+
+
+def find_agents(kube: Kube, namespace: str, *, secret: str = TOKEN_SECRET) -> tuple[list[Agent], str]:
+    """Every ready agent, and the token they require."""
     pods = kube.list_objects("Pod", namespace, AGENT_SELECTOR)
-    agents = {
-        pod["spec"]["nodeName"]: f"{pod['status']['hostIP']}:{AGENT_PORT}"
+    agents = [
+        Agent(pod["spec"]["nodeName"], pod["metadata"]["name"], pod["status"]["hostIP"])
         for pod in pods
         if is_ready(pod) and pod.get("spec", {}).get("nodeName") and (pod.get("status") or {}).get("hostIP")
-    }
+    ]
     if not agents:
         raise InfrastructureError(
             f"no ready chaos agent in namespace '{namespace}' (pods labelled {AGENT_SELECTOR})",

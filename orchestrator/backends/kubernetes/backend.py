@@ -42,8 +42,10 @@ from orchestrator.backends.base import (
     TargetAdmin,
 )
 from orchestrator.backends.kubernetes import manifests as m
+from orchestrator.backends.kubernetes.agents import AGENT_PORT, TOKEN_SECRET, Agent, find_agents
 from orchestrator.backends.kubernetes.kube import RUN_KINDS, Kube
 from orchestrator.backends.kubernetes.pods import container_exit, is_ready, pod_ip
+from orchestrator.backends.kubernetes.reach import PodNetwork, PodReach, PortForwards, reaches
 from orchestrator.backends.locustargs import master_args, user_env, worker_args
 from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
@@ -114,6 +116,7 @@ class KubernetesBackend:
         self._heartbeat: threading.Thread | None = None
         self._reported: dict[str, int] = {}
         self.nemesis: FaultInjector | None = None
+        self._reach: PodReach | None = None
 
     @property
     def kube(self) -> Kube:
@@ -275,14 +278,16 @@ class KubernetesBackend:
 
     def target_admin(self, replica: ReplicaEndpoint) -> TargetAdmin:
         """The replica's admin endpoint by its pod's current IP (a killed replica comes back elsewhere)."""
-        pod = self.kube.get("Pod", self.names.namespace, replica.node.rsplit("/", 1)[-1])
+        name = replica.node.rsplit("/", 1)[-1]
+        pod = self.kube.get("Pod", self.names.namespace, name)
         ip = pod_ip(pod) if pod else None
         if ip is None:
             raise InfrastructureError(f"replica {replica.target}:{replica.replica} has no pod IP right now")
+        http = self._address(self.names.namespace, name, ip, m.HTTP_PORT)
         service = self._services.get(replica.target)
         if service is not None:
-            return ServiceAdmin(service, f"{ip}:{m.HTTP_PORT}")
-        return TargetAdminClient(f"{ip}:{m.HTTP_PORT}", f"{ip}:{m.GRPC_PORT}", self.admin_token)
+            return ServiceAdmin(service, http)
+        return TargetAdminClient(http, self._address(self.names.namespace, name, ip, m.GRPC_PORT), self.admin_token)
 
     # --- Prometheus ---------------------------------------------------------------------
 
@@ -305,7 +310,8 @@ class KubernetesBackend:
             what="the run's Prometheus pod",
             failed=_failed_pods,
         )
-        return PrometheusClient(f"http://{pod_ip(pods[0])}:{m.PROMETHEUS_PORT}")
+        address = self._address(self.names.namespace, self.names.prometheus, pod_ip(pods[0]), m.PROMETHEUS_PORT)
+        return PrometheusClient(f"http://{address}")
 
     # --- load ---------------------------------------------------------------------------
 
@@ -455,19 +461,34 @@ class KubernetesBackend:
 
     # --- faults -------------------------------------------------------------------------
 
-    def _agents(self) -> tuple[dict[str, str], str]:
-        """The chart's chaos agents (node name -> ip:port) and their token; raises naming what is missing."""
-        from orchestrator.backends.kubernetes.agents import TOKEN_SECRET, find_agents
+    @property
+    def agent_namespace(self) -> str:
+        return os.environ.get(AGENT_NAMESPACE_ENV) or self.settings.agent_namespace
 
-        namespace = os.environ.get(AGENT_NAMESPACE_ENV) or self.settings.agent_namespace
-        return find_agents(self.kube, namespace, secret=os.environ.get(AGENT_SECRET_ENV) or TOKEN_SECRET)
+    def _agents(self) -> tuple[list[Agent], str]:
+        """The chart's chaos agents and their token; raises naming what is missing."""
+        return find_agents(self.kube, self.agent_namespace, secret=os.environ.get(AGENT_SECRET_ENV) or TOKEN_SECRET)
 
     def start_faults(self) -> FaultInjector:
         from chaos.nemesis import Nemesis
 
         agents, token = self._agents()
-        self.nemesis = Nemesis.connect(agents, token, self.run_id)
+        addresses = {a.node: self._address(self.agent_namespace, a.pod, a.host_ip, AGENT_PORT) for a in agents}
+        self.nemesis = Nemesis.connect(addresses, token, self.run_id)
         return self.nemesis
+
+    def _address(self, namespace: str, pod: str, ip: str | None, port: int) -> str:
+        """Where the controller dials ``port`` of ``pod``: its IP, or a local port-forward (``reach``)."""
+        if self._reach is None:
+            self._reach = self._choose_reach(ip, port)
+            log.info("reaching pods through the %s", self._reach.name)
+        return self._reach.address(namespace, pod, ip, port)
+
+    def _choose_reach(self, ip: str | None, port: int) -> PodReach:
+        mode = self.settings.reach
+        if mode == "pod-network" or (mode == "auto" and ip and reaches(ip, port)):
+            return PodNetwork()
+        return PortForwards(self.kube.api)
 
     def topology(self) -> RunTopology:
         """Every pod of the run: its netns (pod/<ns>/<name>), IP, role and the node it runs on."""
@@ -559,6 +580,8 @@ class KubernetesBackend:
             problems += self.nemesis.close()
             self.nemesis = None
         self._heartbeat_stop.set()
+        if self._reach is not None:
+            self._reach.close()
         if self._kube is None or self.owner is None:
             return problems
         problems += remove_run(self.kube, self.names)
