@@ -185,6 +185,23 @@ def _build_maptarget(repo: Path, work: Path) -> tuple[list[Layer], ImageConfig]:
     return [layer], ImageConfig(entrypoint=["/maptarget"], env=[f"PATH={DEFAULT_PATH}"])
 
 
+def _inventory_inputs(repo: Path) -> Inputs:
+    """The example service (examples/inventory): a user's own service, as its image would hold it."""
+    go = require_tool("go", "Go 1.26 must be on PATH (https://go.dev/doc/install)")
+    go_version = run([go, "env", "GOVERSION"], cwd=repo / "examples" / "inventory", env=_go_env()).strip()
+    files = tree_files(repo, "examples/inventory", _go_source) + tree_files(repo, "mapprobe", _go_source)
+    return Inputs(files=(*_BUILDER_FILES, *files), facts=(go_version, "CGO_ENABLED=0 -trimpath -s -w"))
+
+
+def _build_inventory(repo: Path, work: Path) -> tuple[list[Layer], ImageConfig]:
+    binary = work / "inventory"
+    cmd = ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary), "."]
+    run(cmd, cwd=repo / "examples" / "inventory", env=_go_env())
+    entries = [Entry("inventory", binary.read_bytes(), 0o755), Entry("tmp", None, 0o1777)]
+    layer = layer_from_entries(entries, work / "layer.tar")
+    return [layer], ImageConfig(entrypoint=["/inventory"], env=[f"PATH={DEFAULT_PATH}"])
+
+
 def _mapquake_inputs(repo: Path) -> Inputs:
     try:
         facts = (rootfs.mmdebstrap_version(), *rootfs.PACKAGES, rootfs.SUITE)
@@ -219,6 +236,9 @@ RECIPES: dict[str, Recipe] = {
         ref=lambda tag: f"{REGISTRY}/maptarget:{tag}", inputs=_maptarget_inputs, build=_build_maptarget
     ),
     "mapquake": Recipe(ref=lambda tag: f"{REGISTRY}/mapquake:{tag}", inputs=_mapquake_inputs, build=_build_mapquake),
+    "inventory": Recipe(
+        ref=lambda tag: f"{REGISTRY}/inventory:{tag}", inputs=_inventory_inputs, build=_build_inventory
+    ),
 }
 IMAGE_NAMES = tuple(RECIPES)
 

@@ -289,3 +289,25 @@ def test_an_image_the_node_cannot_get_is_named_and_the_run_leaves_nothing(
     assert time.monotonic() - started < 120  # named as soon as the kubelet says so, not at a timeout
     assert report["verdict"] == "inconclusive"
     assert run_objects(k8s_cluster, run_namespace) == []
+
+
+def test_your_own_service_runs_from_its_image_with_per_replica_peers(
+    k8s_cluster: Any, k8s_images: Images, chaos_agents: str, run_namespace: str, tmp_path: Path
+) -> None:
+    """examples/inventory as a user ships it: an image, its own locustfile, {peers} per replica (one
+    StatefulSet each), an isolate-one partition through the agent, and its mapprobe map's heap check."""
+    from cluster import images
+
+    inventory = images.build_one("inventory", images.DEFAULT_OUT)
+    k8s_cluster.load_images([inventory.tar])
+    example = REPO / "examples" / "inventory"
+    text = (example / "scenario.yaml").read_text()
+    text = text.replace("    build: .", f"    build: {example}\n    image: {inventory.ref}", 1)
+    text = text.replace("locustfile: locustfile.py", f"locustfile: {example / 'locustfile.py'}", 1)
+    assert inventory.ref in text and str(example / "locustfile.py") in text
+    scenario = tmp_path / "inventory.yaml"
+    scenario.write_text(text)
+    done, report = mapquake_run(k8s_cluster, k8s_images, run_namespace, str(scenario), tmp_path=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert verdicts(report) == {"heap-follows-items": "pass", "p99-under-100ms": "pass", "no-crash": "pass"}
+    assert run_objects(k8s_cluster, run_namespace) == []

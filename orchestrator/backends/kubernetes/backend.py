@@ -131,7 +131,7 @@ class KubernetesBackend:
         self.settings = scenario.kubernetes
         if self.access.namespace:
             self.settings = replace(self.settings, namespace=self.access.namespace)
-        self.names = m.RunNames(self.run_id, self.settings.namespace)
+        self.names = m.RunNames(self.run_id, self.settings.namespace, split_targets(scenario))
 
     def preflight(self, scenario: Scenario) -> None:
         """Scenario limits first (exit 2), then the cluster: API reachable, namespace opted in, agent there."""
@@ -199,7 +199,8 @@ class KubernetesBackend:
         images = self._images()
         for target in scenario.targets:
             self.kube.apply(m.target_service(self.names, self.owner, target))
-            self.kube.apply(self._statefulset(target, images))
+            for statefulset in self._statefulsets(target, images):
+                self.kube.apply(statefulset)
         self._services = {t.name: t.service for t in scenario.targets if t.service is not None}
         expected = sum(t.replicas for t in scenario.targets)
         self.kube.wait_for(
@@ -253,28 +254,43 @@ class KubernetesBackend:
             images["mapquake"] = self.settings.mapquake_image
         return images
 
-    def _statefulset(self, target: TargetSpec, images: Mapping[str, str]) -> dict[str, Any]:
+    def _statefulsets(self, target: TargetSpec, images: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The target's StatefulSet; for a split service (per-replica args) one per replica."""
         assert self.owner is not None
         pull = self.settings.pull_policy
         if target.service is None:
-            return m.target_statefulset(
-                self.names, self.owner, target, image=images["maptarget"], pull_policy=pull,
-                args=m.store_args(target, self.names), env={}, ready_path="/healthz", ready_port=m.HTTP_PORT,
-            )  # fmt: skip
+            return [
+                m.target_statefulset(
+                    self.names, self.owner, target, image=images["maptarget"], pull_policy=pull,
+                    args=m.store_args(target, self.names), env={}, ready_path="/healthz", ready_port=m.HTTP_PORT,
+                )
+            ]  # fmt: skip
         service = target.service
         assert service.image is not None  # scenario_errors refused it otherwise
-        values = {
-            "http_addr": f"0.0.0.0:{m.HTTP_PORT}",
-            "grpc_addr": f"0.0.0.0:{m.GRPC_PORT}",
-            "name": target.name,
-        }
-        args = [expand(a, values) for a in service.args]
-        env = {k: expand(v, values) for k, v in service.env.items()}
         ready_port = m.GRPC_PORT if service.ready.tcp == "grpc" else m.HTTP_PORT
-        return m.target_statefulset(
-            self.names, self.owner, target, image=service.image, pull_policy=pull, args=args, env=env,
-            ready_path=service.ready.http, ready_port=ready_port,
-        )  # fmt: skip
+        replicas: list[int | None] = list(range(target.replicas)) if target.name in self.names.split else [None]
+        objects = []
+        for replica in replicas:
+            values = self._placeholders(target, replica)
+            objects.append(
+                m.target_statefulset(
+                    self.names, self.owner, target, image=service.image, pull_policy=pull,
+                    args=[expand(a, values) for a in service.args],
+                    env={k: expand(v, values) for k, v in service.env.items()},
+                    ready_path=service.ready.http, ready_port=ready_port, replica=replica,
+                )
+            )  # fmt: skip
+        return objects
+
+    def _placeholders(self, target: TargetSpec, replica: int | None) -> dict[str, str]:
+        """A service's placeholders on Kubernetes: listen on every address, peers by stable names."""
+        values = {"http_addr": f"0.0.0.0:{m.HTTP_PORT}", "grpc_addr": f"0.0.0.0:{m.GRPC_PORT}", "name": target.name}
+        if replica is not None:
+            others = [self.names.replica_host(target.name, i) for i in range(target.replicas) if i != replica]
+            values["replica"] = str(replica)
+            values["peers"] = ",".join(f"{host}:{m.HTTP_PORT}" for host in others)
+            values["grpc_peers"] = ",".join(f"{host}:{m.GRPC_PORT}" for host in others)
+        return values
 
     def target_admin(self, replica: ReplicaEndpoint) -> TargetAdmin:
         """The replica's admin endpoint by its pod's current IP (a killed replica comes back elsewhere)."""
@@ -532,7 +548,7 @@ class KubernetesBackend:
         out_dir.mkdir(parents=True, exist_ok=True)
         for pod in self._run_pods():
             name = pod["metadata"]["name"]
-            component = _component_name(pod, self.names)
+            component = _component_name(pod)
             if component in found:
                 continue
             path = out_dir / f"{component.replace(':', '-')}.log"
@@ -554,18 +570,16 @@ class KubernetesBackend:
             if died is None:
                 continue
             count, code = died
-            name = _component_name(pod, self.names)
+            name = _component_name(pod)
             if self._reported.get(name, 0) >= count:
                 continue
             self._reported[name] = count
             restarted = _restarts(pod) > 0
             text = self.kube.pod_log(self.names.namespace, pod["metadata"]["name"], previous=restarted, tail=200)
             if component == "target":
-                replica = int(pod["metadata"]["name"].rsplit("-", 1)[-1])
+                target = labels.get(m.TARGET_LABEL)
                 exits.append(
-                    ComponentExit(
-                        ComponentKind.TARGET, name, code, fatal_message(text), labels.get(m.TARGET_LABEL), replica
-                    )
+                    ComponentExit(ComponentKind.TARGET, name, code, fatal_message(text), target, _replica_of(pod))
                 )
             else:
                 exits.append(ComponentExit(ComponentKind.PROMETHEUS, name, code, fatal_message(text)))
@@ -623,26 +637,34 @@ def scenario_errors(scenario: Scenario) -> list[str]:
                 f"target '{target.name}': go {target.go}: the maptarget image is built with Go {IMAGE_GO}; "
                 "run this target with backend: local"
             )
-        if target.service is not None:
-            if target.service.image is None:
-                errors.append(f"target '{target.name}': give image: (a container image of your service)")
-            used = [
-                p for p in PER_POD_PLACEHOLDERS for a in (*target.service.args, *target.service.env.values()) if p in a
-            ]
-            if used:
-                errors.append(
-                    f"target '{target.name}': {', '.join(sorted(set(used)))} differ per replica, but a StatefulSet's "
-                    "replicas share one template; read the pod name (POD_NAME) and derive them in the service"
-                )
+        if target.service is not None and target.service.image is None:
+            errors.append(f"target '{target.name}': give image: (a container image of your service)")
     return errors
 
 
-def _component_name(pod: dict[str, Any], names: m.RunNames) -> str:
+def split_targets(scenario: Scenario) -> frozenset[str]:
+    """Services whose args or env differ per replica: each replica gets its own StatefulSet (pure)."""
+    split = set()
+    for target in scenario.targets:
+        if target.service is not None:
+            texts = (*target.service.args, *target.service.env.values())
+            if any(p in text for p in PER_POD_PLACEHOLDERS for text in texts):
+                split.add(target.name)
+    return frozenset(split)
+
+
+def _replica_of(pod: dict[str, Any]) -> int:
+    """A target pod's replica index: our label on a split target's pods, else the StatefulSet's pod index."""
     labels = pod["metadata"]["labels"]
-    name: str = pod["metadata"]["name"]
+    index = labels.get(m.REPLICA_LABEL, labels.get(m.POD_INDEX_LABEL, ""))
+    return int(index) if str(index).isdigit() else -1
+
+
+def _component_name(pod: dict[str, Any]) -> str:
+    labels = pod["metadata"]["labels"]
     component = labels.get(m.COMPONENT_LABEL)
     if component == "target":
-        return f"target:{labels.get(m.TARGET_LABEL)}:{name.rsplit('-', 1)[-1]}"
+        return f"target:{labels.get(m.TARGET_LABEL)}:{_replica_of(pod)}"
     if component == "prometheus":
         return "prometheus"
     if labels.get(m.ROLE_LABEL) == "master":

@@ -29,6 +29,9 @@ from orchestrator.scenario.spec import Resources, Scenario, TargetSpec
 RUN_LABEL = "mapquake.io/run"
 TARGET_LABEL = "mapquake.io/target"
 ROLE_LABEL = "mapquake.io/role"
+REPLICA_LABEL = "mapquake.io/replica"
+"""On a split target's pods; other replicas carry the StatefulSet controller's pod-index label."""
+POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mapquake"
@@ -54,10 +57,15 @@ def default_images() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RunNames:
-    """Every object name of run ``run_id`` in ``namespace`` (names are DNS labels, ≤ 63 characters)."""
+    """Every object name of run ``run_id`` in ``namespace`` (names are DNS labels, ≤ 63 characters).
+
+    A target in ``split`` runs one StatefulSet per replica (pods ``<target>-<i>-0``): its args
+    differ per replica ({peers}, {replica}), which one shared pod template cannot say.
+    """
 
     run_id: str
     namespace: str
+    split: frozenset[str] = frozenset()
 
     @property
     def run_object(self) -> str:
@@ -74,7 +82,13 @@ class RunNames:
     def target(self, target: str) -> str:
         return f"{self.prefix}-{target}"
 
+    def statefulset(self, target: str, replica: int | None = None) -> str:
+        """The target's StatefulSet, or (split) replica ``replica``'s own."""
+        return self.target(target) if replica is None else f"{self.target(target)}-{replica}"
+
     def replica_pod(self, target: str, replica: int) -> str:
+        if target in self.split:
+            return f"{self.statefulset(target, replica)}-0"
         return f"{self.target(target)}-{replica}"
 
     def replica_host(self, target: str, replica: int) -> str:
@@ -248,9 +262,13 @@ def target_statefulset(
     env: Mapping[str, str],
     ready_path: str | None,
     ready_port: int,
+    replica: int | None = None,
 ) -> dict[str, Any]:
-    """The replicas of ``target``: one pod each, stable names, the run's admin token in the environment."""
+    """The replicas of ``target`` (or, split, replica ``replica`` alone): one pod each, stable names
+    under the target's headless Service, the run's admin token in the environment."""
     labels = {TARGET_LABEL: target.name}
+    if replica is not None:
+        labels[REPLICA_LABEL] = str(replica)
     container: dict[str, Any] = {
         "name": "target",
         "image": image,
@@ -282,10 +300,10 @@ def target_statefulset(
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": _meta(names.target(target.name), names, "target", owner, **labels),
+        "metadata": _meta(names.statefulset(target.name, replica), names, "target", owner, **labels),
         "spec": {
             "serviceName": names.target(target.name),
-            "replicas": target.replicas,
+            "replicas": target.replicas if replica is None else 1,
             "podManagementPolicy": "Parallel",  # replicas start together, like the local backend's
             "selector": {"matchLabels": {RUN_LABEL: names.run_id, **labels}},
             "template": {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from orchestrator.backends.kubernetes import manifests as m
-from orchestrator.backends.kubernetes.backend import scenario_errors
+from orchestrator.backends.kubernetes.backend import KubernetesBackend, scenario_errors, split_targets
 from orchestrator.backends.kubernetes.pods import container_exit, is_ready, pod_ip
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import Scenario
@@ -132,8 +134,28 @@ def test_what_kubernetes_cannot_run_is_named_with_the_way_out() -> None:
     no_image = scenario(text=BASE.replace(store, "{name: svc, command: [/bin/true]}"))
     assert scenario_errors(no_image) == ["target 'svc': give image: (a container image of your service)"]
     per_pod = scenario(text=BASE.replace(store, "{name: svc, image: r/svc:1, args: ['--peers={peers}']}"))
-    (error,) = scenario_errors(per_pod)
-    assert "{peers}" in error and "POD_NAME" in error
+    assert scenario_errors(per_pod) == []
+
+
+def test_a_service_whose_args_differ_per_replica_gets_one_statefulset_per_replica() -> None:
+    store = "{name: ring, store: ringbuffer, replicas: 3, replicate: {queue: bounded}}"
+    service = (
+        "{name: svc, image: r/svc:1, replicas: 3, args: ['--peers={peers}', '--id={replica}', '--http={http_addr}']}"
+    )
+    s = scenario(text=BASE.replace(store, service))
+    assert split_targets(s) == {"svc"} and split_targets(scenario()) == frozenset()
+    backend = KubernetesBackend(run_id="0a1b2c3d", run_dir=Path("/nonexistent"))
+    backend.configure(replace(s, kubernetes=replace(s.kubernetes, namespace="runs")))
+    backend.owner = OWNER
+    objects = backend._statefulsets(s.targets[0], m.default_images())
+    assert [o["metadata"]["name"] for o in objects] == [f"mq-0a1b2c3d-svc-{i}" for i in range(3)]
+    one = objects[1]
+    assert one["spec"]["replicas"] == 1 and one["spec"]["serviceName"] == "mq-0a1b2c3d-svc"
+    assert one["spec"]["template"]["metadata"]["labels"][m.REPLICA_LABEL] == "1"
+    args = one["spec"]["template"]["spec"]["containers"][0]["args"]
+    peers = [f"mq-0a1b2c3d-svc-{i}-0.mq-0a1b2c3d-svc.runs.svc.cluster.local:8080" for i in (0, 2)]
+    assert args == [f"--peers={','.join(peers)}", "--id=1", "--http=0.0.0.0:8080"]
+    assert backend.names.replica_pod("svc", 2) == "mq-0a1b2c3d-svc-2-0"
 
 
 def test_pod_state_readers() -> None:
