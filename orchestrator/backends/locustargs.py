@@ -6,9 +6,13 @@ pods run ``python -m workloads`` (the same locustfile, wherever the image instal
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from workloads.plan import WorkloadPlan
+
+LOCUSTFILE_IMPORT_TIMEOUT_S = 60.0
 
 TARGETS_ENV = "MAPQUAKE_TARGETS"
 """For a user's locustfile: every replica as http://host:port, in routing order, comma-separated."""
@@ -60,3 +64,30 @@ def user_env(plan: WorkloadPlan) -> dict[str, str]:
         TARGETS_ENV: ",".join(f"http://{t}" for t in plan.targets),
         GRPC_TARGETS_ENV: str(plan.extra.get("grpc_targets", "")),
     }
+
+
+def locustfile_import_error(path: str, python: str = sys.executable) -> str | None:
+    """Import a user's locustfile the way a worker will (in a subprocess: Locust monkey-patches on
+    import); None if it imports, else the last lines of what went wrong."""
+    code = (
+        "import sys, importlib.util\n"
+        "sys.path.insert(0, sys.argv[2])\n"
+        "spec = importlib.util.spec_from_file_location('mapquake_user_locustfile', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+    )
+    try:
+        result = subprocess.run(
+            [python, "-c", code, path, str(Path(path).parent)],
+            capture_output=True,
+            text=True,
+            timeout=LOCUSTFILE_IMPORT_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        return f"importing it took over {LOCUSTFILE_IMPORT_TIMEOUT_S:.0f}s (does it run load at import time?)"
+    if result.returncode == 0:
+        return None
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-4:]) or f"the import exited with code {result.returncode}"

@@ -34,10 +34,11 @@ from orchestrator.backends.base import (
     TargetAdmin,
 )
 from orchestrator.backends.local import network
-from orchestrator.backends.local.locust import LocustCluster, LocustResult, locustfile_import_error
+from orchestrator.backends.local.locust import LocustCluster, LocustResult
 from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
 from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
+from orchestrator.backends.locustargs import locustfile_import_error
 from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger, ResourceKind, list_runs, process_start_time
