@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from orchestrator.core.errors import UsageError
 from workloads.plan import WorkloadPlan
 
 LOCUSTFILE_IMPORT_TIMEOUT_S = 60.0
@@ -91,3 +92,16 @@ def locustfile_import_error(path: str, python: str = sys.executable) -> str | No
         return None
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
     return "\n".join(lines[-4:]) or f"the import exited with code {result.returncode}"
+
+
+def require_importable_locustfile(path: str | None, where: str) -> None:
+    """UsageError (exit 2, before anything starts) if the user's locustfile does not import.
+    ``where`` says where its workers import it, for the hint."""
+    if path is None:
+        return
+    failure = locustfile_import_error(path)
+    if failure is not None:
+        raise UsageError(
+            f"the locustfile {path} does not import:\n{failure}",
+            hint=f"run it with `locust -f` to see the whole error; {where}",
+        )

@@ -46,7 +46,7 @@ from orchestrator.backends.kubernetes.agents import AGENT_PORT, TOKEN_SECRET, Ag
 from orchestrator.backends.kubernetes.kube import RUN_KINDS, Kube
 from orchestrator.backends.kubernetes.pods import container_exit, is_ready, pod_ip
 from orchestrator.backends.kubernetes.reach import PodNetwork, PodReach, PortForwards, reaches
-from orchestrator.backends.locustargs import locustfile_import_error, master_args, user_env, worker_args
+from orchestrator.backends.locustargs import master_args, require_importable_locustfile, user_env, worker_args
 from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.processes import fatal_message
@@ -139,13 +139,7 @@ class KubernetesBackend:
         errors = scenario_errors(scenario)
         if errors:
             raise UsageError("this scenario cannot run on Kubernetes:\n  " + "\n  ".join(errors))
-        if scenario.load.locustfile is not None:
-            failure = locustfile_import_error(scenario.load.locustfile)
-            if failure is not None:
-                raise UsageError(
-                    f"the locustfile {scenario.load.locustfile} does not import:\n{failure}",
-                    hint="run it with `locust -f` to see the whole error; the workers import it in the mapquake image",
-                )
+        require_importable_locustfile(scenario.load.locustfile, "the workers import it in the mapquake image")
         namespace = self.settings.namespace
         labels = self.kube.namespace_labels(namespace)
         if labels is None:

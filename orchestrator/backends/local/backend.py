@@ -38,7 +38,7 @@ from orchestrator.backends.local.locust import LocustCluster, LocustResult
 from orchestrator.backends.local.network import LocalNetwork, Node
 from orchestrator.backends.local.prometheus import PROMETHEUS_BINARY, PrometheusServer
 from orchestrator.backends.local.topology import planned_topology, replica_node, topology_from_network
-from orchestrator.backends.locustargs import locustfile_import_error
+from orchestrator.backends.locustargs import require_importable_locustfile
 from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.ledger import Ledger, ResourceKind, list_runs, process_start_time
@@ -155,13 +155,7 @@ class LocalBackend:
         except InfrastructureError as err:
             problems.append(err.message)
             hints.append(err.hint or "")
-        if scenario.load.locustfile is not None:
-            failure = locustfile_import_error(scenario.load.locustfile)
-            if failure is not None:
-                raise UsageError(
-                    f"the locustfile {scenario.load.locustfile} does not import:\n{failure}",
-                    hint="run it with `locust -f` to see the whole error; its imports must be installed here",
-                )
+        require_importable_locustfile(scenario.load.locustfile, "its imports must be installed here")
         if problems:
             raise InfrastructureError(
                 "the local backend cannot run here:\n  " + "\n  ".join(problems),
