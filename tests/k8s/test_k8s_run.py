@@ -311,3 +311,35 @@ def test_your_own_service_runs_from_its_image_with_per_replica_peers(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert verdicts(report) == {"heap-follows-items": "pass", "p99-under-100ms": "pass", "no-crash": "pass"}
     assert run_objects(k8s_cluster, run_namespace) == []
+
+
+def test_sigterm_mid_load_tears_the_run_down_and_still_writes_the_report(
+    k8s_cluster: Any, k8s_images: Images, run_namespace: str, tmp_path: Path
+) -> None:
+    """CI cancelling a job: SIGTERM while the load runs gives exit 4 (interrupted), a report, and an
+    empty namespace (the Locust Jobs, targets and Prometheus all go)."""
+    report_dir = tmp_path / "report"
+    argv = [
+        sys.executable, "-m", "orchestrator.cli", "run", str(REPO / "scenarios" / "quickstart.yaml"),
+        "--backend", "kubernetes", "--kubeconfig", str(k8s_cluster.kubeconfig), "--namespace", run_namespace,
+        "--image", f"maptarget={k8s_images.maptarget}", "--image", f"mapquake={k8s_images.mapquake}",
+        "--report-dir", str(report_dir), "--no-progress",
+    ]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        kube = Kube.connect(ClusterAccess(kubeconfig=k8s_cluster.kubeconfig))
+        kube.wait_for(
+            "Pod", run_namespace, "mapquake.io/role=worker",
+            lambda pods: any((p.get("status") or {}).get("phase") == "Running" for p in pods),
+            timeout_s=RUN_TIMEOUT_S, what="a running Locust worker",
+        )  # fmt: skip
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=GONE_TIMEOUT_S + 60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 4, output[-3000:]
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["verdict"] == "inconclusive" and "SIGTERM" in report["reason"]
+    assert run_objects(k8s_cluster, run_namespace) == []

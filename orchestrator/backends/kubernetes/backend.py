@@ -350,7 +350,6 @@ class KubernetesBackend:
             data[f"worker-{i}.json"] = json.dumps(worker.to_dict(), sort_keys=True)
         images = self._images()
         deadline = int(master.startup_s + master.load_s + master.cap_s + 60)
-        common = {"image": images["mapquake"], "pull_policy": self.settings.pull_policy, "env": user_env(master)}
         self.kube.apply(m.load_config(self.names, self.owner, data))
         self.kube.apply(
             m.headless_service(
@@ -364,12 +363,22 @@ class KubernetesBackend:
                 {"metrics": m.WORKER_METRICS_PORT},
             )
         )  # fmt: skip
+        image, pull, env = images["mapquake"], self.settings.pull_policy, user_env(master)
         margs = master_args(master, workers=workers, bind_host="0.0.0.0", port=m.LOCUST_MASTER_PORT)
-        self.kube.apply(m.locust_master_job(self.names, self.owner, args=margs, deadline_s=deadline, **common))  # type: ignore[arg-type]
+        master_job = self.kube.apply(
+            m.locust_master_job(
+                self.names, self.owner, image=image, pull_policy=pull, args=margs, env=env, deadline_s=deadline
+            )
+        )
+        # The workers belong to the master: the load is one Job tree, gone with its master.
+        master_owner = m.Owner(master_job["metadata"]["name"], master_job["metadata"]["uid"], "Job", "batch/v1")
         wargs = worker_args(master, master_host=self.names.master_host, port=m.LOCUST_MASTER_PORT)
         self.kube.apply(
-            m.locust_workers_job(self.names, self.owner, workers=workers, args=wargs, deadline_s=deadline, **common)  # type: ignore[arg-type]
-        )
+            m.locust_workers_job(
+                self.names, master_owner, workers=workers, image=image, pull_policy=pull, args=wargs, env=env,
+                deadline_s=deadline,
+            )
+        )  # fmt: skip
         master_pod = self._wait_master_running()
         self._follow_master(master_pod, timeout_s=deadline)
         started = time.monotonic() + LOAD_READY_S + master.startup_s

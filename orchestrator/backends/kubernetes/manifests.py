@@ -141,15 +141,18 @@ def run_selector(run_id: str, **extra: str) -> str:
 
 @dataclass(frozen=True)
 class Owner:
-    """The run object, as its children's ownerReference names it (its uid comes from the API server)."""
+    """An owner as its children's ownerReference names it (its uid comes from the API server): the
+    run object, or the Locust master Job for the workers' Job."""
 
     name: str
     uid: str
+    kind: str = "ConfigMap"
+    api_version: str = "v1"
 
     def reference(self) -> dict[str, Any]:
         return {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
+            "apiVersion": self.api_version,
+            "kind": self.kind,
             "name": self.name,
             "uid": self.uid,
             "blockOwnerDeletion": True,
@@ -410,7 +413,8 @@ def locust_workers_job(
     env: Mapping[str, str],
     deadline_s: int,
 ) -> dict[str, Any]:
-    """The workers as one indexed Job: pod i is worker i, named <job>-<i> under the workers' Service."""
+    """The workers as one indexed Job owned by the master's Job (``owner``): pod i is worker i, named
+    <job>-<i> under the workers' Service; deleting the master deletes them."""
     labels = {ROLE_LABEL: "worker"}
     spec = _load_pod_spec(
         names,

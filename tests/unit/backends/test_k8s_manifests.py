@@ -106,9 +106,12 @@ def test_a_bad_quantity_is_a_scenario_error() -> None:
 
 
 def test_workers_are_an_indexed_job_under_their_service_and_read_their_own_plan() -> None:
+    master = m.Owner(NAMES.master_job, "uid-2", "Job", "batch/v1")
     job = m.locust_workers_job(
-        NAMES, OWNER, workers=2, image="i", pull_policy="Never", args=["--worker"], env={}, deadline_s=9
+        NAMES, master, workers=2, image="i", pull_policy="Never", args=["--worker"], env={}, deadline_s=9
     )
+    (owner,) = job["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["apiVersion"], owner["name"]) == ("Job", "batch/v1", NAMES.master_job)
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 2
     assert spec["activeDeadlineSeconds"] == 9 and spec["backoffLimit"] == 0
