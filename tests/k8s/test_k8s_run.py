@@ -8,9 +8,11 @@ what the same scenario gives locally (tests/integration/test_shipped_scenarios.p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -343,3 +345,79 @@ def test_sigterm_mid_load_tears_the_run_down_and_still_writes_the_report(
     report = json.loads((report_dir / "report.json").read_text())
     assert report["verdict"] == "inconclusive" and "SIGTERM" in report["reason"]
     assert run_objects(k8s_cluster, run_namespace) == []
+
+
+def test_the_nightly_cronjob_runs_a_scenario_in_the_cluster_with_the_charts_rbac(
+    k8s_cluster: Any, k8s_images: Images, chaos_agents: str, run_namespace: str, tmp_path: Path
+) -> None:
+    """The controller as the chart's CronJob runs it: in a pod, as mapquake-controller (the chart's RBAC,
+    nothing more), uid 65532 on a read-only root, the trend store on the chart's claim."""
+    helm = find_helm()
+    assert helm is not None
+    api = k8s_cluster.api()
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    store = Path(f"/tmp/mq-nightly-{secrets.token_hex(3)}")
+    store.mkdir()
+    store.chmod(0o777)  # a hostPath volume takes no fsGroup: the controller runs as uid 65532
+    storage_class = f"mq-nightly-{secrets.token_hex(3)}"
+    volume = client.V1PersistentVolume(
+        metadata=client.V1ObjectMeta(name=storage_class),
+        spec=client.V1PersistentVolumeSpec(
+            capacity={"storage": "2Gi"}, access_modes=["ReadWriteOnce"], storage_class_name=storage_class,
+            host_path=client.V1HostPathVolumeSource(path=str(store), type="Directory"),
+            persistent_volume_reclaim_policy="Retain",
+        ),
+    )  # fmt: skip
+    core.create_persistent_volume(volume)
+    maptarget_repository, maptarget_tag = k8s_images.maptarget.rsplit(":", 1)
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    enable = [
+        str(helm), "upgrade", "mapquake", str(CHART_DIR), "-n", chaos_agents, "--reuse-values",
+        "--set", "nightly.enabled=true", "--set", "nightly.suspend=true",
+        "--set", f"nightly.runNamespace={run_namespace}", "--set", f"runNamespaces={{{run_namespace}}}",
+        "--set", f"nightly.persistence.storageClassName={storage_class}",
+        "--set", "nightly.persistence.keepOnUninstall=false",
+        "--set", f"image.maptargetRepository={maptarget_repository}", "--set", f"image.maptargetTag={maptarget_tag}",
+        "--set-file", f"nightly.scenarios.quickstart={REPO / 'scenarios' / 'quickstart.yaml'}",
+    ]  # fmt: skip
+    disable = [
+        str(helm), "upgrade", "mapquake", str(CHART_DIR), "-n", chaos_agents, "--reuse-values",
+        "--set", "nightly.enabled=false", "--set", "runNamespaces={}",
+    ]  # fmt: skip
+    job_name = "mapquake-nightly-now"
+    try:
+        subprocess.run(enable, env=env, check=True, capture_output=True, text=True, timeout=180)
+        cronjob = batch.read_namespaced_cron_job("mapquake-nightly", chaos_agents)
+        labels = cronjob.spec.job_template.metadata.labels
+        job = client.V1Job(
+            metadata=client.V1ObjectMeta(name=job_name, labels=labels), spec=cronjob.spec.job_template.spec
+        )
+        batch.create_namespaced_job(chaos_agents, job)  # what `kubectl create job --from=cronjob/...` does
+        kube = Kube.connect(ClusterAccess(kubeconfig=k8s_cluster.kubeconfig))
+        finished = kube.wait_for(
+            "Job", chaos_agents, "app.kubernetes.io/component=controller",
+            lambda jobs: any(j["metadata"]["name"] == job_name and _finished(j) for j in jobs),
+            timeout_s=RUN_TIMEOUT_S, what="the nightly Job",
+        )  # fmt: skip
+        pods = core.list_namespaced_pod(chaos_agents, label_selector=f"job-name={job_name}").items
+        log_text = core.read_namespaced_pod_log(pods[0].metadata.name, chaos_agents) if pods else "(no pod)"
+        (done,) = [j for j in finished if j["metadata"]["name"] == job_name]
+        assert (done.get("status") or {}).get("succeeded") == 1, log_text[:6000]
+        assert "quickstart: PASS" in log_text, log_text[-4000:]
+        (report,) = list(store.glob("runs/quickstart-*/report.json"))
+        assert json.loads(report.read_text())["verdict"] == "pass"
+        assert (store / "trends.sqlite").exists() and list(store.glob("reports/trend-*"))
+        assert run_objects(k8s_cluster, run_namespace) == []
+    finally:
+        with contextlib.suppress(client.ApiException):
+            batch.delete_namespaced_job(job_name, chaos_agents, propagation_policy="Background")
+        subprocess.run(disable, env=env, capture_output=True, text=True, timeout=180)
+        with contextlib.suppress(client.ApiException):
+            core.delete_persistent_volume(storage_class)
+        shutil.rmtree(store, ignore_errors=True)
+        api.close()
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    conditions = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)

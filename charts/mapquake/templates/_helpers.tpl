@@ -45,9 +45,9 @@ helm.sh/chart: {{ include "mapquake.chart" . }}
 {{- end -}}
 
 {{/* imagePullSecrets of a pod spec, when any are configured. */}}
-{{/* The maptarget image: same registry and tag as the mapquake image. */}}
+{{/* The maptarget image: same registry as the mapquake image, and its tag unless maptargetTag is set. */}}
 {{- define "mapquake.maptargetImage" -}}
-{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- $tag := .Values.image.maptargetTag | default .Values.image.tag | default .Chart.AppVersion -}}
 {{- if .Values.image.registry -}}
 {{- printf "%s/%s:%s" .Values.image.registry .Values.image.maptargetRepository $tag -}}
 {{- else -}}

@@ -315,7 +315,8 @@ class KubernetesBackend:
         text = render_config(jobs, allowed=self.allowed_addresses(), scrape_interval=f"{scenario.scrape_interval_s:g}s")
         images = self._images()
         self.kube.apply(m.prometheus_config(self.names, self.owner, text))
-        self.kube.apply(
+        # Created, not applied: a bare pod is made once, and the chart's Role grants no patch on pods.
+        self.kube.create(
             m.prometheus_pod(self.names, self.owner, image=images["mapquake"], pull_policy=self.settings.pull_policy)
         )
         pods = self.kube.wait_for(
