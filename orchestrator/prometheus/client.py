@@ -1,6 +1,7 @@
 """A small typed client for a Prometheus server's HTTP API (whichever backend runs the server).
 
-All HTTP goes through an opener without proxies: the only peers are the run's own Prometheus.
+All HTTP goes through an opener without proxies. The peer is the run's own Prometheus, or (RunScopedClient) an
+existing server the scenario names, of which the run sees only its own series.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from orchestrator.core.errors import InfrastructureError
+from orchestrator.core.promql import RUN_LABEL, ScopeError, scope_to_run
+from orchestrator.core.units import parse_duration
 
 HTTP_TIMEOUT_S = 10.0
 _POLL_S = 0.05
@@ -53,6 +56,8 @@ class TargetHealth:
     health: str  # up | down | unknown
     last_error: str
     labels: dict[str, str]
+    scrape_interval_s: float | None = None
+    """How often the server scrapes it (None from servers too old to say)."""
 
 
 class PrometheusAPI(Protocol):
@@ -148,6 +153,7 @@ class PrometheusClient:
                 health=t.get("health", "unknown"),
                 last_error=t.get("lastError", ""),
                 labels=dict(t["labels"]),
+                scrape_interval_s=parse_duration(t["scrapeInterval"]) if t.get("scrapeInterval") else None,
             )
             for t in data["activeTargets"]
         ]
@@ -175,3 +181,30 @@ class PrometheusClient:
             f"targets: {health or 'none'}",
             hint="is the target up and exporting that metric, and reachable from Prometheus's namespace?",
         )
+
+
+class RunScopedClient(PrometheusClient):
+    """A shared server seen as if it held only run ``run_id``: every query gets ``mapquake_run="<id>"``
+    on each selector (orchestrator.core.promql), and ``targets()`` lists only the run's."""
+
+    def __init__(self, base_url: str, run_id: str, *, timeout: float = HTTP_TIMEOUT_S) -> None:
+        super().__init__(base_url, timeout=timeout)
+        self.run_id = run_id
+
+    def _scoped(self, expr: str) -> str:
+        try:
+            return scope_to_run(expr, self.run_id)
+        except ScopeError as err:
+            raise PrometheusQueryError(
+                f"query {expr!r} cannot be scoped to run {self.run_id}: {err}",
+                hint="a shared Prometheus is queried only with the run's label on every selector",
+            ) from err
+
+    def query(self, expr: str, *, at: float | None = None) -> list[Sample]:
+        return super().query(self._scoped(expr), at=at)
+
+    def query_range(self, expr: str, *, start: float, end: float, step: float) -> list[Series]:
+        return super().query_range(self._scoped(expr), start=start, end=end, step=step)
+
+    def targets(self) -> list[TargetHealth]:
+        return [t for t in super().targets() if t.labels.get(RUN_LABEL) == self.run_id]

@@ -31,6 +31,7 @@ QUEUE_KINDS = ("bounded", "unbounded")
 PARTITION_SHAPES = ("isolate-one", "halves", "majorities-ring", "bridge", "one-way")
 GROUPS = ("targets", "load", "prometheus")
 BACKENDS = ("local", "kubernetes")
+DISCOVERY_MODES = ("auto", "annotations", "servicemonitor")
 
 NAME_MAX_LENGTH = 24
 NAME_PATTERN = rf"^[a-z]([-a-z0-9]{{0,{NAME_MAX_LENGTH - 2}}}[a-z0-9])?$"
@@ -477,10 +478,46 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                         **_duration,
                         DURATION_RANGE: ["100ms", "1m"],
                         "default": "1s",
-                        "description": "how often every component is scraped",
-                    }
+                        "description": "how often every component is scraped (with existing: the most the "
+                        "server may take between scrapes of the run's pods)",
+                    },
+                    "existing": _object(
+                        {
+                            "url": {
+                                "type": "string",
+                                "pattern": r"^https?://[^\s/]+(/\S*)?$",
+                                "description": "the server's HTTP API as the controller reaches it "
+                                "(e.g. http://prometheus.monitoring.svc:9090); --set prometheus.existing.url=... "
+                                "changes it per run",
+                            },
+                            "discovery": _enum(
+                                DISCOVERY_MODES,
+                                "auto",
+                                "how the server finds the run's pods: prometheus.io/* pod annotations, or "
+                                "ServiceMonitors (Prometheus Operator); auto: ServiceMonitors if the cluster "
+                                "serves their CRD",
+                            ),
+                            "monitor_labels": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                                "default": {},
+                                "description": "labels on the run's ServiceMonitors, for the Prometheus "
+                                "resource's serviceMonitorSelector (e.g. release: kube-prometheus-stack)",
+                            },
+                            "discovery_timeout": {
+                                **_duration,
+                                DURATION_RANGE: ["5s", "10m"],
+                                "default": "2m",
+                                "description": "how long the server may take to scrape every replica first",
+                            },
+                        },
+                        required=("url",),
+                        description="use a Prometheus the run does not own (kubernetes only): the run's pods "
+                        "are found by annotations or ServiceMonitors, and every query is scoped to the run "
+                        "by the series label mapquake_run",
+                    ),
                 },
-                description="the run's own Prometheus server",
+                description="the run's Prometheus: its own server (default), or an existing one",
             ),
         },
         required=("apiVersion", "kind", "name", "targets", "load", "phases"),

@@ -91,6 +91,17 @@ class KubernetesSpec:
 
 
 @dataclass(frozen=True)
+class ExistingPrometheus:
+    """A Prometheus the run does not own (``prometheus.existing``): it finds the run's pods itself."""
+
+    url: str
+    discovery: str = "auto"
+    """auto | annotations | servicemonitor (orchestrator/backends/kubernetes/monitoring.py)."""
+    monitor_labels: Mapping[str, str] = field(default_factory=dict)
+    discovery_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     name: str
     store: str | None
@@ -474,6 +485,8 @@ class Scenario:
     checks: tuple[CheckSpec, ...]
     scrape_interval_s: float
     kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
+    existing_prometheus: ExistingPrometheus | None = None
+    """None: the backend deploys the run's own Prometheus."""
     source: str = field(default="<string>", compare=False)
 
     @property
@@ -521,6 +534,17 @@ def _kubernetes(raw: Mapping[str, Any]) -> KubernetesSpec:
         mapquake_image=images.get("mapquake"),
         pull_policy=raw.get("pull_policy", "IfNotPresent"),
         reach=raw.get("reach", "auto"),
+    )
+
+
+def _existing_prometheus(raw: Mapping[str, Any] | None) -> ExistingPrometheus | None:
+    if raw is None:
+        return None
+    return ExistingPrometheus(
+        url=raw["url"].rstrip("/"),
+        discovery=raw.get("discovery", "auto"),
+        monitor_labels=dict(raw.get("monitor_labels", {})),
+        discovery_timeout_s=parse_duration(raw.get("discovery_timeout", "2m")),
     )
 
 
@@ -594,5 +618,6 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         checks=checks,
         scrape_interval_s=parse_duration(prometheus.get("scrape_interval", "1s")),
         kubernetes=_kubernetes(data.get("kubernetes", {})),
+        existing_prometheus=_existing_prometheus(prometheus.get("existing")),
         source=source,
     )

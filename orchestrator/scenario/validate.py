@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from orchestrator.core.errors import UsageError
+from orchestrator.core.promql import ScopeError, scope_to_run
 from orchestrator.core.units import parse_duration
 from orchestrator.scenario.schema import (
     CHECK_KINDS,
@@ -342,7 +343,33 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
                 error((*base, "during", j), f"no phase named '{phase}'{_suggest(phase, phase_names)}")
         if "promql" in check and "below" not in check and "above" not in check:
             error(base, "a promql check needs a bound: below, above or both")
+    _existing_prometheus_rules(data, error)
     return out
+
+
+def _existing_prometheus_rules(data: dict[str, Any], error: Callable[[Path_, str], None]) -> None:
+    """With ``prometheus.existing`` every query is scoped to the run, and the server is not the run's to fault."""
+    prometheus = data.get("prometheus")
+    if not isinstance(prometheus, dict) or not isinstance(prometheus.get("existing"), dict):
+        return
+    for ci, check in _dicts(data.get("checks")):
+        for key in ("promql", "recovery", "baseline"):
+            if isinstance(check.get(key), str):
+                try:
+                    scope_to_run(check[key], "validate")
+                except ScopeError as err:
+                    error(("checks", ci, key), f"cannot be scoped to the run on a shared Prometheus: {err}")
+    for pi, phase in _dicts(data.get("phases")):
+        for fi, fault in _dicts(phase.get("faults")):
+            partition = fault.get("partition")
+            groups = partition.get("groups") if isinstance(partition, dict) else None
+            for j, group in enumerate(groups if isinstance(groups, list) else []):
+                if group == "prometheus":
+                    error(
+                        ("phases", pi, "faults", fi, "partition", "groups", j),
+                        "with prometheus.existing the server is not the run's: mapquake never faults it; "
+                        "cut targets from load instead, or drop prometheus.existing",
+                    )
 
 
 def _service_target_rules(

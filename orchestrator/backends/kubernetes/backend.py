@@ -42,6 +42,7 @@ from orchestrator.backends.base import (
     TargetAdmin,
 )
 from orchestrator.backends.kubernetes import manifests as m
+from orchestrator.backends.kubernetes import monitoring
 from orchestrator.backends.kubernetes.agents import AGENT_PORT, TOKEN_SECRET, Agent, find_agents
 from orchestrator.backends.kubernetes.kube import RUN_KINDS, Kube
 from orchestrator.backends.kubernetes.pods import container_exit, is_ready, pod_ip
@@ -51,9 +52,9 @@ from orchestrator.backends.scrape import run_scrape_jobs
 from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.processes import fatal_message
 from orchestrator.core.safety import AddressAllowList
-from orchestrator.prometheus.client import PrometheusClient
+from orchestrator.prometheus.client import PrometheusClient, RunScopedClient
 from orchestrator.prometheus.config import render_config
-from orchestrator.scenario.spec import KubernetesSpec, Scenario, ServiceSpec, TargetSpec
+from orchestrator.scenario.spec import ExistingPrometheus, KubernetesSpec, Scenario, ServiceSpec, TargetSpec
 from orchestrator.scenario.userparts import expand
 from orchestrator.targets.admin import TargetAdminClient
 from orchestrator.targets.service import ServiceAdmin
@@ -83,6 +84,14 @@ IMAGE_GO = "1.26"
 """The Go the maptarget image is built with: demo stores on another Go cannot run here."""
 STARTED_PHASES = ("Running", "Succeeded", "Failed")
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+_DISCOVERY_HINT = {
+    monitoring.ANNOTATIONS: "the server needs a kubernetes-pods scrape job that keeps pods annotated "
+    "prometheus.io/scrape=true, scrapes their prometheus.io/port and /path, and labelmaps "
+    "__meta_kubernetes_pod_label_(.+), with RBAC to list pods in the run's namespace (docs/kubernetes.md)",
+    monitoring.SERVICE_MONITOR: "the Prometheus resource must select the run's ServiceMonitors "
+    "(serviceMonitorSelector: set prometheus.existing.monitor_labels to match; serviceMonitorNamespaceSelector: "
+    "the run's namespace) and may list its pods (docs/kubernetes.md)",
+}
 PER_POD_PLACEHOLDERS = ("{peers}", "{grpc_peers}", "{replica}")
 """Placeholders whose value differs per replica: a StatefulSet's pods share one template."""
 
@@ -117,6 +126,8 @@ class KubernetesBackend:
         self._reported: dict[str, int] = {}
         self.nemesis: FaultInjector | None = None
         self._reach: PodReach | None = None
+        self._discovery = monitoring.ANNOTATIONS
+        """How an existing Prometheus finds the run's pods (preflight resolves auto)."""
 
     @property
     def kube(self) -> Kube:
@@ -154,6 +165,22 @@ class KubernetesBackend:
             )
         if any(p.faults for p in scenario.phases):
             self._agents()  # raises naming what is missing
+        if scenario.existing_prometheus is not None:
+            self._check_existing_prometheus(scenario.existing_prometheus)
+
+    def _check_existing_prometheus(self, existing: ExistingPrometheus) -> None:
+        """The named server answers, and the way it finds pods is there (before anything is created)."""
+        self._discovery = monitoring.resolve_discovery(
+            existing.discovery, monitors_served=self.kube.serves(*monitoring.MONITOR_API)
+        )
+        try:
+            RunScopedClient(existing.url, self.run_id).query("vector(1)")
+        except InfrastructureError as err:
+            raise InfrastructureError(
+                f"prometheus.existing: the server at {existing.url} does not answer: {err}",
+                hint="give a URL the controller reaches (--set prometheus.existing.url=...), e.g. through "
+                "kubectl port-forward from a laptop, or the Service's DNS name from a pod",
+            ) from err
 
     def planned_topology(self, scenario: Scenario) -> RunTopology:
         self.configure(scenario)
@@ -167,15 +194,16 @@ class KubernetesBackend:
                         ROLE_TARGET, target.name, replica,
                     )
                 )  # fmt: skip
-        nodes.append(
-            NodeInfo(
-                "prometheus",
-                f"pod/{self.names.namespace}/{self.names.prometheus}",
-                "<pod ip>",
-                "eth0",
-                GROUP_PROMETHEUS,
+        if scenario.existing_prometheus is None:
+            nodes.append(
+                NodeInfo(
+                    "prometheus",
+                    f"pod/{self.names.namespace}/{self.names.prometheus}",
+                    "<pod ip>",
+                    "eth0",
+                    GROUP_PROMETHEUS,
+                )
             )
-        )
         nodes.append(
             NodeInfo("load", f"pod/{self.names.namespace}/{self.names.master_job}", "<pod ip>", "eth0", GROUP_LOAD)
         )
@@ -259,17 +287,19 @@ class KubernetesBackend:
         """The target's StatefulSet; for a split service (per-replica args) one per replica."""
         assert self.owner is not None
         pull = self.settings.pull_policy
+        replicas: list[int | None] = list(range(target.replicas)) if target.name in self.names.split else [None]
         if target.service is None:
             return [
                 m.target_statefulset(
                     self.names, self.owner, target, image=images["maptarget"], pull_policy=pull,
                     args=m.store_args(target, self.names), env={}, ready_path="/healthz", ready_port=m.HTTP_PORT,
+                    replica=replica, **self._pod_scrape("targets", m.HTTP_PORT, "/metrics", target.name, replica),
                 )
+                for replica in replicas
             ]  # fmt: skip
         service = target.service
         assert service.image is not None  # scenario_errors refused it otherwise
         ready_port = m.GRPC_PORT if service.ready.tcp == "grpc" else m.HTTP_PORT
-        replicas: list[int | None] = list(range(target.replicas)) if target.name in self.names.split else [None]
         objects = []
         for replica in replicas:
             values = self._placeholders(target, replica)
@@ -279,9 +309,20 @@ class KubernetesBackend:
                     args=[expand(a, values) for a in service.args],
                     env={k: expand(v, values) for k, v in service.env.items()},
                     ready_path=service.ready.http, ready_port=ready_port, replica=replica,
+                    **self._pod_scrape("targets", m.HTTP_PORT, service.metrics_path, target.name, replica),
                 )
             )  # fmt: skip
         return objects
+
+    def _pod_scrape(
+        self, job: str, port: int, path: str, target: str | None = None, replica: int | None = None
+    ) -> dict[str, dict[str, str]]:
+        """With an existing Prometheus: the pod labels its series take (and, by annotations, where to scrape)."""
+        if self._scenario is None or self._scenario.existing_prometheus is None:
+            return {}
+        annotations = monitoring.scrape_annotations(port, path) if self._discovery == monitoring.ANNOTATIONS else {}
+        labels = monitoring.series_labels(self.run_id, job, target=target, replica=replica)
+        return {"pod_labels": labels, "pod_annotations": annotations}
 
     def _placeholders(self, target: TargetSpec, replica: int | None) -> dict[str, str]:
         """A service's placeholders on Kubernetes: listen on every address, peers by stable names."""
@@ -310,6 +351,8 @@ class KubernetesBackend:
 
     def start_prometheus(self, scenario: Scenario, replicas: list[ReplicaEndpoint]) -> PrometheusClient:
         assert self.owner is not None, "deploy_targets first"
+        if scenario.existing_prometheus is not None:
+            return self._use_existing_prometheus(scenario, scenario.existing_prometheus, replicas)
         workers = [f"{self.names.worker_host(i)}:{m.WORKER_METRICS_PORT}" for i in range(scenario.load.workers)]
         jobs = run_scrape_jobs(replicas, self._services, workers)
         text = render_config(jobs, allowed=self.allowed_addresses(), scrape_interval=f"{scenario.scrape_interval_s:g}s")
@@ -330,6 +373,56 @@ class KubernetesBackend:
         )
         address = self._address(self.names.namespace, self.names.prometheus, pod_ip(pods[0]), m.PROMETHEUS_PORT)
         return PrometheusClient(f"http://{address}")
+
+    def _use_existing_prometheus(
+        self, scenario: Scenario, existing: ExistingPrometheus, replicas: list[ReplicaEndpoint]
+    ) -> PrometheusClient:
+        """The run's queries go to a shared server, scoped to the run; return once it scrapes every replica."""
+        assert self.owner is not None
+        if self._discovery == monitoring.SERVICE_MONITOR:
+            for monitor in self._service_monitors(scenario, existing):
+                self.kube.apply(monitor)
+        client = RunScopedClient(existing.url, self.run_id)
+        log.info("using the Prometheus at %s (%s discovery), scoped to the run", existing.url, self._discovery)
+        try:
+            client.wait_for_series('up{job="targets"} == 1', timeout=existing.discovery_timeout_s,
+                                   min_series=len(replicas))  # fmt: skip
+        except InfrastructureError as err:
+            raise InfrastructureError(
+                f"the Prometheus at {existing.url} did not scrape every replica of the run within "
+                f"{existing.discovery_timeout_s:g}s ({self._discovery} discovery): {err.message}",
+                hint=_DISCOVERY_HINT[self._discovery],
+            ) from err
+        intervals = [t.scrape_interval_s for t in client.targets() if t.scrape_interval_s is not None]
+        slow = sorted(i for i in intervals if i > scenario.scrape_interval_s)
+        if slow:
+            raise InfrastructureError(
+                f"the Prometheus at {existing.url} scrapes the run's pods every {slow[-1]:g}s; the scenario "
+                f"needs every {scenario.scrape_interval_s:g}s (prometheus.scrape_interval)",
+                hint="set prometheus.scrape_interval to the server's interval (and phases long enough for it), "
+                "or use discovery: servicemonitor, which sets the interval per run",
+            )
+        return client
+
+    def _service_monitors(self, scenario: Scenario, existing: ExistingPrometheus) -> list[dict[str, Any]]:
+        assert self.owner is not None
+        every, labels = scenario.scrape_interval_s, existing.monitor_labels
+        monitors = [
+            monitoring.service_monitor(
+                self.names, self.owner, name=self.names.target(t.name), component="target",
+                service_labels={m.RUN_LABEL: self.run_id, m.TARGET_LABEL: t.name}, port="http",
+                path=t.service.metrics_path if t.service else "/metrics", interval_s=every, labels=labels,
+            )
+            for t in scenario.targets
+        ]  # fmt: skip
+        monitors.append(
+            monitoring.service_monitor(
+                self.names, self.owner, name=self.names.workers_service, component="load",
+                service_labels={m.RUN_LABEL: self.run_id, m.ROLE_LABEL: "worker"}, port="metrics",
+                path="/metrics", workers=True, interval_s=every, labels=labels,
+            )
+        )  # fmt: skip
+        return monitors
 
     # --- load ---------------------------------------------------------------------------
 
@@ -377,7 +470,7 @@ class KubernetesBackend:
         self.kube.apply(
             m.locust_workers_job(
                 self.names, master_owner, workers=workers, image=image, pull_policy=pull, args=wargs, env=env,
-                deadline_s=deadline,
+                deadline_s=deadline, **self._pod_scrape("load", m.WORKER_METRICS_PORT, "/metrics"),
             )
         )  # fmt: skip
         master_pod = self._wait_master_running()
@@ -624,7 +717,8 @@ def remove_run(kube: Kube, names: m.RunNames) -> list[str]:
         kube.delete("ConfigMap", names.namespace, names.run_object, foreground=True)
     except InfrastructureError as err:
         problems.append(str(err))
-    for kind in RUN_KINDS:  # not waiting for the garbage collector: a label sweep is immediate
+    kinds = [*RUN_KINDS, *(["ServiceMonitor"] if kube.serves(*monitoring.MONITOR_API) else [])]
+    for kind in kinds:  # not waiting for the garbage collector: a label sweep is immediate
         try:
             kube.delete_labelled(kind, names.namespace, selector)
         except InfrastructureError as err:
@@ -654,7 +748,10 @@ def scenario_errors(scenario: Scenario) -> list[str]:
 
 
 def split_targets(scenario: Scenario) -> frozenset[str]:
-    """Services whose args or env differ per replica: each replica gets its own StatefulSet (pure)."""
+    """Targets whose replicas each get their own StatefulSet (pure): services whose args or env differ per
+    replica, and, with an existing Prometheus, every target (``replica`` must be a label of the pod's template)."""
+    if scenario.existing_prometheus is not None:
+        return frozenset(t.name for t in scenario.targets)
     split = set()
     for target in scenario.targets:
         if target.service is not None:

@@ -35,6 +35,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "Pod": ("/api/v1", "pods"),
     "StatefulSet": ("/apis/apps/v1", "statefulsets"),
     "Job": ("/apis/batch/v1", "jobs"),
+    "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),  # if the Prometheus Operator's CRD is
 }
 RUN_KINDS = ("Pod", "Job", "StatefulSet", "Service", "ConfigMap")
 """What a label sweep removes, in this order. Not the run's Secret: the controller may create
@@ -162,6 +163,14 @@ class Kube:
         )
         items: list[dict[str, Any]] = found.get("items", [])
         return items
+
+    def serves(self, group: str, version: str, plural: str) -> bool:
+        """Whether the API server serves ``plural`` in ``group/version`` (a CRD installed), by discovery."""
+        try:
+            found = self._call("GET", f"/apis/{group}/{version}", f"discover {group}/{version}")
+        except _NotFound:
+            return False
+        return any(r.get("name") == plural for r in found.get("resources", []))
 
     def namespace_labels(self, namespace: str) -> dict[str, str] | None:
         """The namespace's labels; None if it does not exist."""

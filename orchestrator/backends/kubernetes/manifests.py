@@ -170,6 +170,13 @@ def _meta(name: str, names: RunNames, component: str, owner: Owner | None, **lab
     return meta
 
 
+def _template_meta(labels: Mapping[str, str], annotations: Mapping[str, str] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"labels": dict(labels)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
 def run_object(names: RunNames, *, scenario: str, controller: str, heartbeat: str) -> dict[str, Any]:
     """The run object: a ConfigMap every other object of the run is owned by."""
     return {
@@ -196,10 +203,11 @@ def admin_secret(names: RunNames, owner: Owner, token: str) -> dict[str, Any]:
 def headless_service(
     name: str, names: RunNames, owner: Owner, component: str, selector: Mapping[str, str], ports: Mapping[str, int]
 ) -> dict[str, Any]:
+    """A headless Service; it carries its selector's labels too (a ServiceMonitor selects it by them)."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(name, names, component, owner),
+        "metadata": _meta(name, names, component, owner, **selector),
         "spec": {
             "clusterIP": "None",
             # Peers and Prometheus need every replica's name before it is ready (replication starts at once).
@@ -266,9 +274,12 @@ def target_statefulset(
     ready_path: str | None,
     ready_port: int,
     replica: int | None = None,
+    pod_labels: Mapping[str, str] | None = None,
+    pod_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The replicas of ``target`` (or, split, replica ``replica`` alone): one pod each, stable names
-    under the target's headless Service, the run's admin token in the environment."""
+    under the target's headless Service, the run's admin token in the environment. ``pod_labels`` and
+    ``pod_annotations``: how a Prometheus the run does not own finds and labels the pods (monitoring.py)."""
     labels = {TARGET_LABEL: target.name}
     if replica is not None:
         labels[REPLICA_LABEL] = str(replica)
@@ -299,7 +310,7 @@ def target_statefulset(
         else {"tcpSocket": {"port": ready_port}}
     )
     container["readinessProbe"] = {**probe, "periodSeconds": 1, "failureThreshold": 3}
-    pod_labels = {**run_labels(names.run_id, "target"), **labels}
+    template_labels = {**(pod_labels or {}), **run_labels(names.run_id, "target"), **labels}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -310,7 +321,7 @@ def target_statefulset(
             "podManagementPolicy": "Parallel",  # replicas start together, like the local backend's
             "selector": {"matchLabels": {RUN_LABEL: names.run_id, **labels}},
             "template": {
-                "metadata": {"labels": pod_labels},
+                "metadata": _template_meta(template_labels, pod_annotations),
                 "spec": {
                     "containers": [container],
                     "terminationGracePeriodSeconds": 10,
@@ -412,6 +423,8 @@ def locust_workers_job(
     args: Sequence[str],
     env: Mapping[str, str],
     deadline_s: int,
+    pod_labels: Mapping[str, str] | None = None,
+    pod_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The workers as one indexed Job owned by the master's Job (``owner``): pod i is worker i, named
     <job>-<i> under the workers' Service; deleting the master deletes them."""
@@ -436,7 +449,12 @@ def locust_workers_job(
             "parallelism": workers,
             "backoffLimit": 0,
             "activeDeadlineSeconds": deadline_s,
-            "template": {"metadata": {"labels": {**run_labels(names.run_id, "load"), **labels}}, "spec": spec},
+            "template": {
+                "metadata": _template_meta(
+                    {**(pod_labels or {}), **run_labels(names.run_id, "load"), **labels}, pod_annotations
+                ),
+                "spec": spec,
+            },
         },
     }
 

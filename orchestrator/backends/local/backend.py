@@ -137,6 +137,12 @@ class LocalBackend:
         hints: list[str] = []
         for error in unsupported_go(scenario):
             raise error  # a scenario this version cannot run: exit 2 before any machine check
+        if scenario.existing_prometheus is not None:
+            raise UsageError(
+                "prometheus.existing needs backend: kubernetes: a local run's components live in network "
+                "namespaces no outside Prometheus can reach",
+                hint="remove prometheus.existing (the run starts its own server), or run with --backend kubernetes",
+            )
         if os.geteuid() != 0:
             problems.append("the local backend needs root: it creates network namespaces, bridges and nftables rules")
             hints.append("run as root (sudo), or in CI as the root user")

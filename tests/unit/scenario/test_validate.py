@@ -157,3 +157,24 @@ def test_validate_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixtu
 @pytest.mark.parametrize("path", sorted((REPO / "scenarios").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_scenarios_are_valid(path: Path) -> None:
     load_scenario(path)
+
+
+def test_with_an_existing_prometheus_unscopable_queries_and_faults_on_the_server_are_refused() -> None:
+    text = (
+        VALID.replace("faults: [{partition: {shape: halves, among: cache}}]", "faults: [{partition: {groups: [targets, prometheus]}}]")
+        + "  - {name: bad-query, promql: 'up{a=\"1\" or b=\"2\"}', below: 1, during: [baseline]}\n"
+        + "  - {name: fine, promql: 'max by (replica) (up)', below: 2, during: [baseline]}\n"
+        + "prometheus: {existing: {url: 'http://prometheus.monitoring:9090'}}\n"
+    )  # fmt: skip
+    errors = errors_of(text)
+    assert len(errors) == 2, errors
+    assert "s.yaml:10: phases.1.faults.0.partition.groups.1" in errors[0] and "never faults it" in errors[0]
+    assert "s.yaml:13: checks.1.promql" in errors[1] and "`or` between matchers" in errors[1]
+    # the same scenario with its own server: both are fine
+    assert errors_of(text.replace("prometheus: {existing: {url: 'http://prometheus.monitoring:9090'}}\n", "")) == []
+
+
+@pytest.mark.parametrize("url", ["prometheus:9090", "http://", "ftp://x", "http://a b"])
+def test_an_existing_prometheus_needs_an_http_url(url: str) -> None:
+    errors = errors_of(VALID + f"prometheus: {{existing: {{url: '{url}'}}}}\n")
+    assert len(errors) == 1 and "prometheus.existing.url" in errors[0], errors
