@@ -37,7 +37,7 @@ M = f'{RUN_LABEL}="{RUN}"'
         ("foo offset 5m", f"foo{{{M}}} offset 5m"),
         ("foo @ 1609746000 + bar @ start()", f"foo{{{M}}} @ 1609746000 + bar{{{M}}} @ start()"),
         ("max_over_time(foo[1m:5s] offset 10s)", f"max_over_time(foo{{{M}}}[1m:5s] offset 10s)"),
-        ('label_replace(up, "x", "$1", "instance", "(.*):.*")', f'label_replace(up{{{M}}}, "x", "$1", "instance", "(.*):.*")'),
+        ('label_replace(up, "x", "$1", "i", "(.*):.*")', f'label_replace(up{{{M}}}, "x", "$1", "i", "(.*):.*")'),
         ('count_values("v", foo)', f'count_values("v", foo{{{M}}})'),
         (r'x{a=~"b\\.c|d", e!~"\"{"}', rf'x{{{M},a=~"b\\.c|d", e!~"\"{{"}}'),
         ("time() - max(timestamp(up))", f"time() - max(timestamp(up{{{M}}}))"),

@@ -161,7 +161,7 @@ def test_shipped_scenarios_are_valid(path: Path) -> None:
 
 def test_with_an_existing_prometheus_unscopable_queries_and_faults_on_the_server_are_refused() -> None:
     text = (
-        VALID.replace("faults: [{partition: {shape: halves, among: cache}}]", "faults: [{partition: {groups: [targets, prometheus]}}]")
+        VALID.replace("{shape: halves, among: cache}", "{groups: [targets, prometheus]}")
         + "  - {name: bad-query, promql: 'up{a=\"1\" or b=\"2\"}', below: 1, during: [baseline]}\n"
         + "  - {name: fine, promql: 'max by (replica) (up)', below: 2, during: [baseline]}\n"
         + "prometheus: {existing: {url: 'http://prometheus.monitoring:9090'}}\n"
