@@ -89,9 +89,12 @@ lint: python tools proto-check
 test: setup lint cluster-binaries test-go test-python
 
 # The test cluster's binaries (etcd, kube-apiserver, controller-manager, scheduler, kubelet, CoreDNS,
-# helm), built from the Go module proxy once and cached by versions (cold: ~20 min on 2 cores).
+# helm), built from the Go module proxy once and cached by versions (cold: ~20 min on 2 cores), and a
+# user's monitoring stack for the prometheus.existing tests: upstream Prometheus, the Prometheus Operator
+# and its CRDs (cold: ~8 min).
 cluster-binaries:
 	cluster/build-binaries.sh >/dev/null
+	cluster/build-monitoring.sh >/dev/null
 
 test-go:
 	for m in $(GO_MODULES); do (cd $$m && go test -race -count=1 ./...); done

@@ -10,6 +10,10 @@ Images (images/*.Dockerfile install the same things for clusters that have a reg
 - pause      static C pause (cluster/pause/pause.c); ref fixed to mapquake.local/pause:3.10, the
              name containerd's sandbox_image gives it.
 - maptarget  static Go maptarget (CGO_ENABLED=0), entrypoint /maptarget, plus an empty /tmp.
+- prometheus upstream Prometheus (cluster/build-monitoring.sh; Debian's lacks Kubernetes discovery),
+             entrypoint /bin/prometheus: the "existing" server of the prometheus.existing tests.
+- config-reloader  the Prometheus Operator's config reloader, at /bin/prometheus-config-reloader
+             where the operator's pods run it (ServiceMonitor tests).
 - mapquake   Debian bookworm root fs (mmdebstrap) + /opt/mapquake venv holding this repo and its
              dependencies, nftables, iproute2, util-linux, prometheus (see cluster/rootfs.py).
 
@@ -230,6 +234,39 @@ def _build_mapquake(repo: Path, work: Path) -> tuple[list[Layer], ImageConfig]:
     return [layer], config
 
 
+MONITORING_SCRIPT = "cluster/build-monitoring.sh"
+
+
+def monitoring_binaries(repo: Path) -> Path:
+    """Upstream Prometheus, the Prometheus Operator, its reloader and CRDs (built once, then cached)."""
+    return Path(run([str(repo / MONITORING_SCRIPT)], cwd=repo, env=_go_env()).strip().splitlines()[-1])
+
+
+def _monitoring_inputs(repo: Path) -> Inputs:
+    """A user's monitoring stack, for the tests of prometheus.existing (cluster/build-monitoring.sh)."""
+    go = require_tool("go", "Go 1.26 must be on PATH (https://go.dev/doc/install)")
+    go_version = run([go, "env", "GOVERSION"], cwd=repo, env=_go_env()).strip()
+    return Inputs(files=(*_BUILDER_FILES, MONITORING_SCRIPT), facts=(go_version,))
+
+
+def _build_prometheus(repo: Path, work: Path) -> tuple[list[Layer], ImageConfig]:
+    binary = monitoring_binaries(repo) / "prometheus"
+    entries = [Entry("bin", None, 0o755), Entry("bin/prometheus", binary.read_bytes(), 0o755)]
+    # The data directory is writable by anyone: the operator runs Prometheus as uid 1000.
+    layer = layer_from_entries(
+        [*entries, Entry("prometheus", None, 0o1777), Entry("tmp", None, 0o1777)], work / "l.tar"
+    )
+    return [layer], ImageConfig(entrypoint=["/bin/prometheus"], env=[f"PATH={DEFAULT_PATH}"])
+
+
+def _build_config_reloader(repo: Path, work: Path) -> tuple[list[Layer], ImageConfig]:
+    binary = monitoring_binaries(repo) / "prometheus-config-reloader"
+    # The operator runs it as /bin/prometheus-config-reloader (its generated pods name the command).
+    entries = [Entry("bin", None, 0o755), Entry("bin/prometheus-config-reloader", binary.read_bytes(), 0o755)]
+    layer = layer_from_entries([*entries, Entry("tmp", None, 0o1777)], work / "layer.tar")
+    return [layer], ImageConfig(entrypoint=["/bin/prometheus-config-reloader"], env=[f"PATH={DEFAULT_PATH}"])
+
+
 RECIPES: dict[str, Recipe] = {
     "pause": Recipe(ref=lambda _tag: PAUSE_REF, inputs=_pause_inputs, build=_build_pause),
     "maptarget": Recipe(
@@ -238,6 +275,14 @@ RECIPES: dict[str, Recipe] = {
     "mapquake": Recipe(ref=lambda tag: f"{REGISTRY}/mapquake:{tag}", inputs=_mapquake_inputs, build=_build_mapquake),
     "inventory": Recipe(
         ref=lambda tag: f"{REGISTRY}/inventory:{tag}", inputs=_inventory_inputs, build=_build_inventory
+    ),
+    "prometheus": Recipe(
+        ref=lambda tag: f"{REGISTRY}/prometheus:{tag}", inputs=_monitoring_inputs, build=_build_prometheus
+    ),
+    "config-reloader": Recipe(
+        ref=lambda tag: f"{REGISTRY}/prometheus-config-reloader:{tag}",
+        inputs=_monitoring_inputs,
+        build=_build_config_reloader,
     ),
 }
 IMAGE_NAMES = tuple(RECIPES)

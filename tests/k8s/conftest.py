@@ -13,13 +13,23 @@ Needs root; without it every test using the fixture is skipped.
 from __future__ import annotations
 
 import os
+import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kubernetes import client
 
 from cluster.handle import ClusterHandle
 from cluster.mountns import host_sysctls
+from orchestrator.backends.base import ClusterAccess
+from orchestrator.backends.kubernetes.agents import AGENT_SELECTOR
+from orchestrator.backends.kubernetes.kube import Kube
+from orchestrator.backends.kubernetes.pods import is_ready
+from tests.k8s.runs import OPT_IN, Images, core_api, wait_namespace_gone
+from tests.k8s.test_chart import CHART_DIR, find_helm
 
 STATE_DIR = Path(os.environ.get("MAPQUAKE_K8S_STATE_DIR", "/var/lib/mapquake-cluster-test"))
 
@@ -74,3 +84,54 @@ def k8s_cluster_exclusive(k8s_cluster: ClusterHandle) -> ClusterHandle:
     if not k8s_cluster.started_by_session():
         pytest.skip("the cluster was started by `python -m cluster up`, not by a test session")
     return k8s_cluster
+
+
+@pytest.fixture(scope="session")
+def k8s_images(k8s_cluster: Any) -> Images:
+    """maptarget and mapquake images, built without Docker and loaded into the node's containerd."""
+    from cluster import images
+
+    built = {name: images.build_one(name, images.DEFAULT_OUT) for name in ("maptarget", "mapquake")}
+    k8s_cluster.load_images([b.tar for b in built.values()])
+    return Images(maptarget=built["maptarget"].ref, mapquake=built["mapquake"].ref)
+
+
+@pytest.fixture
+def run_namespace(k8s_cluster: Any) -> Iterator[str]:
+    """A namespace opted in to runs, removed (and waited for) after the test."""
+    core = core_api(k8s_cluster)
+    name = f"mq-runs-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=OPT_IN)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+        wait_namespace_gone(core, name)
+
+
+@pytest.fixture(scope="session")
+def chaos_agents(k8s_cluster: Any, k8s_images: Images) -> Iterator[str]:
+    """The chart installed for real (agent DaemonSet on the node); yields its namespace."""
+    helm = find_helm()
+    if helm is None:
+        pytest.skip("no helm binary: run cluster/build-binaries.sh")
+    namespace = "mapquake-system"
+    repository, tag = k8s_images.mapquake.rsplit(":", 1)
+    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
+    install = [
+        str(helm), "upgrade", "--install", "mapquake", str(CHART_DIR), "-n", namespace, "--create-namespace",
+        "--set", "image.registry=", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+        "--set", "image.pullPolicy=Never",
+        "--set", "apiServerOverride.host=198.19.0.1", "--wait", "--timeout", "180s",
+    ]  # fmt: skip
+    subprocess.run(install, env=env, check=True, capture_output=True, text=True, timeout=240)
+    # helm's --wait does not wait for a DaemonSet's pods here: watch for the agent to be Ready.
+    kube = Kube.connect(ClusterAccess(kubeconfig=k8s_cluster.kubeconfig))
+    kube.wait_for(
+        "Pod", namespace, AGENT_SELECTOR, lambda pods: len(pods) == 1 and is_ready(pods[0]), timeout_s=120,
+        what="the chaos agent pod",
+    )  # fmt: skip
+    try:
+        yield namespace
+    finally:
+        subprocess.run([str(helm), "uninstall", "mapquake", "-n", namespace, "--wait"], env=env, timeout=180)

@@ -41,6 +41,7 @@ CONTRACT_RUN_NAMESPACE_RULES: dict[tuple[str, str], set[str]] = {
     ("", "pods/portforward"): {"create"},
     ("", "events"): {"get", "list", "watch"},
     ("", "secrets"): {"create"},
+    ("monitoring.coreos.com", "servicemonitors"): {"get", "list", "create", "patch", "delete"},
 }
 COMMON_LABELS = (
     "app.kubernetes.io/name",

@@ -17,8 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,130 +24,21 @@ import pytest
 from kubernetes import client
 
 from orchestrator.backends.base import ClusterAccess
-from orchestrator.backends.kubernetes.agents import AGENT_SELECTOR
 from orchestrator.backends.kubernetes.kube import Kube
-from orchestrator.backends.kubernetes.pods import is_ready
+from tests.k8s.runs import (
+    GONE_TIMEOUT_S,
+    REPO,
+    RUN_TIMEOUT_S,
+    Images,
+    core_api,
+    mapquake_run,
+    run_objects,
+    verdicts,
+    wait_namespace_gone,
+)
 from tests.k8s.test_chart import CHART_DIR, find_helm
 
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-RUN_TIMEOUT_S = 600
-GONE_TIMEOUT_S = 120
-OPT_IN = {"mapquake.io/allow-runs": "true"}
-
-
-@dataclass(frozen=True)
-class Images:
-    maptarget: str
-    mapquake: str
-
-
-@pytest.fixture(scope="session")
-def k8s_images(k8s_cluster: Any) -> Images:
-    """maptarget and mapquake images, built without Docker and loaded into the node's containerd."""
-    from cluster import images
-
-    built = {name: images.build_one(name, images.DEFAULT_OUT) for name in ("maptarget", "mapquake")}
-    k8s_cluster.load_images([b.tar for b in built.values()])
-    return Images(maptarget=built["maptarget"].ref, mapquake=built["mapquake"].ref)
-
-
-def _core(k8s_cluster: Any) -> client.CoreV1Api:
-    return client.CoreV1Api(k8s_cluster.api())
-
-
-def _wait_namespace_gone(core: client.CoreV1Api, name: str) -> None:
-    deadline = time.monotonic() + GONE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(name)
-        except client.ApiException as err:
-            if err.status == 404:
-                return
-            raise
-        time.sleep(0.5)  # namespace deletion has no watchable end but its disappearance
-    raise AssertionError(f"namespace {name} still exists after {GONE_TIMEOUT_S}s")
-
-
-@pytest.fixture
-def run_namespace(k8s_cluster: Any) -> Iterator[str]:
-    """A namespace opted in to runs, removed (and waited for) after the test."""
-    core = _core(k8s_cluster)
-    name = f"mq-runs-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=OPT_IN)))
-    try:
-        yield name
-    finally:
-        core.delete_namespace(name)
-        _wait_namespace_gone(core, name)
-
-
-@pytest.fixture(scope="session")
-def chaos_agents(k8s_cluster: Any, k8s_images: Images) -> Iterator[str]:
-    """The chart installed for real (agent DaemonSet on the node); yields its namespace."""
-    helm = find_helm()
-    if helm is None:
-        pytest.skip("no helm binary: run cluster/build-binaries.sh")
-    namespace = "mapquake-system"
-    repository, tag = k8s_images.mapquake.rsplit(":", 1)
-    env = {**os.environ, "KUBECONFIG": str(k8s_cluster.kubeconfig)}
-    install = [
-        str(helm), "upgrade", "--install", "mapquake", str(CHART_DIR), "-n", namespace, "--create-namespace",
-        "--set", "image.registry=", "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-        "--set", "image.pullPolicy=Never",
-        "--set", "apiServerOverride.host=198.19.0.1", "--wait", "--timeout", "180s",
-    ]  # fmt: skip
-    subprocess.run(install, env=env, check=True, capture_output=True, text=True, timeout=240)
-    # helm's --wait does not wait for a DaemonSet's pods here: watch for the agent to be Ready.
-    kube = Kube.connect(ClusterAccess(kubeconfig=k8s_cluster.kubeconfig))
-    kube.wait_for(
-        "Pod", namespace, AGENT_SELECTOR, lambda pods: len(pods) == 1 and is_ready(pods[0]), timeout_s=120,
-        what="the chaos agent pod",
-    )  # fmt: skip
-    try:
-        yield namespace
-    finally:
-        subprocess.run([str(helm), "uninstall", "mapquake", "-n", namespace, "--wait"], env=env, timeout=180)
-
-
-def mapquake_run(
-    k8s_cluster: Any, images: Images, namespace: str, scenario: str, *extra: str, tmp_path: Path
-) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    report_dir = tmp_path / "report"
-    argv = [
-        sys.executable, "-m", "orchestrator.cli", "run", str(REPO / "scenarios" / scenario),
-        "--backend", "kubernetes", "--kubeconfig", str(k8s_cluster.kubeconfig), "--namespace", namespace,
-        "--image", f"maptarget={images.maptarget}", "--image", f"mapquake={images.mapquake}",
-        "--report-dir", str(report_dir), "--no-progress", *extra,
-    ]  # fmt: skip
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    report_path = report_dir / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    return done, report
-
-
-def verdicts(report: dict[str, Any]) -> dict[str, str]:
-    return {c["name"]: c["verdict"] for c in report.get("checks", [])}
-
-
-def run_objects(k8s_cluster: Any, namespace: str) -> list[str]:
-    """Everything labelled with any mapquake run left in ``namespace``."""
-    api = k8s_cluster.api()
-    core, apps, batch = client.CoreV1Api(api), client.AppsV1Api(api), client.BatchV1Api(api)
-    selector = "mapquake.io/run"
-    listers = {
-        "pod": core.list_namespaced_pod,
-        "sts": apps.list_namespaced_stateful_set,
-        "job": batch.list_namespaced_job,
-        "cm": core.list_namespaced_config_map,
-        "svc": core.list_namespaced_service,
-        "secret": core.list_namespaced_secret,
-    }
-    found = []
-    for kind, lister in listers.items():
-        found += [f"{kind}/{o.metadata.name}" for o in lister(namespace, label_selector=selector).items]
-    return found
 
 
 def test_quickstart_passes_on_kubernetes_as_it_does_locally(
@@ -178,7 +67,7 @@ def test_a_controller_off_the_pod_network_reaches_pods_through_port_forwards(
 def test_a_namespace_that_has_not_opted_in_is_refused_before_anything_is_created(
     k8s_cluster: Any, k8s_images: Images, tmp_path: Path
 ) -> None:
-    core = _core(k8s_cluster)
+    core = core_api(k8s_cluster)
     name = f"mq-plain-{secrets.token_hex(3)}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     try:
@@ -188,7 +77,7 @@ def test_a_namespace_that_has_not_opted_in_is_refused_before_anything_is_created
         assert run_objects(k8s_cluster, name) == []
     finally:
         core.delete_namespace(name)
-        _wait_namespace_gone(core, name)
+        wait_namespace_gone(core, name)
 
 
 def test_ringbuffer_partition_passes_and_an_unbounded_queue_fails_on_kubernetes(
@@ -210,7 +99,7 @@ def test_ringbuffer_partition_passes_and_an_unbounded_queue_fails_on_kubernetes(
 
 def _partition_rules(k8s_cluster: Any, namespace: str) -> list[str]:
     """Pods of ``namespace`` whose network namespace holds a mapquake nft table (entered from the host)."""
-    core = _core(k8s_cluster)
+    core = core_api(k8s_cluster)
     holding = []
     for pod in core.list_namespaced_pod(namespace, label_selector="mapquake.io/run").items:
         for status in pod.status.container_statuses or []:
