@@ -51,7 +51,8 @@ def parse_override(text: str) -> Override:
 
 
 def apply_override(data: Any, override: Override) -> None:
-    """Set the field in place; the parent must exist (lists are indexed, not grown)."""
+    """Set the field in place. A missing mapping on the way is created (``--set prometheus.existing.url=``
+    on a scenario without ``prometheus:``); lists are indexed, never grown. The schema then judges the keys."""
     node = data
     for depth, part in enumerate(override.path[:-1]):
         node = _child(node, part, override, depth)
@@ -81,6 +82,8 @@ def _child(node: Any, part: str | int, override: Override, depth: int) -> Any:
     if isinstance(node, dict):
         key = str(part)
         if key not in node:
-            raise OverrideError(override.text, f"{here} is not in the scenario; set an existing field")
+            if isinstance(override.path[depth + 1], int):
+                raise OverrideError(override.text, f"{here} is not in the scenario; --set cannot create a list")
+            node[key] = {}
         return node[key]
     raise OverrideError(override.text, f"{format_path(override.path[:depth])} is not a mapping or a list")

@@ -162,6 +162,15 @@ def query(url: str, expr: str) -> list[dict[str, Any]]:
     return result
 
 
+def wait_query(url: str, expr: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """``expr``'s result once it is not empty (the server discovers and scrapes within seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := query(url, expr)):
+        assert time.monotonic() < deadline, f"{expr} is still empty after {timeout_s:.0f} s"
+        time.sleep(0.2)  # polls the server's answer; ends as soon as it has the series
+    return result
+
+
 def test_a_shared_prometheus_finding_pods_by_annotations_gives_the_same_verdicts_and_only_the_runs_series(
     k8s_cluster: Any,
     k8s_images: Images,
@@ -172,7 +181,7 @@ def test_a_shared_prometheus_finding_pods_by_annotations_gives_the_same_verdicts
     tmp_path: Path,
 ) -> None:
     # The decoy is scraped before the run starts: an unscoped `up{job="targets"}` would count it.
-    assert query(shared_prometheus, f'up{{mapquake_run="{DECOY_RUN}"}} == 1')
+    wait_query(shared_prometheus, f'up{{mapquake_run="{DECOY_RUN}"}} == 1')
     done, report = mapquake_run(
         k8s_cluster, k8s_images, run_namespace, "ringbuffer-partition.yaml",
         "--set", f"prometheus.existing.url={shared_prometheus}", "--set", "prometheus.existing.discovery=auto",

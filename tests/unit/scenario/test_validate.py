@@ -132,6 +132,17 @@ def test_set_overrides_and_points_errors_at_the_flag() -> None:
     assert "expected path=value" in errors_of(VALID, ("oops",))[0]
 
 
+def test_set_creates_a_missing_mapping_and_the_schema_judges_its_keys() -> None:
+    url = "prometheus.existing.url=http://prom:9090"
+    scenario = load_scenario_text(VALID, overrides=[url, "prometheus.existing.discovery=annotations"])
+    existing = scenario.existing_prometheus
+    assert existing is not None and (existing.url, existing.discovery) == ("http://prom:9090", "annotations")
+    (typo,) = errors_of(VALID, ("prometheus.exsting.url=http://prom:9090",))
+    assert "exsting" in typo and "existing" in typo  # named, with the likely fix
+    (list_path,) = errors_of(VALID, ("phases.0.faults.0.kill.target=x",))
+    assert "phases.0.faults is not in the scenario; --set cannot create a list" in list_path
+
+
 def test_load_scenario_raises_with_every_error(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(VALID.replace("store: syncmap", "store: nope"))
