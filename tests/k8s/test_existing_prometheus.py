@@ -231,6 +231,13 @@ def _free_port() -> int:
         return port
 
 
+class _CrdLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, plus the YAML 1.1 ``=`` (value) scalar one of the operator's CRDs holds."""
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 def _wait_established(ext: client.ApiextensionsV1Api, names: list[str]) -> None:
     deadline = time.monotonic() + 60
     for name in names:
@@ -271,7 +278,7 @@ def operator_prometheus(
     binaries = images.monitoring_binaries(REPO)
     api = k8s_cluster.api()
     ext, core, rbac = client.ApiextensionsV1Api(api), core_api(k8s_cluster), client.RbacAuthorizationV1Api(api)
-    crds = [yaml.safe_load(p.read_text()) for p in sorted((binaries / "crds").glob("*.yaml"))]
+    crds = [yaml.load(p.read_text(), Loader=_CrdLoader) for p in sorted((binaries / "crds").glob("*.yaml"))]
     names = [crd["metadata"]["name"] for crd in crds]
     monitoring = f"mq-monitoring-{secrets.token_hex(3)}"
     operator: subprocess.Popen[bytes] | None = None
