@@ -15,8 +15,9 @@ PROTOC_GEN_GO := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 # Debian packages the runs and tests use (iproute2: network namespaces; gcc: go test -race;
 # prometheus: the server binary each local run starts itself; its packaged service is not used;
-# chromium: the headless browser the report test opens report.html in).
-APT_PACKAGES := gcc iproute2 nftables prometheus chromium mmdebstrap
+# chromium: the headless browser the report test opens report.html in; python3-nftables: the chaos
+# agent's in-process libnftables binding, chaos/engines/nftlib.py).
+APT_PACKAGES := gcc iproute2 nftables python3-nftables prometheus chromium mmdebstrap
 # The Go modules: go_targets (maptarget, mapload), mapprobe (the library services import; go_targets
 # builds it from ../mapprobe) and the example service. lint and test-go cover all of them.
 GO_MODULES := go_targets mapprobe examples/inventory

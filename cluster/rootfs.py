@@ -32,7 +32,10 @@ from pathlib import Path
 SUITE = "bookworm"
 # python3-venv: the venv; nftables, iproute2, util-linux (nsenter): the chaos agent;
 # prometheus: per-run Prometheus on the test cluster (a registry cluster uses prom/prometheus).
-PACKAGES = ("python3", "python3-venv", "ca-certificates", "nftables", "iproute2", "util-linux", "prometheus")
+PACKAGES = (
+    "python3", "python3-venv", "ca-certificates", "nftables", "python3-nftables", "iproute2", "util-linux",
+    "prometheus",
+)  # fmt: skip
 VENV = "/opt/mapquake"
 # What the wheel is built from (pyproject's readme is README.md; packages.find includes these).
 WHEEL_SOURCES = ("pyproject.toml", "README.md")

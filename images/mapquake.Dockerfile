@@ -25,7 +25,7 @@ RUN pip wheel --no-cache-dir --no-deps -w /wheels .
 FROM python:3.11-slim-bookworm
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        ca-certificates nftables iproute2 util-linux \
+        ca-certificates nftables python3-nftables iproute2 util-linux \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=wheel /wheels/ /tmp/wheels/
 RUN python -m venv /opt/mapquake \

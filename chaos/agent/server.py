@@ -42,7 +42,7 @@ from chaos.agent import validate
 from chaos.agent.ownership import ContainerSignals, LocalNamespaces, Namespaces, OwnedProcess, Refused, check_target
 from chaos.agent.pb import agent_pb2 as pb
 from chaos.agent.pb import agent_pb2_grpc as pb_grpc
-from chaos.engines import delayproxy, netem, nft, process
+from chaos.engines import delayproxy, netem, nft, nftlib, process
 from chaos.engines.command import NetnsHandle, Runner, subprocess_runner
 from chaos.probe import Capabilities
 from orchestrator.core.errors import MapquakeError
@@ -118,6 +118,7 @@ class FaultTable:
         capabilities: Capabilities,
         *,
         runner: Runner = subprocess_runner,
+        nft_engine: nft.Nft | None = None,
         clock: Callable[[], float] = time.monotonic,
         proc: Path = Path("/proc"),
     ) -> None:
@@ -125,6 +126,11 @@ class FaultTable:
         self.proc = proc  # where check_target reads processes (a fake tree in tests)
         self.caps = capabilities
         self.runner = runner
+        # In-process libnftables where the binding is there (sub-millisecond); the nft command otherwise,
+        # and always when a test hands in a fake runner.
+        in_process = nftlib.LibNft.load() if runner is subprocess_runner and nft_engine is None else None
+        self.nft: nft.Nft = nft_engine or in_process or nft.NftCommand(runner)
+        log.info("nftables through %s", self.nft.name)
         self.clock = clock
         self.faults: dict[tuple[str, str], Held] = {}
         self.prepared: dict[tuple[str, str], Prepared] = {}
@@ -435,7 +441,7 @@ class FaultTable:
                 total.cuts += part[1].cuts
                 total.losses += part[1].losses
                 total.redirects += part[1].redirects
-        nft.apply(handle, run_id, total, self.runner)
+        nft.apply(handle, run_id, total, self.nft)
 
     def _undo(self, held: Held) -> builtins.list[str]:
         """Remove everything ``held`` changed (namespaces in parallel); collects errors instead of stopping."""
@@ -467,8 +473,8 @@ class FaultTable:
         """Remove what an earlier agent of ``run_id`` left: tables, qdiscs, proxies, stopped replicas."""
         removed = []
         for handle, ifname in self.namespaces.interfaces(run_id):
-            if nft.table_name(run_id) in nft.list_tables(handle, self.runner):
-                nft.delete_table(handle, run_id, self.runner)
+            if nft.table_name(run_id) in nft.list_tables(handle, self.nft):
+                nft.delete_table(handle, run_id, self.nft)
                 removed.append(f"nft table {nft.table_name(run_id)} in {handle.name}")
             try:
                 if netem.remove(handle, ifname, self.runner):

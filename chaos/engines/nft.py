@@ -23,11 +23,13 @@ for every packet, not only new connections; established connections are cut):
   redirect (``ct direction original ct status & dnat == 0``), so clients reconnect
   through the proxy.
 
-The rules reach nft only as a libnftables JSON document (``nft -j -f -``) built from
+The rules reach nft only as a libnftables JSON document built from
 Python dicts: every address is parsed as IPv4 (``ipaddress``), ports are integers, the
 run id and comments must match strict patterns, and all of them are JSON values,
 never text spliced into a script, so no field can add a statement, a table or an
-``include``.
+``include``. The document goes to libnftables in-process (nftlib.LibNft: a context opened
+inside the namespace, well under a millisecond a transaction) or, where the binding is missing, to
+``nsenter … nft -j -f -`` (NftCommand).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from chaos.engines.command import NetnsHandle, Runner, check, subprocess_runner
 
@@ -183,27 +185,62 @@ def _replace_table(table: str) -> list[Json]:
     return [{"add": ident}, {"delete": ident}, {"add": ident}]
 
 
-def _run_json(handle: NetnsHandle, document: Json, what: str, runner: Runner) -> None:
-    check(runner(handle.argv("nft", "-j", "-f", "-"), json.dumps(document)), what)
+class Nft(Protocol):
+    """How a JSON document reaches nftables in a namespace: NftCommand, or nftlib.LibNft in-process."""
+
+    name: str
+
+    def run(self, handle: NetnsHandle, document: Json, what: str) -> None:
+        """One transaction; InfrastructureError naming ``what`` if nft refused it."""
+        ...
+
+    def tables(self, handle: NetnsHandle) -> list[str]:
+        """Names of the inet tables in the namespace (read only; empty if it cannot be read)."""
+        ...
+
+    def forget(self, handle: NetnsHandle) -> None:
+        """The namespace holds no table of this run now (what was kept open for it may go)."""
+        ...
 
 
-def apply(handle: NetnsHandle, run_id: str, rules: NamespaceRules, runner: Runner = subprocess_runner) -> None:
+class NftCommand:
+    """``nsenter … nft -j -f -`` per transaction, through a Runner (tests pass a fake one)."""
+
+    name = "nft command"
+
+    def __init__(self, runner: Runner = subprocess_runner) -> None:
+        self.runner = runner
+
+    def run(self, handle: NetnsHandle, document: Json, what: str) -> None:
+        check(self.runner(handle.argv("nft", "-j", "-f", "-"), json.dumps(document)), what)
+
+    def tables(self, handle: NetnsHandle) -> list[str]:
+        result = self.runner(handle.argv("nft", "list", "tables", "inet"), None)
+        if result.returncode != 0:
+            return []
+        return [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("table inet ")]
+
+    def forget(self, handle: NetnsHandle) -> None:
+        pass
+
+
+def apply(handle: NetnsHandle, run_id: str, rules: NamespaceRules, nft: Nft | None = None) -> None:
     """Make the run's table in ``handle`` hold exactly ``rules`` (deleted when empty). Side effect: nft transaction."""
+    nft = nft or NftCommand()
     if rules.empty():
-        delete_table(handle, run_id, runner)
+        delete_table(handle, run_id, nft)
         return
-    _run_json(handle, render(run_id, rules), f"nft in {handle.name}", runner)
+    nft.run(handle, render(run_id, rules), f"nft in {handle.name}")
 
 
-def list_tables(handle: NetnsHandle, runner: Runner = subprocess_runner) -> list[str]:
+def list_tables(handle: NetnsHandle, nft: Nft | None = None) -> list[str]:
     """Names of the inet tables in the namespace (read only)."""
-    result = runner(handle.argv("nft", "list", "tables", "inet"), None)
-    if result.returncode != 0:
-        return []
-    return [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("table inet ")]
+    return (nft or NftCommand()).tables(handle)
 
 
-def delete_table(handle: NetnsHandle, run_id: str, runner: Runner = subprocess_runner) -> None:
+def delete_table(handle: NetnsHandle, run_id: str, nft: Nft | None = None) -> None:
     """Delete this run's table from the namespace (one idempotent transaction). Touches no other table."""
+    nft = nft or NftCommand()
     table = table_name(_checked_run_id(run_id))
-    _run_json(handle, {"nftables": _replace_table(table)[:2]}, f"nft delete inet {table} in {handle.name}", runner)
+    nft.run(handle, {"nftables": _replace_table(table)[:2]}, f"nft delete inet {table} in {handle.name}")
+    nft.forget(handle)

@@ -21,10 +21,12 @@ the verdict is inconclusive. Nothing here knows what kind of backend runs the co
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,15 +134,16 @@ class Run:
             self._deploy()
             self._timeline()
             self._finish_load()
-            results = comparator.evaluate(
-                self.scenario,
-                self.journal,
-                RunFacts(
-                    self.expected,
-                    PromRange(self.prometheus) if self.prometheus else None,
-                    trends.StoreHistory(trends.resolve_path()),
-                ),
-            )
+            with self._step("checking"):
+                results = comparator.evaluate(
+                    self.scenario,
+                    self.journal,
+                    RunFacts(
+                        self.expected,
+                        PromRange(self.prometheus) if self.prometheus else None,
+                        trends.StoreHistory(trends.resolve_path()),
+                    ),
+                )
             verdict = overall(results)
             code = exit_code(verdict)
         except (RunInterrupted, Exception) as exc:
@@ -151,8 +154,10 @@ class Run:
             # and the verdict stands (docs/cli.md, "Signals").
             guard.hold()
             self.progress.close()
-            collected = self._collect_series()
-            problems = self._teardown()
+            with self._step("collecting series"):
+                collected = self._collect_series()
+            with self._step("tearing down"):
+                problems = self._teardown()
         late = guard.received[len(self._signals_before) :] if reason == "completed" else []
         if late:
             names = ", ".join(signal.Signals(s).name for s in late)
@@ -223,28 +228,40 @@ class Run:
             log.error("teardown left problems: %s", problems)
         return problems
 
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        """Show ``name`` as the run's status and record how long it took (the report's set-up breakdown;
+        bench/run_overhead.py reads it)."""
+        self.progress.status(name)
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.journal.record(EventKind.NOTE, "step", step=name, seconds=round(time.monotonic() - began, 3))
+
     def _deploy(self) -> None:
-        self.progress.status("deploying targets")
-        self.replicas = self.backend.deploy_targets(self.scenario)
-        self.progress.status("starting Prometheus")
-        self.prometheus = self.backend.start_prometheus(self.scenario, self.replicas)
-        self.prometheus.wait_for_series(
-            'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
-        )
+        with self._step("deploying targets"):
+            self.replicas = self.backend.deploy_targets(self.scenario)
+        with self._step("starting Prometheus"):
+            self.prometheus = self.backend.start_prometheus(self.scenario, self.replicas)
+            self.prometheus.wait_for_series(
+                'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
+            )
         # The baseline heap: after Prometheus's first scrape and a gRPC warm-up, so the servers'
         # one-time set-up (tens of KiB) is not charged to the map.
-        for replica in self.replicas:
-            self.backend.target_admin(replica).warm_up()
-            self._sample(replica, "deploy", settle=True)
+        with self._step("taking baseline heaps"):
+            for replica in self.replicas:
+                self.backend.target_admin(replica).warm_up()
+                self._sample(replica, "deploy", settle=True)
         self._require_probed_maps()
         if any(p.faults for p in self.scenario.phases):
-            self.progress.status("starting the chaos agent")
-            self.faults = self.backend.start_faults()
-            # Start whatever is slow to start (delay proxies) now, so faults land on time later.
-            self.faults.prepare(self.scenario.phases, self.backend.topology())
-        self.progress.status("starting load")
-        plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
-        self.backend.start_load(self.scenario, plan)
+            with self._step("starting the chaos agent"):
+                self.faults = self.backend.start_faults()
+                # Start whatever is slow to start (delay proxies) now, so faults land on time later.
+                self.faults.prepare(self.scenario.phases, self.backend.topology())
+        with self._step("starting load"):
+            plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
+            self.backend.start_load(self.scenario, plan)
 
     def _require_probed_maps(self) -> None:
         """A model check on a service needs its mapprobe map: refuse at deploy, not at the verdict."""
@@ -289,13 +306,14 @@ class Run:
         # The final boundary is recorded once the load has stopped (see _finish_load).
 
     def _finish_load(self) -> None:
-        self.progress.status("waiting for the load to stop")
         final = self.scenario.phases[-1]
-        self._end_faults(final, self.schedule[-1])
-        result = self.backend.wait_load(timeout_s=LOAD_END_GRACE_S)
+        with self._step("waiting for the load to stop"):
+            self._end_faults(final, self.schedule[-1])
+            result = self.backend.wait_load(timeout_s=LOAD_END_GRACE_S)
         self.journal.record(EventKind.PHASE_END, final.name, index=len(self.scenario.phases) - 1)
         self._watch_components()
-        self._take_samples(f"{final.name}.end", settle=True)
+        with self._step("taking final heaps"):
+            self._take_samples(f"{final.name}.end", settle=True)
         for problem in result.problems:
             self.journal.record(EventKind.NOTE, "load-problem", message=problem)
         entries = result.entries
@@ -317,7 +335,8 @@ class Run:
             "problems": list(result.problems),
         }
         if self.prometheus is not None:
-            self._wait_scrape_past(self.journal.events[-1].wall)
+            with self._step("waiting for the last scrape"):
+                self._wait_scrape_past(self.journal.events[-1].wall)
             self._record_sources()
 
     def _record_sources(self) -> None:

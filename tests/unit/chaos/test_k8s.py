@@ -142,7 +142,7 @@ def test_handle_enters_through_the_sandbox_and_applies_the_same_document(proc: P
     handle = pods.handle(RUN, "pod/mq/cache-0")
     assert handle.name == "pod/mq/cache-0"
     rules = nft.NamespaceRules(cuts=[nft.Cut("p.0", ("198.19.0.12",), "drop")])
-    nft.apply(handle, RUN, rules, fake)
+    nft.apply(handle, RUN, rules, nft.NftCommand(fake))
     argv, stdin = fake.calls[-1]
     assert argv == ["nsenter", "--net=/proc/400/ns/net", "nft", "-j", "-f", "-"]
     assert json.loads(stdin or "") == nft.render(RUN, rules)

@@ -172,8 +172,8 @@ def test_apply_sends_json_and_empty_deletes_only_our_table() -> None:
     runner = FakeRunner()
     handle = NetnsHandle.local("mq-0a0b0c0d-a")
     rules = nft.NamespaceRules(cuts=[nft.Cut("p.0", ("198.18.7.3",), "drop")])
-    nft.apply(handle, "0a0b0c0d", rules, runner)
-    nft.apply(handle, "0a0b0c0d", nft.NamespaceRules(), runner)
+    nft.apply(handle, "0a0b0c0d", rules, nft.NftCommand(runner))
+    nft.apply(handle, "0a0b0c0d", nft.NamespaceRules(), nft.NftCommand(runner))
     assert [argv for argv, _ in runner.calls] == [
         ["nsenter", "--net=/run/netns/mq-0a0b0c0d-a", "nft", "-j", "-f", "-"]
     ] * 2
@@ -202,7 +202,7 @@ def test_render_refuses_bad_run_ids_comments_modes_and_ports() -> None:
         with pytest.raises(ValueError, match="run id"):
             nft.render(run_id, ok)
         with pytest.raises(ValueError, match="run id"):
-            nft.delete_table(NetnsHandle.local("mq-0a0b0c0d-a"), run_id, FakeRunner())
+            nft.delete_table(NetnsHandle.local("mq-0a0b0c0d-a"), run_id, nft.NftCommand(FakeRunner()))
     with pytest.raises(ValueError, match="fault id"):
         nft.render("0a0b0c0d", nft.NamespaceRules(cuts=[nft.Cut('p.0"; flush ruleset; "', ("198.18.7.3",), "drop")]))
     with pytest.raises(ValueError, match="mode"):
