@@ -38,10 +38,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "ServiceMonitor": ("/apis/monitoring.coreos.com/v1", "servicemonitors"),  # if the Prometheus Operator's CRD is
 }
 RUN_KINDS = ("Job", "StatefulSet", "Pod", "Service", "ConfigMap")
-"""What a label sweep removes, in this order: the controllers first, so none recreates a pod the sweep
-deleted (seen: a StatefulSet's new pod stuck without its deleted Secret). Not the run's Secret: the controller may create
-Secrets but neither list nor delete them (the chart's RBAC); the garbage collector removes it
-with the run object that owns it."""
+"""What a label sweep removes, in this order: the controllers first, so none recreates a pod the
+sweep deleted (seen: a StatefulSet's new pod stuck without its deleted Secret). Not the run's
+Secret: the controller may create Secrets but neither list nor delete them (the chart's RBAC);
+the garbage collector removes it with the run object that owns it."""
 
 
 def api_error(err: ApiException, doing: str) -> InfrastructureError:
