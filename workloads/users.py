@@ -223,10 +223,14 @@ def start_worker(environment: Any, plan: WorkloadPlan) -> WorkerState:
         if st.started_at is None:
             st.started_at = time.monotonic()
 
+    lingered: list[bool] = []
+
     def on_quit(**_: Any) -> None:
         st.write_summary()
         st.close()
-        if plan.linger_s > 0 and plan.metrics_addr:
+        # Once: a SIGTERM while lingering (the controller's teardown) quits again, and must not wait again.
+        if plan.linger_s > 0 and plan.metrics_addr and not lingered:
+            lingered.append(True)
             log.info("worker %d serves its final metrics for %.1fs more", st.index, plan.linger_s)
             gevent.sleep(plan.linger_s)
 

@@ -382,7 +382,8 @@ class Run:
         assert self.prometheus is not None
         deadline = time.monotonic() + FINAL_SCRAPE_TIMEOUT_S
         while time.monotonic() < deadline:
-            samples = self.prometheus.query('max(timestamp(up{job="targets"}))')
+            # Every target and every load worker (they linger to be scraped once more) scraped after ``wall``.
+            samples = self.prometheus.query('min(timestamp(up{job=~"targets|load"}))')
             if samples and samples[0].value >= wall:
                 return
             time.sleep(0.2)

@@ -87,6 +87,34 @@ def test_master_and_two_workers_fill_a_target_exactly(
     assert "batch_put" in result.csv_files["stats"].read_text()
 
 
+def test_the_load_has_ended_when_every_worker_reported_while_they_linger_for_the_last_scrape(
+    start_target: Callable[..., TargetProcess], tmp_path: Path
+) -> None:
+    target = start_target("mutexmap", "--value-type", "[32]byte")
+    assert target.endpoints is not None
+    plan = WorkloadPlan(
+        user="MapWriteUser", protocol="grpc", targets=(target.endpoints.grpc_addr,),
+        keys=KeySpec(space=1000, distribution="sequential", seed=1), phases=(Phase("p", 2, users=2),),
+        value_type="[32]byte", write_mode="batch", batch=10, max_ops_per_worker=100_000, linger_s=30.0,
+    )  # fmt: skip
+    cluster = LocustCluster(plan, workers=1, work_dir=tmp_path / "load")
+    with cluster:
+        cluster.start()
+        result = cluster.wait(leave_lingering=True)
+        master, worker = cluster.processes
+        assert master.proc.poll() is not None  # the master ended the run
+        assert worker.proc.poll() is None  # the worker lingers (30 s), serving its final metrics
+        result.check()
+        assert result.writes == result.summaries[0].draws > 0
+        requests = result.summaries[0].requests
+        labels = {"op": "batch_put", "protocol": "grpc"}
+        # What it serves now is final (the count of its summary); so is the exposition written with it.
+        served = cluster.scrape_workers()[0]
+        assert _sample_sum(served, "mapquake_client_request_seconds_count", **labels) == requests
+        assert _sample_sum(result.last_metrics[0], "mapquake_client_request_seconds_count", **labels) == requests
+    _assert_all_gone(cluster)  # stop() (the backend's teardown) ended the lingering worker
+
+
 def test_http_keys_are_routed_over_unreplicated_targets(
     start_target: Callable[..., TargetProcess], tmp_path: Path
 ) -> None:

@@ -347,7 +347,8 @@ class LocalBackend:
     def wait_load(self, timeout_s: float) -> LoadResult:
         if self.locust is None:
             raise InfrastructureError("the load was never started")
-        self.locust_result = self.locust.wait(timeout_s=timeout_s)
+        # Workers linger to serve their final metrics; the run waits for that scrape, not for them.
+        self.locust_result = self.locust.wait(timeout_s=timeout_s, leave_lingering=True)
         try:
             entries = self.locust_result.expected()
         except ValueError as err:

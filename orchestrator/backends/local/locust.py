@@ -295,8 +295,14 @@ class LocustCluster:
                 )
             time.sleep(_POLL_S)
 
-    def wait(self, timeout_s: float | None = None) -> LocustResult:
-        """Wait for every process to exit (the master ends the run after the last phase), then collect.
+    def wait(self, timeout_s: float | None = None, *, leave_lingering: bool = False) -> LocustResult:
+        """Wait until the load has ended (the master ends the run after the last phase), then collect.
+
+        The load has ended when the master has exited and every worker has exited or written its
+        summary. With ``leave_lingering``, workers that wrote their summary keep serving their final
+        metrics (``plan.linger_s``) for Prometheus's last scrape while the run goes on; they exit by
+        themselves, and stop() (the backend's teardown) ends any still there. Otherwise, and on
+        every other path, stop() ends whatever still runs before this returns.
 
         ``timeout_s`` counts from this call; the default is what is left of the plan's hard bound
         (``plan.deadline_s`` plus a grace, from start()). Processes still running then are stopped
@@ -312,8 +318,9 @@ class LocustCluster:
             deadline = (self._started_at or time.monotonic()) + bound
         next_scrape = 0.0
         timed_out = False
+        ended = False
         try:
-            while any(p.proc.poll() is None for p in self.processes):
+            while not self._load_ended():
                 now = time.monotonic()
                 if now > deadline:
                     timed_out = True
@@ -323,9 +330,18 @@ class LocustCluster:
                     self.scrape_workers()
                     next_scrape = now + SCRAPE_INTERVAL_S
                 self._wait_any(min(next_scrape, deadline) - time.monotonic())
+            ended = not timed_out
         finally:
-            self.stop()
+            if not (ended and leave_lingering):
+                self.stop()
         return self._collect(timed_out, bound)
+
+    def _load_ended(self) -> bool:
+        """The master has exited and every worker has exited or written its summary (then it lingers)."""
+        master, *workers = self.processes
+        if master.proc.poll() is None:
+            return False
+        return all(w.proc.poll() is not None or self._summary_path(i).exists() for i, w in enumerate(workers))
 
     def _wait_any(self, timeout_s: float) -> None:
         """Block until the master exits or ``timeout_s`` passes (then the loop polls the workers)."""
@@ -379,6 +395,8 @@ class LocustCluster:
         summaries: list[WorkerSummary] = []
         for i in range(self.workers):
             path = self._summary_path(i)
+            with contextlib.suppress(OSError):  # the final exposition, written with the summary
+                self.last_metrics[i] = path.with_suffix(".prom").read_text()
             try:
                 summaries.append(WorkerSummary.read(path))
             except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
