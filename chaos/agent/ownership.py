@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 from chaos.engines.command import NetnsHandle
 from orchestrator.core.errors import MapquakeError
-from orchestrator.core.ledger import RUN_ID_ENV, Ledger, ResourceKind, parse_stat, pid_running
+from orchestrator.core.ledger import LEDGER_FILE, RUN_ID_ENV, Ledger, ResourceKind, parse_stat, pid_running, runs_dir
 from orchestrator.core.names import netns_name, run_id_of
 
 NETNS_DIR = Path("/run/netns")  # named namespaces (``ip netns add``), as NetnsHandle.local enters them
@@ -87,17 +87,41 @@ class LocalNamespaces:
 
     def __init__(self, runs: list[str]) -> None:
         self.runs = set(runs)
+        self._open_netns: dict[str, tuple[tuple[int, int], frozenset[str]]] = {}
+        """run id -> (the ledger file's (mtime_ns, size) when read, the namespaces it records open)."""
 
     def _ledger(self, run_id: str) -> Ledger:
         if run_id not in self.runs:
             raise Refused(f"run {run_id} is not one this agent serves (serving: {', '.join(sorted(self.runs))})")
         return Ledger.load(run_id)
 
+    def _namespaces_open(self, run_id: str) -> frozenset[str]:
+        """The namespaces the run's ledger records open, read again only when the ledger changed.
+
+        Every fault names several namespaces and a ledger grows with the run (delay proxies are recorded
+        in it): parsing it for each was most of an apply's time. The ledger is append-only, so a write
+        always changes its size: (mtime, size) tells when to read it again.
+        """
+        if run_id not in self.runs:
+            self._ledger(run_id)  # raises Refused
+        try:
+            stat = (runs_dir() / run_id / LEDGER_FILE).stat()
+        except OSError:
+            self._ledger(run_id)  # raises the ledger's own "no ledger" error
+            raise
+        key = (stat.st_mtime_ns, stat.st_size)
+        cached = self._open_netns.get(run_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        names = frozenset(r.name for r in self._ledger(run_id).open_resources() if r.kind == ResourceKind.NETNS)
+        self._open_netns[run_id] = (key, names)
+        return names
+
     def handle(self, run_id: str, netns: str) -> NetnsHandle:
-        ledger = self._ledger(run_id)
+        open_netns = self._namespaces_open(run_id)
         if run_id_of(netns) != run_id or not netns.startswith(netns_name(run_id, "")):
             raise Refused(f"namespace {netns!r} is not named for run {run_id} ({netns_name(run_id, '<node>')})")
-        if not any(r.kind == ResourceKind.NETNS and r.name == netns for r in ledger.open_resources()):
+        if netns not in open_netns:
             raise Refused(f"namespace {netns} is not recorded open in the ledger of run {run_id}")
         if not netns_exists(netns):
             raise Refused(f"namespace {netns} does not exist")

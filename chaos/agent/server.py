@@ -292,6 +292,7 @@ class FaultTable:
             for run_id, fid in expired:
                 log.warning("lease of %s/%s expired: healing", run_id, fid)
                 self.heal(run_id, [fid], reason="lease-expired")
+        self.nft.evict()  # outside the lock: it only schedules frees
         return stale + expired
 
     def heal_everything(self, reason: str) -> None:

@@ -199,7 +199,11 @@ class Nft(Protocol):
         ...
 
     def forget(self, handle: NetnsHandle) -> None:
-        """The namespace holds no table of this run now (what was kept open for it may go)."""
+        """The namespace holds no table of this run now (what was kept open for it may go, later)."""
+        ...
+
+    def evict(self) -> int:
+        """Release what was kept open for namespaces idle for a while or gone; returns how many."""
         ...
 
 
@@ -222,6 +226,9 @@ class NftCommand:
 
     def forget(self, handle: NetnsHandle) -> None:
         pass
+
+    def evict(self) -> int:
+        return 0
 
 
 def apply(handle: NetnsHandle, run_id: str, rules: NamespaceRules, nft: Nft | None = None) -> None:

@@ -7,10 +7,13 @@ was created in, whichever thread later uses it. So each context is created once,
 thread that first enters the namespace (setns), and is then used from any thread: a transaction
 costs well under a millisecond.
 
-Freeing a context closes its socket, which waits for an RCU grace period (7-15 ms measured). It is
-done on a background thread once the namespace holds no table of ours, never on the apply path.
-While a context lives, it keeps its namespace alive in the kernel; the backends delete a run's
-veths and bridges by name, so nothing they check for outlives the run.
+Contexts are kept, not opened per change: closing a context that has committed a transaction waits
+for the kernel (7-15 ms measured), and while it does, the next transaction in that namespace waits
+too (an apply right after a heal took 11-51 ms when each heal freed its context; 0.3-0.5 ms with the
+context kept). So a context is freed only by ``evict``: once its namespace has held no table of ours
+for ``IDLE_S`` (the agent's reaper calls it), or at once when the namespace is gone (a deleted pod).
+While a context lives it keeps its namespace alive in the kernel: the backends delete a run's veths
+and bridges by name, a local agent exits with its run, and the DaemonSet's agent evicts.
 
 The binding is Debian's python3-nftables (the netfilter project's own): imported as ``nftables``
 where it is on the path (Debian's Python, the mapquake image), else loaded from Debian's
@@ -25,6 +28,7 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -36,6 +40,8 @@ from orchestrator.core.errors import InfrastructureError
 log = logging.getLogger(__name__)
 
 DEBIAN_BINDING = Path("/usr/lib/python3/dist-packages/nftables/nftables.py")
+IDLE_S = 60.0
+"""A context whose namespace has held none of our tables this long is freed."""
 CLONE_NEWNET = 0x40000000
 T = TypeVar("T")
 
@@ -96,9 +102,12 @@ def in_namespace(path: str, fn: Callable[[], T]) -> T:
 class _Context:
     """One libnftables context bound to one namespace; used by one thread at a time."""
 
-    def __init__(self, nft: Any) -> None:
+    def __init__(self, nft: Any, handle: NetnsHandle) -> None:
         self.nft = nft
+        self.handle = handle
         self.lock = threading.Lock()
+        self.idle_since: float | None = time.monotonic()
+        """time.monotonic() since when its namespace holds no table of ours; None while it holds one."""
 
 
 class LibNft:
@@ -123,7 +132,7 @@ class LibNft:
         if context is not None:
             return context
         try:
-            created = _Context(in_namespace(path, self._binding.Nftables))
+            created = _Context(in_namespace(path, self._binding.Nftables), handle)
         except OSError as err:
             raise InfrastructureError(f"nft in {handle.name}: cannot enter its network namespace: {err}") from err
         with self._lock:  # another thread may have made one meanwhile: keep the first, drop ours
@@ -135,6 +144,7 @@ class LibNft:
     def run(self, handle: NetnsHandle, document: dict[str, Any], what: str) -> None:
         context = self._context(handle)
         with context.lock:  # json_cmd: JSON in (the same document `nft -j -f -` reads), text flags restored
+            context.idle_since = None
             rc, _out, err = context.nft.json_cmd(document)
         if rc != 0:
             raise InfrastructureError(f"{what} failed: {str(err).strip()}")
@@ -148,11 +158,24 @@ class LibNft:
         return [line.split()[-1] for line in str(out).splitlines() if line.startswith("table inet ")]
 
     def forget(self, handle: NetnsHandle) -> None:
-        """The namespace holds no table of ours now: free its context (in the background)."""
+        """The namespace holds no table of ours now: its context becomes idle (``evict`` frees it later)."""
         with self._lock:
-            context = self._contexts.pop(handle.path, None)
+            context = self._contexts.get(handle.path)
         if context is not None:
+            context.idle_since = time.monotonic()
+
+    def evict(self, idle_s: float = IDLE_S) -> int:
+        """Free, in the background, the contexts idle for ``idle_s`` and those whose namespace is gone."""
+        now = time.monotonic()
+        with self._lock:
+            stale = [
+                path for path, c in self._contexts.items()
+                if c.handle.gone() or (c.idle_since is not None and now - c.idle_since >= idle_s)
+            ]  # fmt: skip
+            evicted = [self._contexts.pop(path) for path in stale]
+        for context in evicted:
             _free_later(context)
+        return len(evicted)
 
     def close(self) -> None:
         """Free every context now (agent shutdown)."""

@@ -68,6 +68,20 @@ def test_rules_land_in_the_fault_namespace_and_never_on_the_host(netns: NetnsHan
     assert TABLE not in nft.list_tables(netns, nft.NftCommand())
 
 
+def test_a_context_is_kept_across_heals_and_freed_once_idle(netns: NetnsHandle, lib: LibNft) -> None:
+    rules = nft.NamespaceRules(cuts=[nft.Cut("cut-1", ("198.18.0.2",), "drop")])
+    nft.apply(netns, RUN, rules, lib)
+    assert lib.evict(idle_s=0) == 0  # its namespace holds our table: never freed
+    nft.apply(netns, RUN, nft.NamespaceRules(), lib)  # healed: the table is gone
+    assert lib.evict(idle_s=3600) == 0  # kept for the next fault in this namespace
+    nft.apply(netns, RUN, rules, lib)  # ... which reuses it
+    nft.apply(netns, RUN, nft.NamespaceRules(), lib)
+    assert lib.evict(idle_s=0) == 1
+    nft.apply(netns, RUN, rules, lib)  # a new context, in the same namespace
+    assert TABLE in nft.list_tables(netns, nft.NftCommand())
+    nft.apply(netns, RUN, nft.NamespaceRules(), lib)
+
+
 def test_a_document_nft_refuses_is_an_error_naming_what(netns: NetnsHandle, lib: LibNft) -> None:
     chain = {"family": "inet", "table": "mapquake_absent", "name": "input"}
     with pytest.raises(InfrastructureError, match="nft in the test namespace failed"):
