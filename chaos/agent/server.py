@@ -28,6 +28,7 @@ import builtins
 import functools
 import hmac
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -105,6 +106,10 @@ class Prepared:
     proxies: list[ReadyProxy] = field(default_factory=list)
 
 
+NFT_ENGINE_ENV = "MAPQUAKE_NFT"
+"""``command``: use the nft command even where libnftables is there (bench/fault_latency.py compares them)."""
+
+
 class FaultTable:
     """Active faults by (run, id), their leases, and the engines that apply and heal them.
 
@@ -128,7 +133,8 @@ class FaultTable:
         self.runner = runner
         # In-process libnftables where the binding is there (sub-millisecond); the nft command otherwise,
         # and always when a test hands in a fake runner.
-        in_process = nftlib.LibNft.load() if runner is subprocess_runner and nft_engine is None else None
+        wanted = runner is subprocess_runner and nft_engine is None and os.environ.get(NFT_ENGINE_ENV) != "command"
+        in_process = nftlib.LibNft.load() if wanted else None
         self.nft: nft.Nft = nft_engine or in_process or nft.NftCommand(runner)
         log.info("nftables through %s", self.nft.name)
         self.clock = clock
