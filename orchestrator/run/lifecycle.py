@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import math
 import signal
 import time
 from collections.abc import Iterator
@@ -340,9 +341,16 @@ class Run:
             self._record_sources()
 
     def _record_sources(self) -> None:
-        """Which components Prometheus holds series from: the report's proof that every one was seen."""
+        """Which components Prometheus holds series from: the report's proof that every one was seen.
+
+        Over the whole run, not at this instant: a component that has ended (a Locust worker's pod that
+        completed, dropped by a shared server's discovery) has stale series by now, and was still seen.
+        """
         assert self.prometheus is not None
-        samples = self.prometheus.query('count by (job, target, replica, worker) ({job=~"targets|load"})')
+        window = max(1, math.ceil(time.time() - self.journal.started_wall))
+        samples = self.prometheus.query(
+            f'count by (job, target, replica, worker) (last_over_time({{job=~"targets|load"}}[{window}s]))'
+        )
         sources = sorted(
             ({k: v for k, v in s.labels.items() if k in ("job", "target", "replica", "worker")} for s in samples),
             key=lambda labels: sorted(labels.items()),

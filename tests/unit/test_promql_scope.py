@@ -56,7 +56,7 @@ def test_every_selector_and_only_selectors_get_the_run_label(expr: str, scoped: 
 def test_the_run_s_own_queries_are_scoped() -> None:
     """What the run itself asks (lifecycle, series, progress) all scope."""
     for expr in (
-        'count by (job, target, replica, worker) ({job=~"targets|load"})',
+        'count by (job, target, replica, worker) (last_over_time({job=~"targets|load"}[42s]))',
         'max(timestamp(up{job="targets"}))',
         'sum by (target) (go_memstats_heap_alloc_bytes{job="targets"})',
         'histogram_quantile(0.99, sum by (le) (rate(mapquake_client_request_seconds_bucket{job="load"}[5s])))',
