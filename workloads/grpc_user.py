@@ -19,6 +19,7 @@ import grpc
 
 from orchestrator.core.safety import AddressAllowList
 from workloads.pb import store_pb2, store_pb2_grpc
+from workloads.wire import PutEncoder
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,31 @@ class GrpcClient:
         self._event = request_event
         self._channels = [grpc.insecure_channel(addr) for addr in self.targets]
         self._stubs = [store_pb2_grpc.MapStoreStub(ch) for ch in self._channels]
+        # The write calls take requests already in wire form (workloads.wire): no serializer.
+        service = "/" + store_pb2.DESCRIPTOR.services_by_name["MapStore"].full_name
+        self._batch_put = [
+            ch.unary_unary(
+                f"{service}/BatchPut",
+                request_serializer=None,
+                response_deserializer=store_pb2.BatchPutResponse.FromString,
+            )
+            for ch in self._channels
+        ]
+        self._put_stream = [
+            ch.stream_unary(
+                f"{service}/PutStream",
+                request_serializer=None,
+                response_deserializer=store_pb2.BatchPutResponse.FromString,
+            )
+            for ch in self._channels
+        ]
+        self._encoder: PutEncoder | None = None
+
+    def _encoder_for(self, value: bytes) -> PutEncoder:
+        enc = self._encoder
+        if enc is None or (enc.value is not value and enc.value != value):
+            enc = self._encoder = PutEncoder(value)
+        return enc
 
     def _call(self, op: str, fn: Callable[[], T], length: int = 0) -> tuple[bool, T | None]:
         start = time.perf_counter()
@@ -84,18 +110,19 @@ class GrpcClient:
         ok, _ = self._call("put", lambda: stub.Put(req, timeout=self.timeout_s), len(value))
         return ok
 
-    def batch_put(self, target: int, keys: Sequence[str], value: bytes) -> bool:
-        stub = self._stubs[target]
-        req = store_pb2.BatchPutRequest(entries=[store_pb2.PutRequest(key=k, value=value) for k in keys])
-        ok, resp = self._call("batch_put", lambda: stub.BatchPut(req, timeout=self.timeout_s), len(value) * len(keys))
+    def batch_put(self, target: int, keys: Sequence[bytes], value: bytes) -> bool:
+        """One BatchPut of ``value`` under every key (UTF-8 bytes); True when all were written."""
+        call = self._batch_put[target]
+        req = self._encoder_for(value).batch_put(keys)
+        ok, resp = self._call("batch_put", lambda: call(req, timeout=self.timeout_s), len(value) * len(keys))
         return ok and resp is not None and resp.written == len(keys)
 
-    def put_stream(self, target: int, keys: Sequence[str], value: bytes) -> bool:
-        stub = self._stubs[target]
-        reqs = [store_pb2.PutRequest(key=k, value=value) for k in keys]
-        ok, resp = self._call(
-            "put_stream", lambda: stub.PutStream(iter(reqs), timeout=self.timeout_s), len(value) * len(keys)
-        )
+    def put_stream(self, target: int, keys: Sequence[bytes], value: bytes) -> bool:
+        """One PutStream of a PutRequest per key (UTF-8 bytes); True when all were written."""
+        call = self._put_stream[target]
+        put = self._encoder_for(value).put
+        reqs = [put(k) for k in keys]
+        ok, resp = self._call("put_stream", lambda: call(iter(reqs), timeout=self.timeout_s), len(value) * len(keys))
         return ok and resp is not None and resp.written == len(keys)
 
     def get(self, target: int, key: str) -> bool | None:

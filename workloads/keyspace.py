@@ -131,6 +131,11 @@ def key_name(index: int) -> str:
     return KEY_PREFIX + str(index).zfill(KEY_LENGTH - len(KEY_PREFIX))
 
 
+def key_bytes(index: int) -> bytes:
+    """``key_name(index)`` as UTF-8 bytes, built directly (the gRPC write path sends bytes)."""
+    return b"k%015d" % index
+
+
 def target_of(key: str, replicas: int) -> int:
     """Which of ``replicas`` unreplicated targets holds ``key``: crc32 of its UTF-8 name, mod replicas."""
     return zlib.crc32(key.encode()) % replicas if replicas > 1 else 0
@@ -200,6 +205,15 @@ class KeyStream:
 
     def take(self, n: int) -> list[int]:
         """Draw ``n`` key indices; the same as ``n`` calls of ``next_index``."""
+        if self.spec.distribution == "sequential":
+            # The write path's hot loop: a batch of a stride is a range, built without a call per key.
+            start, stride, workers = self.drawn, self._stride, self.workers
+            self.drawn = start + n
+            pos = start % stride
+            if pos + n <= stride:
+                first = self.worker + pos * workers
+                return list(range(first, first + n * workers, workers))
+            return [self.worker + ((start + j) % stride) * workers for j in range(n)]
         draw = self.next_index
         return [draw() for _ in range(n)]
 

@@ -17,6 +17,7 @@ from workloads.keyspace import (
     KeyStream,
     expected_distinct_keys,
     expected_live_after_churn,
+    key_bytes,
     key_name,
     stride_size,
     target_of,
@@ -63,6 +64,11 @@ def test_key_names_match_mapload() -> None:
     assert {len(key_name(i)) for i in (0, 10**14)} == {16}  # one size-class-16 allocation per key
 
 
+@given(st.integers(min_value=0, max_value=10**17))
+def test_key_bytes_are_the_utf8_key_name(index: int) -> None:
+    assert key_bytes(index) == key_name(index).encode()
+
+
 def test_routing_is_crc32_of_the_key_name() -> None:
     assert target_of("k0", 1) == 0
     assert target_of("k000000000000017", 3) == zlib.crc32(b"k000000000000017") % 3
@@ -78,6 +84,20 @@ def test_sequential_exact_values() -> None:
     assert KeyStream(spec, 1, 3).take(5) == [1, 4, 7, 1, 4]
     assert KeyStream(spec, 2, 3).take(4) == [2, 5, 8, 2]
     assert KeyStream(spec, 0, 1).take(12) == [*range(10), 0, 1]
+
+
+@given(
+    space=st.integers(min_value=1, max_value=60),
+    workers=st.integers(min_value=1, max_value=5),
+    takes=st.lists(st.integers(min_value=0, max_value=40), max_size=6),
+)
+def test_sequential_take_equals_one_draw_at_a_time(space: int, workers: int, takes: list[int]) -> None:
+    """take() has a fast path for sequential streams (ranges within a stride, wrapping at its end)."""
+    spec = KeySpec(space=max(space, workers))
+    batched, single = KeyStream(spec, workers - 1, workers), KeyStream(spec, workers - 1, workers)
+    for n in takes:
+        assert batched.take(n) == [single.next_index() for _ in range(n)]
+        assert batched.drawn == single.drawn
 
 
 def test_sequential_strides_are_disjoint_and_cover_the_space() -> None:
