@@ -30,13 +30,17 @@ def one_run(scenario: Path, report_dir: Path) -> tuple[float, float, dict[str, f
     """(wall s, phases s, seconds per step, exit code) of one `mapquake run`."""
     argv = [sys.executable, "-m", "orchestrator.cli", "run", str(scenario), "--report-dir", str(report_dir),
             "--no-progress"]  # fmt: skip
-    began = time.monotonic()
+    began, began_epoch = time.monotonic(), time.time()
     done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
-    wall = time.monotonic() - began
+    wall, ended_epoch = time.monotonic() - began, time.time()
     report = json.loads((report_dir / "report.json").read_text())
     phases = sum(p["duration_s"] for p in report["plan"]["phases"])
     steps: dict[str, float] = defaultdict(float)
-    for event in report["timeline"]["events"]:
+    events = report["timeline"]["events"]
+    # Outside the journal: the command's start-up (imports, scenario, preflight) and its end (report, trends).
+    steps["before the first event (start-up, preflight)"] = events[0]["wall"] - began_epoch
+    steps["after the last event (report, trend store, exit)"] = ended_epoch - events[-1]["wall"]
+    for event in events:
         if event["name"] == "step":
             steps[event["data"]["step"]] += event["data"]["seconds"]
     return wall, phases, steps, done.returncode

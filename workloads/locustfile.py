@@ -10,14 +10,18 @@ plain local run (no --master/--worker) behaves as worker 0 of 1.
 from __future__ import annotations
 
 import logging
+import os
+import sys
+import time
 from typing import Any
 
+import gevent
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner
 
 from workloads import users
 from workloads.grpc_user import init_gevent
-from workloads.plan import LOAD_STARTED_MARKER, WorkloadPlan
+from workloads.plan import GATE_WAITING_MARKER, LOAD_STARTED_MARKER, WorkloadPlan
 from workloads.shape import Timeline
 
 # Locust finds the user classes among this module's attributes.
@@ -59,5 +63,29 @@ def _on_init(environment: Any, runner: Any = None, **_: Any) -> None:
             len(PLAN.phases),
             TIMELINE.total_s,
         )
+        if PLAN.start_gate is not None:
+            _wait_for_gate(runner, PLAN.start_gate, workers=PLAN.worker_count, timeout_s=PLAN.startup_s)
         return
     users.start_worker(environment, PLAN)
+
+
+GATE_POLL_S = 0.01
+
+
+def _wait_for_gate(runner: MasterRunner, gate: str, *, workers: int, timeout_s: float) -> None:
+    """Hold the master's start (Locust starts the headless run when init returns) until ``gate`` exists.
+
+    Meanwhile the runner's greenlets keep accepting the workers, so the run starts the moment the
+    gate opens, not at Locust's next once-a-second look for workers.
+    """
+    deadline = time.monotonic() + timeout_s
+    joined = False
+    while not os.path.exists(gate):
+        if not joined and len(runner.clients.ready) >= workers:
+            joined = True
+            log.info(GATE_WAITING_MARKER)  # orchestrator.backends.local.locust waits for this line
+        if time.monotonic() > deadline:
+            log.error("the start gate %s did not open within %.0fs; giving up", gate, timeout_s)
+            runner.quit()
+            sys.exit(1)
+        gevent.sleep(GATE_POLL_S)

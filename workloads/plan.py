@@ -25,6 +25,8 @@ from workloads.keyspace import ChurnStream, KeySpec, expected_distinct_keys, exp
 PLAN_ENV = "MAPQUAKE_PLAN"
 LOAD_STARTED_MARKER = "mapquake: load started"
 """The master logs this line when the first phase starts (all workers connected)."""
+GATE_WAITING_MARKER = "mapquake: every worker joined; waiting for the start gate"
+"""With a ``start_gate``, the master logs this line once every worker joined, before the gate opens."""
 SUMMARY_TO_LOG = "-"
 """``summary_path`` value meaning: print the summary as one log line (pods: the controller reads logs)."""
 SUMMARY_LOG_MARKER = "mapquake-summary: "
@@ -127,6 +129,10 @@ class WorkloadPlan:
     requests are measured like mapquake's own, and it gets no keys (its service counts its maps)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Free-form labels carried through to the summaries (scenario name, run id)."""
+    start_gate: str | None = None
+    """A file the master waits for (up to ``startup_s``) before its first phase; None: the first phase
+    starts once every worker joined. The controller starts the processes early (Python and Locust take
+    a second or two to start) and creates the file once the targets' baselines are taken."""
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable-looking and immutable.

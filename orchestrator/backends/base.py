@@ -188,7 +188,12 @@ class Backend(Protocol):
         ...
 
     def start_load(self, scenario: Scenario, plan: WorkloadPlan) -> None:
-        """Start the Locust master and workers on ``plan``; the load follows the phases and stops by itself."""
+        """Start the Locust master and workers on ``plan``, held before their first phase: no request
+        may reach a target before release_load(). A backend may also start nothing until then."""
+        ...
+
+    def release_load(self) -> None:
+        """Begin the load's first phase; return once it began. The load follows the phases and stops by itself."""
         ...
 
     def load_started_at(self) -> float:

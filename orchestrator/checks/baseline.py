@@ -32,8 +32,6 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy.stats import mannwhitneyu
-
 from orchestrator.checks.verdict import CheckResult, Verdict
 from orchestrator.journal import Journal
 from orchestrator.scenario.spec import BaselineCheck, Scenario
@@ -87,6 +85,10 @@ def compare(current: list[float], baseline: list[float], worse_if: str) -> Compa
     """One-sided Mann-Whitney U of current vs baseline in the worse direction (pure)."""
     alternative = "greater" if worse_if == "higher" else "less"
     method = "exact" if len(current) < 8 and len(baseline) < 8 and not set(current) & set(baseline) else "asymptotic"
+    # Imported here: scipy.stats takes about 1.5 s to import, and only baseline checks need it
+    # (a run preloads it while its phases run: orchestrator.core.preload).
+    from scipy.stats import mannwhitneyu
+
     result = mannwhitneyu(current, baseline, alternative=alternative, method=method)
     u = float(result.statistic)
     delta = cliffs_delta(u, len(current), len(baseline))

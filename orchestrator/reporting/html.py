@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator.reporting import plots
 from orchestrator.reporting.seedclaims import assess
 
 LOCUST_CSV_DIR = Path("run") / "locust"
@@ -171,6 +170,9 @@ def _timeline(report: dict[str, Any]) -> str:
 
 def render(report: dict[str, Any], series: dict[str, Any] | None, report_dir: Path) -> str:
     """The whole page (pure but for reading the Locust CSVs under ``report_dir``)."""
+    # Imported here: matplotlib takes about a second to import (a run preloads it while its phases run).
+    from orchestrator.reporting import plots
+
     figures = [
         plots.heap_plot(report, series),
         plots.latency_plot(report, series),

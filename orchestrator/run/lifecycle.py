@@ -2,11 +2,12 @@
 
 0. preflight: the backend checks it can run the scenario here; nothing has started yet;
 1. open the run: a run id; the backend records everything it creates under it;
-2. deploy the targets, start Prometheus and wait until it has scraped every replica, then take
-   each replica's baseline heap through the backend's admin access (GC twice, exact);
-3. start the chaos engine if any phase has faults (slow faults prepared), then the load (the
-   scenario's Locust plan, on the backend's address allow-list); it follows the phases and stops
-   by itself;
+2. deploy the targets, start Prometheus, the load's processes (held before their first phase) and
+   the chaos engine if any phase has faults (slow faults prepared); wait until Prometheus has
+   scraped every replica, then take each replica's baseline heap through the backend's admin
+   access (GC twice, exact);
+3. release the load (the scenario's Locust plan, on the backend's address allow-list); it follows
+   the phases and stops by itself;
 4. walk the phases on one monotonic timeline: apply and heal faults as chaos.schedule says (the
    same schedule --dry-run prints), record each boundary, take the heap samples the model checks
    ask for, watch for components that die, show progress;
@@ -47,6 +48,7 @@ from orchestrator.checks.service_model import probed_map
 from orchestrator.checks.verdict import CheckResult, Verdict, exit_code, overall
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError, MapquakeError, UsageError
 from orchestrator.core.ledger import new_run_id
+from orchestrator.core.preload import preload
 from orchestrator.core.signals import RunInterrupted, SignalGuard
 from orchestrator.journal import EventKind, Journal
 from orchestrator.prometheus.client import PrometheusAPI
@@ -54,7 +56,7 @@ from orchestrator.reporting import report
 from orchestrator.run import series
 from orchestrator.run.loadplan import workload_plan
 from orchestrator.run.progress import Progress
-from orchestrator.scenario.spec import ModelCheck, PhaseSpec, Scenario
+from orchestrator.scenario.spec import BaselineCheck, ModelCheck, PhaseSpec, Scenario
 from orchestrator.trends import store as trends
 
 log = logging.getLogger(__name__)
@@ -243,8 +245,19 @@ class Run:
     def _deploy(self) -> None:
         with self._step("deploying targets"):
             self.replicas = self.backend.deploy_targets(self.scenario)
+        # Prometheus takes about 5 s to its first scrape (its discovery sends new targets on a
+        # fixed 5 s tick), so everything that need not follow that scrape starts meanwhile.
         with self._step("starting Prometheus"):
             self.prometheus = self.backend.start_prometheus(self.scenario, self.replicas)
+        plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
+        with self._step("starting the load's processes"):
+            self.backend.start_load(self.scenario, plan)
+        if any(p.faults for p in self.scenario.phases):
+            with self._step("starting the chaos agent"):
+                self.faults = self.backend.start_faults()
+                # Start whatever is slow to start (delay proxies) now, so faults land on time later.
+                self.faults.prepare(self.scenario.phases, self.backend.topology())
+        with self._step("waiting for Prometheus's first scrape"):
             self.prometheus.wait_for_series(
                 'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
             )
@@ -255,14 +268,8 @@ class Run:
                 self.backend.target_admin(replica).warm_up()
                 self._sample(replica, "deploy", settle=True)
         self._require_probed_maps()
-        if any(p.faults for p in self.scenario.phases):
-            with self._step("starting the chaos agent"):
-                self.faults = self.backend.start_faults()
-                # Start whatever is slow to start (delay proxies) now, so faults land on time later.
-                self.faults.prepare(self.scenario.phases, self.backend.topology())
         with self._step("starting load"):
-            plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
-            self.backend.start_load(self.scenario, plan)
+            self.backend.release_load()
 
     def _require_probed_maps(self) -> None:
         """A model check on a service needs its mapprobe map: refuse at deploy, not at the verdict."""
@@ -288,6 +295,11 @@ class Run:
     def _timeline(self) -> None:
         """Walk the phases; the load follows the same schedule from its own start."""
         phases = self.scenario.phases
+        # The controller idles while the phases run: import now what the checks and the report need.
+        slow = ["orchestrator.reporting.plots"]
+        if any(isinstance(c, BaselineCheck) for c in self.scenario.checks):
+            slow.append("scipy.stats")
+        preload(*slow)
         boundary = self.backend.load_started_at()
         for index, phase in enumerate(phases):
             self.journal.record(EventKind.PHASE_START, phase.name, index=index)

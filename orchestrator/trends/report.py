@@ -14,7 +14,6 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator.reporting import plots
 from orchestrator.trends.regressions import Flag
 from orchestrator.trends.store import RunRow
 
@@ -95,6 +94,8 @@ def _e(value: object) -> str:
 
 def page(data: TrendData) -> str:
     """The HTML report (pure)."""
+    from orchestrator.reporting import plots  # matplotlib: a second to import, only pages need it
+
     body = [
         "<h1>mapquake capacity report</h1>",
         f"<p>{len(data.runs)} runs from <code>{_e(data.store)}</code>"

@@ -119,6 +119,7 @@ class KubernetesBackend:
         self._replicas: list[ReplicaEndpoint] = []
         self._plan: WorkloadPlan | None = None
         self._load_started_at: float | None = None
+        self._pending_load: tuple[Scenario, WorkloadPlan] | None = None
         self._master_log: Path | None = None
         self._follower: threading.Thread | None = None
         self._heartbeat_stop = threading.Event()
@@ -427,7 +428,15 @@ class KubernetesBackend:
     # --- load ---------------------------------------------------------------------------
 
     def start_load(self, scenario: Scenario, plan: WorkloadPlan) -> None:
+        """Nothing yet: the pods start at release_load(), after the baselines (their Jobs start the
+        first phase as soon as the workers joined)."""
+        self._pending_load = (scenario, plan)
+
+    def release_load(self) -> None:
         """The Locust master Job and the workers' indexed Job; returns once the first phase began."""
+        if self._pending_load is None:
+            raise InfrastructureError("the load was never started")
+        scenario, plan = self._pending_load
         assert self.owner is not None, "deploy_targets first"
         workers = scenario.load.workers
         data: dict[str, str] = {}

@@ -336,7 +336,12 @@ class LocalBackend:
             master_port=LOCUST_MASTER_PORT,
             metrics_addrs=[f"{node.address}:{WORKER_METRICS_PORT + i}" for i in range(scenario.load.workers)],
         )
-        self.locust.start()
+        self.locust.start(gated=True)
+
+    def release_load(self) -> None:
+        if self.locust is None:
+            raise InfrastructureError("the load was never started")
+        self.locust.release()
 
     def load_started_at(self) -> float:
         """time.monotonic() when the load's first phase began (the master starts once all workers joined)."""

@@ -10,8 +10,8 @@ alone stops them, by pid, on every exit path.
 Lifecycle::
 
     with LocustCluster(plan, workers=2, work_dir=run_dir / "load") as cluster:
-        cluster.start()            # ready: every worker serves its metrics port
-        result = cluster.wait()    # the master ends the run after the last phase
+        cluster.start()            # ready: every worker serves its metrics port, the first phase began
+        result = cluster.wait()    # the workers quit after the last phase
     result.check()                 # InfrastructureError if a process failed or a summary is missing
     expected = result.expected()   # entries each target must hold (workloads.plan.ExpectedEntries)
 
@@ -20,6 +20,15 @@ from Locust's init event, after it connected to the master), then the master's
 log line ``LOAD_STARTED_MARKER`` (logged when the first phase starts, once all
 workers are connected), polled against a deadline; a process that exits first
 fails the start with its log tail.
+
+``start(gated=True)`` starts the processes but holds the first phase until
+``release()``: the master waits for a gate file (``plan.start_gate``) and logs
+``GATE_WAITING_MARKER`` once every worker joined. The runner starts the load's
+processes while Prometheus looks for its first scrape, and releases them once
+the targets' baselines are taken. The load has ended when every worker has
+written its summary (the master tells them to quit after the last phase); the
+master's own shutdown (its CSVs, half a second's polls) finishes meanwhile, and
+``stop()`` gives it time to end by itself.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from orchestrator.core.errors import InfrastructureError, UsageError
 from orchestrator.core.processes import read_log_tail
 from orchestrator.core.safety import split_host_port
 from workloads.plan import (
+    GATE_WAITING_MARKER,
     LOAD_STARTED_MARKER,
     PLAN_ENV,
     ExpectedEntries,
@@ -60,6 +70,8 @@ LOCUSTFILE = Path(workloads.__file__).resolve().parent / "locustfile.py"
 # Module constants so a slow machine (or a test) can raise them.
 READY_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0
+MASTER_EXIT_GRACE_S = 5.0
+"""Once the workers are done, how long stop() lets the master finish by itself (it writes its CSVs)."""
 SCRAPE_INTERVAL_S = 1.0
 _POLL_S = 0.05
 
@@ -195,6 +207,8 @@ class LocustCluster:
         self.processes: list[LocustProcess] = []
         self.last_metrics: dict[int, str] = {}
         self._started_at: float | None = None
+        self.gate: Path | None = None
+        """The start gate file of a gated start (None: the first phase starts once the workers joined)."""
         self.load_started_at: float | None = None
         """time.monotonic() when the first phase started (set by start())."""
         self._validate()
@@ -238,22 +252,38 @@ class LocustCluster:
 
     # --- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, gated: bool = False) -> None:
         """Start the master and the workers; return once every worker serves its metrics port and
-        the master started the first phase (``load_started_at``)."""
+        the master started the first phase (``load_started_at``). With ``gated``, return once every
+        worker joined the master, which then waits for ``release()`` to start the first phase."""
         if self.processes:
             raise InfrastructureError("this Locust cluster was already started")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         for i in range(self.workers):
             self._summary_path(i).unlink(missing_ok=True)
+        self.gate = self.work_dir / "start-gate" if gated else None
+        if self.gate is not None:
+            self.gate.unlink(missing_ok=True)
+        master = replace(self.plan, start_gate=str(self.gate) if self.gate is not None else None)
         try:
-            master_plan = self.plan.write(self.work_dir / "plan-master.json")
+            master_plan = master.write(self.work_dir / "plan-master.json")
             self._spawn("master", self.master_popen, self.master_argv(), master_plan)
             for i, wp in enumerate(self.worker_plans):
                 path = wp.write(self.work_dir / f"plan-worker-{i}.json")
                 self._spawn(f"worker-{i}", self.popen, self.worker_argv(i), path)
             self._started_at = time.monotonic()
-            self._wait_ready()
+            self._wait_ready(GATE_WAITING_MARKER if self.gate is not None else LOAD_STARTED_MARKER)
+        except BaseException:
+            self.stop()
+            raise
+
+    def release(self) -> None:
+        """Open the gate of a ``start(gated=True)``; return once the master started the first phase."""
+        if self.gate is None or not self.processes:
+            raise InfrastructureError("this Locust cluster was not started gated")
+        self.gate.touch()
+        try:
+            self._wait_ready(LOAD_STARTED_MARKER)
         except BaseException:
             self.stop()
             raise
@@ -264,8 +294,9 @@ class LocustCluster:
         self.processes.append(LocustProcess(role=role, proc=proc, log_path=log_path))
         log.info("started locust %s (pid %d)", role, proc.pid)
 
-    def _wait_ready(self) -> None:
-        """Every worker serves its metrics port, then the master logs that the first phase started."""
+    def _wait_ready(self, marker: str) -> None:
+        """Every worker serves its metrics port, then the master logs ``marker`` (the first phase
+        started, or every worker joined and the master waits at the gate)."""
         deadline = time.monotonic() + self.ready_timeout_s
         pending = set(range(self.workers))
         master = self.processes[0]
@@ -281,13 +312,14 @@ class LocustCluster:
                 if text is not None:
                     self.last_metrics[i] = text
                     pending.discard(i)
-            if not pending and _log_contains(master.log_path, LOAD_STARTED_MARKER):
-                self.load_started_at = time.monotonic()
-                log.info("locust load started: %d workers connected", self.workers)
+            if not pending and _log_contains(master.log_path, marker):
+                if marker == LOAD_STARTED_MARKER:
+                    self.load_started_at = time.monotonic()
+                    log.info("locust load started: %d workers connected", self.workers)
                 return
             if time.monotonic() > deadline:
                 waiting = [f"worker-{i} metrics on {self.metrics_addrs[i]}" for i in sorted(pending)] or [
-                    "the master to start the first phase"
+                    "the master to start the first phase" if marker == LOAD_STARTED_MARKER else "every worker to join"
                 ]
                 raise InfrastructureError(
                     f"locust was not ready within {self.ready_timeout_s:.0f}s: waiting for {', '.join(waiting)}\n"
@@ -298,11 +330,12 @@ class LocustCluster:
     def wait(self, timeout_s: float | None = None, *, leave_lingering: bool = False) -> LocustResult:
         """Wait until the load has ended (the master ends the run after the last phase), then collect.
 
-        The load has ended when the master has exited and every worker has exited or written its
-        summary. With ``leave_lingering``, workers that wrote their summary keep serving their final
-        metrics (``plan.linger_s``) for Prometheus's last scrape while the run goes on; they exit by
-        themselves, and stop() (the backend's teardown) ends any still there. Otherwise, and on
-        every other path, stop() ends whatever still runs before this returns.
+        The load has ended when every worker has exited or written its summary (the master tells
+        them to quit after the last phase, or they quit at their deadline). With ``leave_lingering``,
+        the master finishes its shutdown and workers that wrote their summary keep serving their
+        final metrics (``plan.linger_s``) for Prometheus's last scrape while the run goes on; they
+        exit by themselves, and stop() (the backend's teardown) ends any still there. Otherwise, and
+        on every other path, stop() ends whatever still runs before this returns.
 
         ``timeout_s`` counts from this call; the default is what is left of the plan's hard bound
         (``plan.deadline_s`` plus a grace, from start()). Processes still running then are stopped
@@ -337,20 +370,14 @@ class LocustCluster:
         return self._collect(timed_out, bound)
 
     def _load_ended(self) -> bool:
-        """The master has exited and every worker has exited or written its summary (then it lingers)."""
-        master, *workers = self.processes
-        if master.proc.poll() is None:
-            return False
+        """Every worker has exited or written its summary (then it lingers); the master may still be
+        shutting down (Locust's own half-second polls), which stop() waits for."""
+        _, *workers = self.processes
         return all(w.proc.poll() is not None or self._summary_path(i).exists() for i, w in enumerate(workers))
 
     def _wait_any(self, timeout_s: float) -> None:
-        """Block until the master exits or ``timeout_s`` passes (then the loop polls the workers)."""
-        master = self.processes[0].proc
-        if master.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                master.wait(timeout=max(0.0, timeout_s))
-        else:
-            time.sleep(min(_POLL_S, max(0.0, timeout_s)))
+        """Sleep a poll interval (at most ``timeout_s``); the loop then looks at the workers again."""
+        time.sleep(min(_POLL_S, max(0.0, timeout_s)))
 
     def scrape_workers(self) -> dict[int, str]:
         """Scrape every running worker's /metrics now; updates and returns ``last_metrics``."""
@@ -368,7 +395,13 @@ class LocustCluster:
         return self.wait()
 
     def stop(self) -> dict[str, int | None]:
-        """SIGTERM every process still running (our pids only), wait, then SIGKILL. Returns exit codes."""
+        """SIGTERM every process still running (our pids only), wait, then SIGKILL. Returns exit codes.
+
+        When the load has ended, the master is let finish its own shutdown first (it writes its
+        CSVs as it exits), for up to ``MASTER_EXIT_GRACE_S``."""
+        if self.processes and self._load_ended():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.processes[0].proc.wait(timeout=MASTER_EXIT_GRACE_S)
         alive = [p for p in self.processes if p.proc.poll() is None]
         # Workers first: their SIGTERM handler stops the users and writes the summary.
         for p in sorted(alive, key=lambda p: p.role == "master"):

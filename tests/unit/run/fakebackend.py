@@ -216,6 +216,9 @@ class FakeBackend:
     def start_load(self, scenario: Scenario, plan: WorkloadPlan) -> None:
         self.hit("start_load")
         self.plan = plan
+
+    def release_load(self) -> None:
+        self.hit("release_load")
         self.load_start = time.monotonic()
 
     def load_started_at(self) -> float:
