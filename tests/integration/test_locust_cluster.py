@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.backends.local.locust import LocustCluster
+from orchestrator.backends.local.locust import MASTER_EXIT_GRACE_S, LocustCluster
 from orchestrator.targets.admin import collect_garbage
 from orchestrator.targets.build import TargetProcess
 from workloads.keyspace import KeySpec
-from workloads.plan import Phase, WorkloadPlan
+from workloads.plan import GATE_WAITING_MARKER, LOAD_STARTED_MARKER, Phase, WorkloadPlan
 
 pytestmark = pytest.mark.integration
 
@@ -102,8 +102,10 @@ def test_the_load_has_ended_when_every_worker_reported_while_they_linger_for_the
         cluster.start()
         result = cluster.wait(leave_lingering=True)
         master, worker = cluster.processes
-        assert master.proc.poll() is not None  # the master ended the run
         assert worker.proc.poll() is None  # the worker lingers (30 s), serving its final metrics
+        # The master finishes its shutdown by itself, with its CSVs written.
+        assert master.proc.wait(timeout=MASTER_EXIT_GRACE_S) == 0
+        assert "batch_put" in (tmp_path / "load" / "locust_stats.csv").read_text()
         result.check()
         assert result.writes == result.summaries[0].draws > 0
         requests = result.summaries[0].requests
@@ -113,6 +115,33 @@ def test_the_load_has_ended_when_every_worker_reported_while_they_linger_for_the
         assert _sample_sum(served, "mapquake_client_request_seconds_count", **labels) == requests
         assert _sample_sum(result.last_metrics[0], "mapquake_client_request_seconds_count", **labels) == requests
     _assert_all_gone(cluster)  # stop() (the backend's teardown) ended the lingering worker
+
+
+def test_a_gated_start_sends_nothing_until_released(start_target: Callable[..., TargetProcess], tmp_path: Path) -> None:
+    target = start_target("mutexmap", "--value-type", "[32]byte")
+    assert target.endpoints is not None
+    plan = WorkloadPlan(
+        user="MapWriteUser", protocol="grpc", targets=(target.endpoints.grpc_addr,),
+        keys=KeySpec(space=1000, distribution="sequential", seed=1), phases=(Phase("p", 2, users=2),),
+        value_type="[32]byte", write_mode="batch", batch=10, max_ops_per_worker=100_000,
+    )  # fmt: skip
+    cluster = LocustCluster(plan, workers=2, work_dir=tmp_path / "load")
+    with cluster:
+        cluster.start(gated=True)  # returns once both workers joined the waiting master
+        assert cluster.load_started_at is None
+        assert all(p.proc.poll() is None for p in cluster.processes)
+        # Held: the master's log says it waits, and the target has seen no write.
+        assert GATE_WAITING_MARKER in (tmp_path / "load" / "master.log").read_text()
+        assert LOAD_STARTED_MARKER not in (tmp_path / "load" / "master.log").read_text()
+        admin = target.endpoints
+        assert collect_garbage(admin.http_addr, admin.admin_token).entries == 0
+        released = time.monotonic()
+        cluster.release()
+        assert cluster.load_started_at is not None and cluster.load_started_at >= released
+        result = cluster.wait()
+    result.check()
+    assert result.writes > 0
+    assert collect_garbage(admin.http_addr, admin.admin_token).entries == result.expected().expected[0]
 
 
 def test_http_keys_are_routed_over_unreplicated_targets(
