@@ -413,10 +413,16 @@ class LocalBackend:
         if self.nemesis is not None:  # heal first: nothing may stay cut or paused
             problems += self.nemesis.close()
             self.nemesis = None
+        locust: list[tuple[str, Any]] = [("locust", self.locust.stop if self.locust is not None else None)]
+        # A load that ended goes after Prometheus and the targets: its master is still finishing its
+        # own shutdown (about a second: its CSVs), which stop() lets it do while the others stop.
+        # A load still running (an interrupted run) stops first, before its targets go.
+        load_ended = self.locust is not None and self.locust.load_ended()
         steps: list[tuple[str, Any]] = [
-            ("locust", self.locust.stop if self.locust is not None else None),
+            *([] if load_ended else locust),
             ("prometheus", self.prometheus.stop if self.prometheus is not None else None),
             *[(f"target {k[0]}:{k[1]}", p.stop) for k, p in self.targets.items()],
+            *(locust if load_ended else []),
             ("network", self.network.teardown if self.network is not None else None),
         ]
         for what, step in steps:

@@ -353,7 +353,7 @@ class LocustCluster:
         timed_out = False
         ended = False
         try:
-            while not self._load_ended():
+            while not self.load_ended():
                 now = time.monotonic()
                 if now > deadline:
                     timed_out = True
@@ -369,9 +369,11 @@ class LocustCluster:
                 self.stop()
         return self._collect(timed_out, bound)
 
-    def _load_ended(self) -> bool:
+    def load_ended(self) -> bool:
         """Every worker has exited or written its summary (then it lingers); the master may still be
         shutting down (Locust's own half-second polls), which stop() waits for."""
+        if not self.processes:
+            return False
         _, *workers = self.processes
         return all(w.proc.poll() is not None or self._summary_path(i).exists() for i, w in enumerate(workers))
 
@@ -397,9 +399,9 @@ class LocustCluster:
     def stop(self) -> dict[str, int | None]:
         """SIGTERM every process still running (our pids only), wait, then SIGKILL. Returns exit codes.
 
-        When the load has ended, the master is let finish its own shutdown first (it writes its
-        CSVs as it exits), for up to ``MASTER_EXIT_GRACE_S``."""
-        if self.processes and self._load_ended():
+        When every worker wrote its summary (the load ended as planned), the master is let finish
+        its own shutdown first (it writes its CSVs as it exits), for up to ``MASTER_EXIT_GRACE_S``."""
+        if self.processes and all(self._summary_path(i).exists() for i in range(self.workers)):
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.processes[0].proc.wait(timeout=MASTER_EXIT_GRACE_S)
         alive = [p for p in self.processes if p.proc.poll() is None]
