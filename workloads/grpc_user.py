@@ -60,21 +60,14 @@ class GrpcClient:
         self._channels = [grpc.insecure_channel(addr) for addr in self.targets]
         self._stubs = [store_pb2_grpc.MapStoreStub(ch) for ch in self._channels]
         # The write calls take requests already in wire form (workloads.wire): no serializer.
-        service = "/" + store_pb2.DESCRIPTOR.services_by_name["MapStore"].full_name
+        method = "/" + store_pb2.DESCRIPTOR.services_by_name["MapStore"].full_name + "/"
+        written = store_pb2.BatchPutResponse.FromString
         self._batch_put = [
-            ch.unary_unary(
-                f"{service}/BatchPut",
-                request_serializer=None,
-                response_deserializer=store_pb2.BatchPutResponse.FromString,
-            )
+            ch.unary_unary(method + "BatchPut", request_serializer=None, response_deserializer=written)
             for ch in self._channels
         ]
         self._put_stream = [
-            ch.stream_unary(
-                f"{service}/PutStream",
-                request_serializer=None,
-                response_deserializer=store_pb2.BatchPutResponse.FromString,
-            )
+            ch.stream_unary(method + "PutStream", request_serializer=None, response_deserializer=written)
             for ch in self._channels
         ]
         self._encoder: PutEncoder | None = None
