@@ -131,14 +131,23 @@ def key_name(index: int) -> str:
     return KEY_PREFIX + str(index).zfill(KEY_LENGTH - len(KEY_PREFIX))
 
 
+KEY_BYTES_FORMAT = b"k%015d"
+"""``KEY_BYTES_FORMAT % index`` is ``key_name(index)`` as UTF-8 bytes (hot loops format it inline)."""
+
+
 def key_bytes(index: int) -> bytes:
     """``key_name(index)`` as UTF-8 bytes, built directly (the gRPC write path sends bytes)."""
-    return b"k%015d" % index
+    return KEY_BYTES_FORMAT % index
 
 
 def target_of(key: str, replicas: int) -> int:
     """Which of ``replicas`` unreplicated targets holds ``key``: crc32 of its UTF-8 name, mod replicas."""
     return zlib.crc32(key.encode()) % replicas if replicas > 1 else 0
+
+
+def target_of_index(index: int, replicas: int) -> int:
+    """``target_of(key_name(index), replicas)``, without building the str."""
+    return zlib.crc32(KEY_BYTES_FORMAT % index) % replicas if replicas > 1 else 0
 
 
 def stride_size(space: int, worker: int, workers: int) -> int:
@@ -226,7 +235,7 @@ def _count_per_target(indices: Iterable[int], replicas: int, replicated: bool) -
         return [total] * replicas
     counts = [0] * replicas
     for i in indices:
-        counts[zlib.crc32(key_name(i).encode()) % replicas] += 1
+        counts[target_of_index(i, replicas)] += 1
     return counts
 
 

@@ -30,7 +30,6 @@ import json
 import logging
 import os
 import time
-import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from locust import User, task
 from locust.exception import StopUser
 
 from workloads.grpc_user import GrpcClient
-from workloads.keyspace import ChurnStream, KeyStream, key_bytes, key_name, seeded_random, target_of
+from workloads.keyspace import KEY_BYTES_FORMAT, ChurnStream, KeyStream, key_name, seeded_random, target_of_index
 from workloads.metrics import ClientMetrics
 from workloads.plan import SUMMARY_LOG_MARKER, SUMMARY_TO_LOG, WorkerSummary, WorkloadPlan, value_bytes
 from workloads.shape import Timeline, throttle_wait
@@ -127,7 +126,7 @@ class WorkerState:
     # --- accounting -------------------------------------------------------------------------
 
     def target(self, index: int) -> int:
-        return target_of(key_name(index), self.replicas)
+        return target_of_index(index, self.replicas)
 
     def route(self, indices: list[int]) -> dict[int, list[int]]:
         """The key indices grouped by the target that holds them (``target_of``), in draw order."""
@@ -136,7 +135,7 @@ class WorkerState:
         groups: dict[int, list[int]] = {}
         replicas = self.replicas
         for i in indices:
-            groups.setdefault(zlib.crc32(key_bytes(i)) % replicas, []).append(i)
+            groups.setdefault(target_of_index(i, replicas), []).append(i)
         return groups
 
     def begin(self, target: int, n: int = 1) -> None:
@@ -310,7 +309,8 @@ class MapquakeUser(User):
                     ok = self.client.put(target, key_name(i), st.value)
                     self._finish(target, 1, ok)
                 continue
-            keys = [b"k%015d" % i for i in indices]  # key_bytes(i), inlined: a call per key costs 4% of a worker
+            # key_bytes(i), inlined: a call per key costs 4% of a worker
+            keys = [KEY_BYTES_FORMAT % i for i in indices]
             if st.plan.write_mode == "stream":
                 self._finish(target, len(keys), self.client.put_stream(target, keys, st.value))
             else:

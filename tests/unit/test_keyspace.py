@@ -21,6 +21,7 @@ from workloads.keyspace import (
     key_name,
     stride_size,
     target_of,
+    target_of_index,
 )
 
 # Kolmogorov-Smirnov critical value at alpha = 0.001 (for a discrete law the test is conservative).
@@ -73,6 +74,9 @@ def test_routing_is_crc32_of_the_key_name() -> None:
     assert target_of("k0", 1) == 0
     assert target_of("k000000000000017", 3) == zlib.crc32(b"k000000000000017") % 3
     assert {target_of(key_name(i), 4) for i in range(100)} == {0, 1, 2, 3}
+    assert [target_of_index(i, r) for i in range(100) for r in (1, 3)] == [
+        target_of(key_name(i), r) for i in range(100) for r in (1, 3)
+    ]
 
 
 # --- sequential ------------------------------------------------------------------------------
