@@ -13,6 +13,7 @@ whether replicas are processes in network namespaces or pods.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -105,8 +106,9 @@ class RunListing:
 class TargetAdmin(Protocol):
     """One replica's admin endpoint (orchestrator.targets.admin.TargetAdminClient over HTTP and gRPC)."""
 
-    def warm_up(self) -> None:
-        """Exercise every write path once so the server's one-time set-up is in the baseline."""
+    def warmed_up(self) -> AbstractContextManager[None]:
+        """Exercise every write path and the metrics path once (the scrape connection held open, as
+        Prometheus holds its own), so the server's one-time set-up is in a baseline taken inside."""
         ...
 
     def heap(self) -> HeapSample:

@@ -4,8 +4,9 @@
 1. open the run: a run id; the backend records everything it creates under it;
 2. deploy the targets, start Prometheus, the load's processes (held before their first phase) and
    the chaos engine if any phase has faults (slow faults prepared); wait until Prometheus has
-   scraped every replica, then take each replica's baseline heap through the backend's admin
-   access (GC twice, exact);
+   scraped every replica only if a check reads it in the load's first seconds (run/first_scrape.py;
+   otherwise that is confirmed while the phases run), then take each replica's baseline heap
+   through the backend's admin access (after a gRPC and metrics warm-up; GC twice, exact);
 3. release the load (the scenario's Locust plan, on the backend's address allow-list); it follows
    the phases and stops by itself;
 4. walk the phases on one monotonic timeline: apply and heal faults as chaos.schedule says (the
@@ -54,6 +55,7 @@ from orchestrator.journal import EventKind, Journal
 from orchestrator.prometheus.client import PrometheusAPI
 from orchestrator.reporting import report
 from orchestrator.run import series
+from orchestrator.run.first_scrape import FirstScrapeWatch, reason_to_wait
 from orchestrator.run.loadplan import workload_plan
 from orchestrator.run.progress import Progress
 from orchestrator.scenario.spec import BaselineCheck, ModelCheck, PhaseSpec, Scenario
@@ -102,6 +104,8 @@ class Run:
         self.progress.status(f"run {self.run_id}: {scenario.name} on {backend.name}, report in {self.report_dir}")
         self.replicas: list[ReplicaEndpoint] = []
         self.prometheus: PrometheusAPI | None = None
+        self.first_scrape: FirstScrapeWatch | None = None
+        self.first_scrape_reason: str | None = None
         self.model_points = {
             (c.target, point)
             for c in scenario.checks
@@ -246,9 +250,10 @@ class Run:
         with self._step("deploying targets"):
             self.replicas = self.backend.deploy_targets(self.scenario)
         # Prometheus takes about 5 s to its first scrape (its discovery sends new targets on a
-        # fixed 5 s tick), so everything that need not follow that scrape starts meanwhile.
+        # fixed 5 s tick), so nothing else waits for it unless it must.
         with self._step("starting Prometheus"):
             self.prometheus = self.backend.start_prometheus(self.scenario, self.replicas)
+        self.first_scrape = FirstScrapeWatch(self.prometheus, len(self.replicas), timeout_s=PROMETHEUS_FIRST_SCRAPE_S)
         plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
         with self._step("starting the load's processes"):
             self.backend.start_load(self.scenario, plan)
@@ -257,16 +262,18 @@ class Run:
                 self.faults = self.backend.start_faults()
                 # Start whatever is slow to start (delay proxies) now, so faults land on time later.
                 self.faults.prepare(self.scenario.phases, self.backend.topology())
-        with self._step("waiting for Prometheus's first scrape"):
-            self.prometheus.wait_for_series(
-                'up{job="targets"} == 1', timeout=PROMETHEUS_FIRST_SCRAPE_S, min_series=len(self.replicas)
-            )
-        # The baseline heap: after Prometheus's first scrape and a gRPC warm-up, so the servers'
-        # one-time set-up (tens of KiB) is not charged to the map.
+        # Only a check that reads Prometheus in the load's first seconds needs its first scrape (about
+        # 5 s away) before the load; otherwise it is confirmed while the phases run (first_scrape.py).
+        self.first_scrape_reason = reason_to_wait(self.scenario)
+        if self.first_scrape_reason is not None:
+            with self._step("waiting for Prometheus's first scrape"):
+                self._confirm_first_scrape(wait=True)
+        # The baseline heap: after a gRPC and a metrics warm-up (the scrape connection still open), so
+        # the servers' one-time set-up (tens of KiB) is not charged to the map.
         with self._step("taking baseline heaps"):
             for replica in self.replicas:
-                self.backend.target_admin(replica).warm_up()
-                self._sample(replica, "deploy", settle=True)
+                with self.backend.target_admin(replica).warmed_up():
+                    self._sample(replica, "deploy", settle=True)
         self._require_probed_maps()
         with self._step("starting load"):
             self.backend.release_load()
@@ -308,6 +315,7 @@ class Run:
             boundary += phase.duration_s
             while (now := time.monotonic()) < boundary:
                 self._watch_components()
+                self._confirm_first_scrape(wait=False)
                 active = [f.summary for f in self.faults.active()] if self.faults else []
                 self.progress.tick(phase, boundary - now, self.prometheus, active)
                 time.sleep(min(TICK_S, boundary - now))
@@ -348,6 +356,7 @@ class Run:
             "problems": list(result.problems),
         }
         if self.prometheus is not None:
+            self._confirm_first_scrape(wait=True)  # phases shorter than Prometheus's first 5 s
             with self._step("waiting for the last scrape"):
                 self._wait_scrape_past(self.journal.events[-1].wall)
             self._record_sources()
@@ -396,6 +405,23 @@ class Run:
         phases = self.scenario.phases
         index = phases.index(phase)
         return phases[index + 1] if index + 1 < len(phases) else None
+
+    def _confirm_first_scrape(self, *, wait: bool) -> None:
+        """Note once that Prometheus has scraped every replica; with ``wait``, block until it has.
+        Raises (exit 3, each target's health) if it has not by PROMETHEUS_FIRST_SCRAPE_S."""
+        watch = self.first_scrape
+        if watch is None or watch.seen_wall is not None:
+            return
+        if wait:
+            watch.wait()
+        elif not watch.poll():
+            return
+        self.journal.record(
+            EventKind.NOTE,
+            "first-scrape",
+            before_load=self.first_scrape_reason is not None,
+            why=self.first_scrape_reason or "no check reads Prometheus in the load's first seconds",
+        )
 
     def _wait_scrape_past(self, wall: float) -> None:
         """Wait until Prometheus holds a scrape taken after ``wall``, so the last window has data."""

@@ -481,6 +481,13 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                         "description": "how often every component is scraped (with existing: the most the "
                         "server may take between scrapes of the run's pods)",
                     },
+                    "scrape_from_start": {
+                        "type": "boolean",
+                        "default": False,
+                        "description": "hold the load until the run's own Prometheus has scraped every replica "
+                        "(about 5 s), so its series cover the first phase from its first second; without it the "
+                        "run holds the load only when a check reads Prometheus that early (docs/scenarios.md)",
+                    },
                     "existing": _object(
                         {
                             "url": {

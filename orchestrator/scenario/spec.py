@@ -484,6 +484,8 @@ class Scenario:
     phases: tuple[PhaseSpec, ...]
     checks: tuple[CheckSpec, ...]
     scrape_interval_s: float
+    scrape_from_start: bool = False
+    """Hold the load until Prometheus's first scrape even if no check reads the first seconds."""
     kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
     existing_prometheus: ExistingPrometheus | None = None
     """None: the backend deploys the run's own Prometheus."""
@@ -617,6 +619,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         phases=phases,
         checks=checks,
         scrape_interval_s=parse_duration(prometheus.get("scrape_interval", "1s")),
+        scrape_from_start=bool(prometheus.get("scrape_from_start", False)),
         kubernetes=_kubernetes(data.get("kubernetes", {})),
         existing_prometheus=_existing_prometheus(prometheus.get("existing")),
         source=source,

@@ -9,6 +9,7 @@ twice) or else read from its own /metrics (go_gc_heap_live_bytes: approximate).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from orchestrator.core.safety import split_host_port
 from orchestrator.journal import HeapSample, MapReading
 from orchestrator.scenario.spec import ServiceSpec, TargetSpec
 from orchestrator.scenario.userparts import expand
-from orchestrator.targets.admin import scrape_samples
+from orchestrator.targets.admin import scrape_connection, scrape_samples
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +226,11 @@ class ServiceAdmin:
         self.service = service
         self.http_addr = http_addr
 
-    def warm_up(self) -> None:
-        """A service warms itself up: its first scrape is Prometheus's (taken before the baseline)."""
+    @contextlib.contextmanager
+    def warmed_up(self) -> Iterator[None]:
+        """A service's own paths are the user's to warm up; its metrics path is scraped once here."""
+        with scrape_connection(self.http_addr, self.service.metrics_path):
+            yield
 
     def heap(self) -> HeapSample:
         if self.service.gc_path is not None:

@@ -7,10 +7,11 @@ The fake holds no state a real backend would leak, but it remembers whether tear
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,6 +30,7 @@ from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.safety import LOOPBACK_ONLY, AddressAllowList
 from orchestrator.journal import HeapSample
 from orchestrator.prometheus.client import Sample, Series
+from orchestrator.run.first_scrape import FIRST_SCRAPE_EXPR
 from orchestrator.scenario.spec import PhaseSpec, Scenario
 from workloads.plan import ExpectedEntries, WorkloadPlan
 
@@ -49,8 +51,11 @@ class FakePrometheus:
     def query(self, expr: str, *, at: float | None = None) -> list[Sample]:
         self.backend.hit("prometheus.query")
         now = time.time()
-        if expr.startswith("max(timestamp("):
+        if expr.startswith(("min(timestamp(", "max(timestamp(")):  # the last-scrape wait
             return [Sample({}, now, now)]
+        if expr == FIRST_SCRAPE_EXPR:
+            scraped = not self.backend.never_scrapes
+            return [Sample({"target": r.target}, now, 1.0) for r in self.backend.replicas if scraped]
         if expr.startswith("count by (job"):
             return [
                 Sample({"job": "targets", "target": r.target, "replica": str(r.replica)}, now, 1.0)
@@ -64,6 +69,8 @@ class FakePrometheus:
 
     def wait_for_series(self, expr: str, *, timeout: float = 30.0, min_series: int = 1) -> list[Sample]:
         self.backend.hit("prometheus.wait_for_series")
+        if self.backend.never_scrapes:
+            raise InfrastructureError(f"no data for {expr!r} after {timeout:.0f}s (fake: never scrapes)")
         return [Sample({}, time.time(), 1.0)] * min_series
 
 
@@ -72,8 +79,10 @@ class FakeAdmin:
         self.backend = backend
         self.replica = replica
 
-    def warm_up(self) -> None:
+    @contextlib.contextmanager
+    def warmed_up(self) -> Iterator[None]:
         self.backend.hit("admin.warm_up")
+        yield
 
     def heap(self) -> HeapSample:
         self.backend.hit("admin.heap")
@@ -147,6 +156,8 @@ class FakeBackend:
     signal_at: ClassVar[str | None] = None
     signum: ClassVar[signal.Signals] = signal.SIGTERM
     crash_target: ClassVar[bool] = False
+    never_scrapes: ClassVar[bool] = False
+    """Its Prometheus never scrapes a replica (the first-scrape watch must fail the run)."""
     instances: ClassVar[list[FakeBackend]] = []
 
     def __init__(self, *, run_id: str, run_dir: Path) -> None:

@@ -77,6 +77,7 @@ def fresh_fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     FakeBackend.signum = signal.SIGTERM
     FakeBackend.failure = InfrastructureError
     FakeBackend.crash_target = False
+    FakeBackend.never_scrapes = False
 
 
 def scenario(*overrides: str) -> Scenario:
@@ -237,3 +238,49 @@ def test_preflight_refusal_starts_nothing_and_writes_no_report(tmp_path: Path) -
     (backend,) = FakeBackend.instances
     assert backend.calls == ["preflight"]
     assert not (tmp_path / "report").exists()
+
+
+# Prometheus's first scrape (orchestrator/run/first_scrape.py): before the load only when needed.
+NO_EARLY_READ = SCENARIO.replace("  - {name: p99,", "  # - {name: p99,")  # no check reads Prometheus early
+
+
+def scenario_without_early_reads(*overrides: str) -> Scenario:
+    return load_scenario_text(NO_EARLY_READ, "lifecycle.yaml", overrides)
+
+
+def first_scrape_notes(doc: dict) -> list[dict]:  # type: ignore[type-arg]
+    return [e for e in events(doc, "note") if e["name"] == "first-scrape"]
+
+
+def test_a_check_on_the_first_seconds_holds_the_load_until_prometheus_scraped(tmp_path: Path) -> None:
+    _, doc, backend = run_fake(tmp_path)
+    assert backend.calls.index("prometheus.wait_for_series") < backend.calls.index("release_load")
+    (note,) = first_scrape_notes(doc)
+    assert note["data"]["before_load"] is True and "check 'p99'" in note["data"]["why"]
+    steps = [e["data"]["step"] for e in events(doc, "note") if e["name"] == "step"]
+    assert "waiting for Prometheus's first scrape" in steps
+
+
+def test_without_such_a_check_the_load_starts_at_once_and_the_first_scrape_is_confirmed_later(
+    tmp_path: Path,
+) -> None:
+    _, doc, backend = run_fake(tmp_path, scenario_without_early_reads())
+    assert "prometheus.wait_for_series" not in backend.calls
+    (note,) = first_scrape_notes(doc)
+    assert note["data"]["before_load"] is False
+    release = next(e["wall"] for e in events(doc, "phase-start"))
+    assert note["wall"] >= release  # seen while the phases ran
+
+
+def test_scrape_from_start_holds_the_load_even_without_such_a_check(tmp_path: Path) -> None:
+    _, doc, backend = run_fake(tmp_path, scenario_without_early_reads("prometheus.scrape_from_start=true"))
+    assert backend.calls.index("prometheus.wait_for_series") < backend.calls.index("release_load")
+    assert first_scrape_notes(doc)[0]["data"]["why"] == "prometheus.scrape_from_start is set"
+
+
+@pytest.mark.parametrize("held", [True, False], ids=["held", "not-held"])
+def test_a_prometheus_that_never_scrapes_fails_the_run_either_way(tmp_path: Path, held: bool) -> None:
+    FakeBackend.never_scrapes = True
+    code, doc, backend = run_fake(tmp_path, scenario() if held else scenario_without_early_reads())
+    assert code == EXIT_INFRASTRUCTURE and "never scrapes" in doc["reason"]
+    assert backend.torn_down == 1 and first_scrape_notes(doc) == []
