@@ -168,8 +168,9 @@ def _timeline(report: dict[str, Any]) -> str:
     return _table(["t (s)", "kind", "name", "data"], rows)
 
 
-def render(report: dict[str, Any], series: dict[str, Any] | None, report_dir: Path) -> str:
-    """The whole page (pure but for reading the Locust CSVs under ``report_dir``)."""
+def draw_figures(report: dict[str, Any], series: dict[str, Any] | None) -> str:
+    """The page's plots section: the slow part of the page (matplotlib), drawn from what the run knew
+    before teardown, so a run draws it while its components stop (pure)."""
     # Imported here: matplotlib takes about a second to import (a run preloads it while its phases run).
     from orchestrator.reporting import plots
 
@@ -187,6 +188,15 @@ def render(report: dict[str, Any], series: dict[str, Any] | None, report_dir: Pa
         drawn += f"<p class='muted'>Series that could not be queried: {_e(', '.join(series['errors']))}</p>"
     if not plots.series_lines(series, "backlog"):
         drawn += '<p class="muted">No replication backlog series (no replicated target).</p>'
+    return drawn
+
+
+def render(
+    report: dict[str, Any], series: dict[str, Any] | None, report_dir: Path, *, figures: str | None = None
+) -> str:
+    """The whole page (pure but for reading the Locust CSVs under ``report_dir``); ``figures`` is
+    draw_figures' section if it was drawn already."""
+    drawn = draw_figures(report, series) if figures is None else figures
     summary = (series or {}).get("summary", {})
     figures_line = ", ".join(
         f"{label} {fmt.format(summary[key])}"

@@ -152,12 +152,22 @@ def dumps(value: Any, indent: int | None = None) -> str:
     return json.dumps(strict_json(value), indent=indent, allow_nan=False)
 
 
-def write(record: RunRecord, series: dict[str, Any] | None = None) -> Path:
+def draw(record: RunRecord, series: dict[str, Any] | None) -> str | None:
+    """report.html's plots, drawn ahead (a run draws them while it tears down); None if drawing
+    failed (logged: write() then tries again, and a failure there costs the page, not the verdict)."""
+    try:
+        return report_html.draw_figures(strict_json(to_json(record)), series)
+    except Exception:
+        log.exception("could not draw the report's plots ahead")
+        return None
+
+
+def write(record: RunRecord, series: dict[str, Any] | None = None, *, figures: str | None = None) -> Path:
     """Write report.json, junit.xml, series.json (when ``series`` is given) and report.html.
 
-    ``series`` is what series.collect returned while Prometheus still ran. The
-    HTML is written last and its failure is logged, not raised: report.json and
-    junit.xml, which CI reads, are already on disk by then.
+    ``series`` is what series.collect returned while Prometheus still ran; ``figures``, the plots
+    draw() drew from the same run before its teardown ended. The HTML is written last and its failure
+    is logged, not raised: report.json and junit.xml, which CI reads, are already on disk by then.
     """
     record.report_dir.mkdir(parents=True, exist_ok=True)
     doc = strict_json(to_json(record))
@@ -168,7 +178,7 @@ def write(record: RunRecord, series: dict[str, Any] | None = None) -> Path:
     if series is not None:
         (record.report_dir / "series.json").write_text(dumps(series) + "\n")
     try:
-        page = report_html.render(doc, series, record.report_dir)
+        page = report_html.render(doc, series, record.report_dir, figures=figures)
     except Exception:  # the page is for people; a bug drawing it must not lose the verdict files
         log.exception("could not render report.html")
     else:

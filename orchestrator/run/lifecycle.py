@@ -28,6 +28,7 @@ import datetime
 import logging
 import math
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -164,26 +165,14 @@ class Run:
             with self._step("collecting series"):
                 collected = self._collect_series()
             with self._step("tearing down"):
-                problems = self._teardown()
+                draft = self._record(started, verdict, code, reason, results, problems=[])
+                problems, figures = self._teardown_while_drawing(draft, collected)
         late = guard.received[len(self._signals_before) :] if reason == "completed" else []
         if late:
             names = ", ".join(signal.Signals(s).name for s in late)
             self.journal.record(EventKind.NOTE, "signal-after-verdict", signals=names)
-        record = report.RunRecord(
-            run_id=self.run_id,
-            scenario=self.scenario,
-            verdict=verdict,
-            exit_code=code,
-            reason=reason,
-            results=results,
-            journal=self.journal,
-            report_dir=self.report_dir,
-            duration_s=time.monotonic() - started,
-            expected_entries={"per_target": self.expected},
-            load=self.load_summary,
-            teardown_problems=problems,
-        )
-        report.write(record, collected)
+        record = self._record(started, verdict, code, reason, results, problems=problems)
+        report.write(record, collected, figures=figures)
         try:
             with trends.TrendStore.open() as store:
                 trends.record_run(store, record, collected)
@@ -219,13 +208,59 @@ class Run:
             self.journal.record(EventKind.NOTE, "series-failed", message=str(err))
             return None
 
-    def _teardown(self) -> list[str]:
-        """Tear the backend down; its own failure is a problem to report, never a lost report."""
+    def _record(
+        self,
+        started: float,
+        verdict: Verdict,
+        code: int,
+        reason: str,
+        results: list[CheckResult],
+        *,
+        problems: list[str],
+    ) -> report.RunRecord:
+        return report.RunRecord(
+            run_id=self.run_id,
+            scenario=self.scenario,
+            verdict=verdict,
+            exit_code=code,
+            reason=reason,
+            results=results,
+            journal=self.journal,
+            report_dir=self.report_dir,
+            duration_s=time.monotonic() - started,
+            expected_entries={"per_target": self.expected},
+            load=self.load_summary,
+            teardown_problems=problems,
+        )
+
+    def _teardown_while_drawing(
+        self, draft: report.RunRecord, collected: dict[str, Any] | None
+    ) -> tuple[list[str], str | None]:
+        """Tear down on a thread while this one draws the report's plots: the slowest part of each (a
+        Locust master's own shutdown, about 2 s of its sleeps; matplotlib, about half a second)
+        overlap. The teardown has ended when this returns, whatever happened while drawing."""
         try:
             for component, path in self.backend.logs().items():
                 self.journal.record(EventKind.NOTE, "log", component=component, path=str(path))
         except Exception as err:
             log.warning("component logs not listed: %s", err)
+        problems: list[str] = ["teardown ended without a result"]
+
+        def tear_down() -> None:
+            nonlocal problems
+            problems = self._teardown()
+
+        # The journal is only read from here on until the thread is joined (the draft's snapshot).
+        thread = threading.Thread(target=tear_down, name="mapquake-teardown")
+        thread.start()
+        try:
+            figures = report.draw(draft, collected)
+        finally:
+            thread.join()
+        return problems, figures
+
+    def _teardown(self) -> list[str]:
+        """Tear the backend down; its own failure is a problem to report, never a lost report."""
         try:
             problems = self.backend.teardown()
         except Exception as err:  # the contract says never raises; a bug there must not lose the report
