@@ -106,9 +106,10 @@ class RunListing:
 class TargetAdmin(Protocol):
     """One replica's admin endpoint (orchestrator.targets.admin.TargetAdminClient over HTTP and gRPC)."""
 
-    def warmed_up(self) -> AbstractContextManager[None]:
-        """Exercise every write path and the metrics path once (the scrape connection held open, as
-        Prometheus holds its own), so the server's one-time set-up is in a baseline taken inside."""
+    def warmed_up(self, *, hold_scrape: bool) -> AbstractContextManager[TargetAdmin]:
+        """Exercise every write path and the metrics path once, so the server's one-time set-up is in
+        a baseline taken inside (with the admin this yields). ``hold_scrape``: Prometheus has not
+        connected yet, so the warm-up's scrape connection stays open in its place."""
         ...
 
     def heap(self) -> HeapSample:

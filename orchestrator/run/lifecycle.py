@@ -42,6 +42,7 @@ from orchestrator.backends.base import (
     ComponentKind,
     FaultInjector,
     ReplicaEndpoint,
+    TargetAdmin,
 )
 from orchestrator.backends.registry import backend_factory
 from orchestrator.checks import evaluate as comparator
@@ -303,12 +304,15 @@ class Run:
         if self.first_scrape_reason is not None:
             with self._step("waiting for Prometheus's first scrape"):
                 self._confirm_first_scrape(wait=True)
-        # The baseline heap: after a gRPC and a metrics warm-up (the scrape connection still open), so
-        # the servers' one-time set-up (tens of KiB) is not charged to the map.
+        # The baseline heap: after a gRPC and a metrics warm-up, so the servers' one-time set-up (tens of
+        # KiB) is not charged to the map. Until Prometheus connects, the warm-up's scrape connection
+        # stays open in place of its own (the final sample counts one scrape connection too).
         with self._step("taking baseline heaps"):
+            self._confirm_first_scrape(wait=False)
+            hold = self.first_scrape is None or self.first_scrape.seen_wall is None
             for replica in self.replicas:
-                with self.backend.target_admin(replica).warmed_up():
-                    self._sample(replica, "deploy", settle=True)
+                with self.backend.target_admin(replica).warmed_up(hold_scrape=hold) as admin:
+                    self._sample(replica, "deploy", settle=True, admin=admin)
         self._require_probed_maps()
         with self._step("starting load"):
             self.backend.release_load()
@@ -477,9 +481,11 @@ class Run:
             if (replica.target, point) in self.model_points:
                 self._sample(replica, point, settle=settle)
 
-    def _sample(self, replica: ReplicaEndpoint, point: str, *, settle: bool = False) -> None:
+    def _sample(
+        self, replica: ReplicaEndpoint, point: str, *, settle: bool = False, admin: TargetAdmin | None = None
+    ) -> None:
         """GC in the replica and read its live heap; with ``settle``, once the load's connections are closed."""
-        admin = self.backend.target_admin(replica)
+        admin = admin or self.backend.target_admin(replica)
         try:
             target = self.scenario.target(replica.target)
             peers = target.replicas - 1 if target.replicate is not None else 0  # they dial this replica

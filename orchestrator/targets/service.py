@@ -227,10 +227,10 @@ class ServiceAdmin:
         self.http_addr = http_addr
 
     @contextlib.contextmanager
-    def warmed_up(self) -> Iterator[None]:
+    def warmed_up(self, *, hold_scrape: bool) -> Iterator[ServiceAdmin]:
         """A service's own paths are the user's to warm up; its metrics path is scraped once here."""
-        with scrape_connection(self.http_addr, self.service.metrics_path):
-            yield
+        with scrape_connection(self.http_addr, self.service.metrics_path, hold=hold_scrape):
+            yield self
 
     def heap(self) -> HeapSample:
         if self.service.gc_path is not None:

@@ -236,7 +236,7 @@ def test_a_baseline_before_prometheus_scraped_already_holds_what_its_scrapes_set
         ends = target.endpoints
         admin = TargetAdminClient(ends.http_addr, ends.grpc_addr, ends.admin_token)
         if target is with_metrics:
-            with admin.warmed_up():
+            with admin.warmed_up(hold_scrape=True):
                 baselines[target] = admin.settled_heap(peers=0)[0].live_bytes
         else:
             warm_up(ends.grpc_addr)

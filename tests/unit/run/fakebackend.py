@@ -53,8 +53,8 @@ class FakePrometheus:
         now = time.time()
         if expr.startswith(("min(timestamp(", "max(timestamp(")):  # the last-scrape wait
             return [Sample({}, now, now)]
-        if expr == FIRST_SCRAPE_EXPR:
-            scraped = not self.backend.never_scrapes
+        if expr == FIRST_SCRAPE_EXPR:  # like a real one, it scrapes first a few seconds in: once the load runs
+            scraped = not self.backend.never_scrapes and "release_load" in self.backend.calls
             return [Sample({"target": r.target}, now, 1.0) for r in self.backend.replicas if scraped]
         if expr.startswith("count by (job"):
             return [
@@ -80,9 +80,10 @@ class FakeAdmin:
         self.replica = replica
 
     @contextlib.contextmanager
-    def warmed_up(self) -> Iterator[None]:
+    def warmed_up(self, *, hold_scrape: bool) -> Iterator[FakeAdmin]:
         self.backend.hit("admin.warm_up")
-        yield
+        self.backend.held_scrape.append(hold_scrape)
+        yield self
 
     def heap(self) -> HeapSample:
         self.backend.hit("admin.heap")
@@ -164,6 +165,8 @@ class FakeBackend:
         self.run_id = run_id
         self.run_dir = run_dir
         self.calls: list[str] = []
+        self.held_scrape: list[bool] = []
+        """Each baseline warm-up's hold_scrape: whether Prometheus had not connected yet."""
         self.replicas: list[ReplicaEndpoint] = []
         self.plan: WorkloadPlan | None = None
         self.faults: FakeFaults | None = None

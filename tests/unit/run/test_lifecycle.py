@@ -259,6 +259,7 @@ def test_a_check_on_the_first_seconds_holds_the_load_until_prometheus_scraped(tm
     assert note["data"]["before_load"] is True and "check 'p99'" in note["data"]["why"]
     steps = [e["data"]["step"] for e in events(doc, "note") if e["name"] == "step"]
     assert "waiting for Prometheus's first scrape" in steps
+    assert backend.held_scrape == [False, False]  # Prometheus holds its own scrape connection by then
 
 
 def test_without_such_a_check_the_load_starts_at_once_and_the_first_scrape_is_confirmed_later(
@@ -270,6 +271,7 @@ def test_without_such_a_check_the_load_starts_at_once_and_the_first_scrape_is_co
     assert note["data"]["before_load"] is False
     release = next(e["wall"] for e in events(doc, "phase-start"))
     assert note["wall"] >= release  # seen while the phases ran
+    assert backend.held_scrape == [True, True]  # the warm-up's connection stands in for Prometheus's
 
 
 def test_scrape_from_start_holds_the_load_even_without_such_a_check(tmp_path: Path) -> None:
