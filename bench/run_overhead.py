@@ -117,7 +117,7 @@ def main() -> int:
     print(f"command: bench/run_overhead.py --runs {args.runs} --scenario {args.scenario}{vs}")
     print("exit codes: " + ", ".join(f"{s.label} {s.codes}" for s in series))
     print()
-    print("Seconds, median (min-max). Steps may overlap: a run starts some while Prometheus seeks its first scrape.")
+    print('Seconds, median (min-max). "tearing down" includes drawing the report\'s plots, which overlap it.')
     print()
     print("| what | " + " | ".join(s.label for s in series) + " |")
     print("|---|" + "---:|" * len(series))

@@ -188,7 +188,22 @@ def draw_figures(report: dict[str, Any], series: dict[str, Any] | None) -> str:
         drawn += f"<p class='muted'>Series that could not be queried: {_e(', '.join(series['errors']))}</p>"
     if not plots.series_lines(series, "backlog"):
         drawn += '<p class="muted">No replication backlog series (no replicated target).</p>'
-    return drawn
+    return drawn + _first_scrape(report)
+
+
+def _first_scrape(report: dict[str, Any]) -> str:
+    """Why Prometheus's series may begin after the load did (orchestrator/run/first_scrape.py)."""
+    events = report.get("timeline", {}).get("events", [])
+    note = next((e for e in events if e.get("kind") == "note" and e.get("name") == "first-scrape"), None)
+    start = next((e for e in events if e.get("kind") == "phase-start"), None)
+    if note is None or start is None or note.get("data", {}).get("before_load", True):
+        return ""
+    late = note["wall"] - start["wall"]
+    return (
+        f'<p class="muted">Prometheus had scraped every replica {late:.1f} s into {_e(start["name"])} (seen then); '
+        f"the load did not wait for it: {_e(note['data'].get('why', ''))}. Its series begin there "
+        "(prometheus.scrape_from_start: true holds the load for them).</p>"
+    )
 
 
 def render(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import xmlschema
 
 from orchestrator.checks.verdict import Verdict
+from orchestrator.journal import EventKind
 from orchestrator.reporting import report
 from orchestrator.reporting.seedclaims import assess
 from tests import reportdata
@@ -118,3 +120,31 @@ def test_seed_claims_follow_the_check_results(tmp_path: Path) -> None:
     assert [a.outcome for a in new] == ["refutes"] and [a.outcome for a in old] == ["confirms"]
     racy = assess(_doc(tmp_path, "racymap", "MapWriteUser", (Verdict.PASS, Verdict.PASS, Verdict.PASS)))
     assert [(a.section, a.outcome, a.because) for a in racy] == [("§4.1", "confirms", "alive passed")]
+
+
+def _with_first_scrape(tmp_path: Path, *, before_load: bool) -> report.RunRecord:
+    rec = reportdata.record(tmp_path)
+    start = next(e for e in rec.journal.events if e.kind == "phase-start")
+    note = rec.journal.record(EventKind.NOTE, "first-scrape", before_load=before_load, why="no check reads it early")
+    rec.journal.events[rec.journal.events.index(note)] = dataclasses.replace(note, wall=start.wall + 4.25)
+    return rec
+
+
+def test_the_page_says_when_series_begin_after_a_load_that_did_not_wait(tmp_path: Path) -> None:
+    report.write(_with_first_scrape(tmp_path, before_load=False), reportdata.series())
+    page = (tmp_path / "report.html").read_text()
+    assert "Prometheus had scraped every replica 4.2 s into" in page and "no check reads it early" in page
+
+
+def test_the_page_says_nothing_of_it_when_the_load_waited(tmp_path: Path) -> None:
+    report.write(_with_first_scrape(tmp_path, before_load=True), reportdata.series())
+    assert "Prometheus had scraped every replica" not in (tmp_path / "report.html").read_text()
+
+
+def test_plots_drawn_ahead_are_the_ones_the_page_shows(tmp_path: Path) -> None:
+    rec, collected = reportdata.record(tmp_path), reportdata.series()
+    figures = report.draw(rec, collected)
+    assert figures is not None and figures.count("<svg") == 5
+    report.write(rec, collected, figures="<figure>drawn ahead</figure>")
+    page = (tmp_path / "report.html").read_text()
+    assert "drawn ahead" in page and "<svg" not in page
