@@ -19,7 +19,7 @@ The heap baselines do not depend on it: the controller warms each replica's metr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 
 from chaos.schedule import fault_schedule
 from orchestrator.prometheus.client import PrometheusAPI
@@ -34,6 +34,9 @@ SLACK_S = 2.0
 """For a busy machine: Prometheus's start, the load's release and a slow first scrape."""
 
 FIRST_SCRAPE_EXPR = 'up{job="targets"} == 1'
+
+ReplicaKey = tuple[str, int]
+"""(target name, replica index): how the scrape configuration labels each replica."""
 
 
 def unscraped_start_s(scenario: Scenario) -> float:
@@ -72,32 +75,34 @@ def prometheus_reads(scenario: Scenario) -> Iterator[tuple[str, float]]:
 
 
 class FirstScrapeWatch:
-    """Has Prometheus scraped every replica yet? Polled while the run goes on; raises past its deadline."""
+    """Has Prometheus scraped every replica yet? Polled while the run goes on; raises past its deadline.
 
-    def __init__(self, prometheus: PrometheusAPI, replicas: int, *, timeout_s: float) -> None:
+    A replica that has died (a crash the run recorded: the racy map's fatal error, say) is not waited
+    for: Prometheus cannot scrape it, and whether it may die is the scenario's crash check's business.
+    """
+
+    def __init__(self, prometheus: PrometheusAPI, replicas: Sequence[ReplicaKey], *, timeout_s: float) -> None:
         self.prometheus = prometheus
-        self.replicas = replicas
+        self.replicas = tuple(replicas)
         self.deadline = time.monotonic() + timeout_s
         self.seen_wall: float | None = None
-        """When the run first saw every replica scraped (time.time())."""
+        """When the run first saw every living replica scraped (time.time())."""
 
-    def poll(self) -> bool:
-        """True once every replica has been scraped; raises InfrastructureError (with every target's
-        health) if the deadline passed first."""
+    def poll(self, dead: Collection[ReplicaKey] = ()) -> bool:
+        """True once every replica not in ``dead`` has been scraped; raises InfrastructureError (with
+        every target's health and last scrape error) if the deadline passed first."""
         if self.seen_wall is not None:
             return True
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            self.wait()  # one last look: raises with each target's health and last scrape error
-            return True
-        if len(self.prometheus.query(FIRST_SCRAPE_EXPR)) >= self.replicas:
+        wanted = [r for r in self.replicas if r not in dead]
+        scraped = {
+            (s.labels.get("target", ""), s.labels.get("replica", "")) for s in self.prometheus.query(FIRST_SCRAPE_EXPR)
+        }
+        if all((target, str(replica)) in scraped for target, replica in wanted):
             self.seen_wall = time.time()
-        return self.seen_wall is not None
-
-    def wait(self) -> None:
-        """Block until every replica has been scraped, or raise at the deadline."""
-        if self.seen_wall is not None:
-            return
-        timeout = max(0.0, self.deadline - time.monotonic())
-        self.prometheus.wait_for_series(FIRST_SCRAPE_EXPR, timeout=timeout, min_series=self.replicas)
-        self.seen_wall = time.time()
+            return True
+        if time.monotonic() >= self.deadline:
+            # Raises, naming each target's health (unless the scrape came in the meantime).
+            self.prometheus.wait_for_series(FIRST_SCRAPE_EXPR, timeout=0.0, min_series=len(self.replicas))
+            self.seen_wall = time.time()
+            return True
+        return False

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 PROMETHEUS_FIRST_SCRAPE_S = 30.0
+FIRST_SCRAPE_POLL_S = 0.1
 LOAD_END_GRACE_S = 60.0
 FINAL_SCRAPE_TIMEOUT_S = 15.0
 
@@ -289,7 +290,9 @@ class Run:
         # fixed 5 s tick), so nothing else waits for it unless it must.
         with self._step("starting Prometheus"):
             self.prometheus = self.backend.start_prometheus(self.scenario, self.replicas)
-        self.first_scrape = FirstScrapeWatch(self.prometheus, len(self.replicas), timeout_s=PROMETHEUS_FIRST_SCRAPE_S)
+        self.first_scrape = FirstScrapeWatch(
+            self.prometheus, [(r.target, r.replica) for r in self.replicas], timeout_s=PROMETHEUS_FIRST_SCRAPE_S
+        )
         plan = workload_plan(self.scenario, self.replicas, self.backend.allowed_addresses())
         with self._step("starting the load's processes"):
             self.backend.start_load(self.scenario, plan)
@@ -446,15 +449,16 @@ class Run:
         return phases[index + 1] if index + 1 < len(phases) else None
 
     def _confirm_first_scrape(self, *, wait: bool) -> None:
-        """Note once that Prometheus has scraped every replica; with ``wait``, block until it has.
-        Raises (exit 3, each target's health) if it has not by PROMETHEUS_FIRST_SCRAPE_S."""
+        """Note once that Prometheus has scraped every replica still alive; with ``wait``, block until
+        it has. Raises (exit 3, each target's health) if it has not by PROMETHEUS_FIRST_SCRAPE_S."""
         watch = self.first_scrape
         if watch is None or watch.seen_wall is not None:
             return
-        if wait:
-            watch.wait()
-        elif not watch.poll():
-            return
+        while not watch.poll(dead={(c.data["target"], c.data["replica"]) for c in self.journal.crashes()}):
+            if not wait:
+                return
+            time.sleep(FIRST_SCRAPE_POLL_S)
+            self._watch_components()  # a replica that dies meanwhile is not waited for
         self.journal.record(
             EventKind.NOTE,
             "first-scrape",

@@ -8,6 +8,7 @@ Every server is stopped by pid and every namespace removed, pass or fail.
 from __future__ import annotations
 
 import signal
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -228,14 +229,16 @@ def test_a_baseline_before_prometheus_scraped_already_holds_what_its_scrapes_set
 ) -> None:
     """The load need not wait for Prometheus's first scrape (orchestrator/run/first_scrape.py): the
     controller's own warm-up scrape (connection held, as Prometheus holds its own) sets up what that
-    scrape would. Side by side: the heap a real Prometheus's scrapes add after a baseline taken with
-    the metrics warm-up, and after one taken with the gRPC warm-up alone (about 40 KiB)."""
-    with_metrics, grpc_only = start_target("syncmap"), start_target("syncmap")
+    scrape would. Side by side, three targets each (one heap sample varies by ~10 KiB on a busy
+    machine): the heap a real Prometheus's scrapes add after a baseline taken with the metrics
+    warm-up, and after one taken with the gRPC warm-up alone (typically 43-51 KiB)."""
+    with_metrics = [start_target("syncmap") for _ in range(3)]
+    grpc_only = [start_target("syncmap") for _ in range(3)]
     baselines = {}
-    for target in (with_metrics, grpc_only):
+    for target in [*with_metrics, *grpc_only]:
         ends = target.endpoints
         admin = TargetAdminClient(ends.http_addr, ends.grpc_addr, ends.admin_token)
-        if target is with_metrics:
+        if target in with_metrics:
             with admin.warmed_up(hold_scrape=True):
                 baselines[target] = admin.settled_heap(peers=0)[0].live_bytes
         else:
@@ -246,10 +249,13 @@ def test_a_baseline_before_prometheus_scraped_already_holds_what_its_scrapes_set
         [ScrapeTarget(t.endpoints.http_addr, {"target": "kv", "replica": str(i)}) for i, t in enumerate(baselines)],
     )
     prom = start_prometheus(ledger=Ledger.create(new_run_id()), jobs=[job])
-    prom.client.wait_for_series('count_over_time(up{job="targets"}[1m]) >= 3', timeout=60, min_series=2)
-    with_scrape, without = (
-        collect_garbage(t.endpoints.http_addr, t.endpoints.admin_token).live_bytes - baselines[t]
-        for t in (with_metrics, grpc_only)
-    )
-    # Measured 10-16 KiB with it (the runtime's own growth, there either way) and 43-51 KiB without.
-    assert with_scrape < without - 16 * 1024, f"scrapes added {with_scrape} B with the warm-up, {without} B without"
+    prom.client.wait_for_series('count_over_time(up{job="targets"}[1m]) >= 3', timeout=60, min_series=len(baselines))
+
+    def added(targets: list[TargetProcess]) -> float:
+        return statistics.median(
+            collect_garbage(t.endpoints.http_addr, t.endpoints.admin_token).live_bytes - baselines[t] for t in targets
+        )
+
+    with_scrape, without = added(with_metrics), added(grpc_only)
+    # Measured 10-19 KiB with it (the runtime's own growth, there either way).
+    assert with_scrape < 24 * 1024 and with_scrape < without, (with_scrape, without)

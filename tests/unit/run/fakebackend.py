@@ -47,15 +47,22 @@ class FakePrometheus:
 
     def __init__(self, backend: FakeBackend) -> None:
         self.backend = backend
+        self.first_scrape_queries = 0
 
     def query(self, expr: str, *, at: float | None = None) -> list[Sample]:
         self.backend.hit("prometheus.query")
         now = time.time()
         if expr.startswith(("min(timestamp(", "max(timestamp(")):  # the last-scrape wait
             return [Sample({}, now, now)]
-        if expr == FIRST_SCRAPE_EXPR:  # like a real one, it scrapes first a few seconds in: once the load runs
-            scraped = not self.backend.never_scrapes and "release_load" in self.backend.calls
-            return [Sample({"target": r.target}, now, 1.0) for r in self.backend.replicas if scraped]
+        if expr == FIRST_SCRAPE_EXPR:
+            self.backend.hit("prometheus.first_scrape")
+            self.first_scrape_queries += 1
+            # Like a real one, it has not scraped yet when first asked (the baseline's look).
+            if self.backend.never_scrapes or self.first_scrape_queries < 2:
+                return []
+            crashed = self.backend.replicas[:1] if self.backend.crash_target else []  # never scraped up
+            up = [r for r in self.backend.replicas if r not in crashed]
+            return [Sample({"target": r.target, "replica": str(r.replica)}, now, 1.0) for r in up]
         if expr.startswith("count by (job"):
             return [
                 Sample({"job": "targets", "target": r.target, "replica": str(r.replica)}, now, 1.0)

@@ -17,6 +17,7 @@ import pytest
 
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 from orchestrator.core.signals import RunInterrupted, SignalGuard
+from orchestrator.run import lifecycle
 from orchestrator.run.lifecycle import RunOptions, run
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import Scenario
@@ -52,7 +53,7 @@ STEPS = [
     "start_faults",
     "topology",
     "faults.prepare",
-    "prometheus.wait_for_series",
+    "prometheus.first_scrape",
     "target_admin",
     "admin.warm_up",
     "admin.heap",
@@ -254,8 +255,8 @@ def first_scrape_notes(doc: dict) -> list[dict]:  # type: ignore[type-arg]
 
 def test_a_check_on_the_first_seconds_holds_the_load_until_prometheus_scraped(tmp_path: Path) -> None:
     _, doc, backend = run_fake(tmp_path)
-    assert backend.calls.index("prometheus.wait_for_series") < backend.calls.index("release_load")
     (note,) = first_scrape_notes(doc)
+    assert note["wall"] < next(e["wall"] for e in events(doc, "phase-start"))
     assert note["data"]["before_load"] is True and "check 'p99'" in note["data"]["why"]
     steps = [e["data"]["step"] for e in events(doc, "note") if e["name"] == "step"]
     assert "waiting for Prometheus's first scrape" in steps
@@ -266,7 +267,9 @@ def test_without_such_a_check_the_load_starts_at_once_and_the_first_scrape_is_co
     tmp_path: Path,
 ) -> None:
     _, doc, backend = run_fake(tmp_path, scenario_without_early_reads())
-    assert "prometheus.wait_for_series" not in backend.calls
+    assert "waiting for Prometheus's first scrape" not in [
+        e["data"]["step"] for e in events(doc, "note") if e["name"] == "step"
+    ]
     (note,) = first_scrape_notes(doc)
     assert note["data"]["before_load"] is False
     release = next(e["wall"] for e in events(doc, "phase-start"))
@@ -276,13 +279,28 @@ def test_without_such_a_check_the_load_starts_at_once_and_the_first_scrape_is_co
 
 def test_scrape_from_start_holds_the_load_even_without_such_a_check(tmp_path: Path) -> None:
     _, doc, backend = run_fake(tmp_path, scenario_without_early_reads("prometheus.scrape_from_start=true"))
-    assert backend.calls.index("prometheus.wait_for_series") < backend.calls.index("release_load")
-    assert first_scrape_notes(doc)[0]["data"]["why"] == "prometheus.scrape_from_start is set"
+    (note,) = first_scrape_notes(doc)
+    assert note["data"]["why"] == "prometheus.scrape_from_start is set"
+    assert note["wall"] < next(e["wall"] for e in events(doc, "phase-start"))
+    assert backend.held_scrape == [False, False]
 
 
 @pytest.mark.parametrize("held", [True, False], ids=["held", "not-held"])
-def test_a_prometheus_that_never_scrapes_fails_the_run_either_way(tmp_path: Path, held: bool) -> None:
+def test_a_prometheus_that_never_scrapes_fails_the_run_either_way(
+    tmp_path: Path, held: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lifecycle, "PROMETHEUS_FIRST_SCRAPE_S", 0.5)
     FakeBackend.never_scrapes = True
     code, doc, backend = run_fake(tmp_path, scenario() if held else scenario_without_early_reads())
     assert code == EXIT_INFRASTRUCTURE and "never scrapes" in doc["reason"]
     assert backend.torn_down == 1 and first_scrape_notes(doc) == []
+
+
+def test_a_replica_that_died_before_its_first_scrape_is_not_waited_for(tmp_path: Path) -> None:
+    # The racy map dies within a second of the load: Prometheus never sees it up, and that is the
+    # crash check's business, not an infrastructure error.
+    FakeBackend.crash_target = True
+    code, doc, _ = run_fake(tmp_path, scenario_without_early_reads())
+    assert code == 1 and doc["reason"] == "completed"
+    assert {c["name"]: c["verdict"] for c in doc["checks"]}["no-crash"] == "fail"
+    assert [n["data"]["before_load"] for n in first_scrape_notes(doc)] == [False]
