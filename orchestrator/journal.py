@@ -55,6 +55,28 @@ class MapReading:
     entries: int
     high_water: int
     go_type: str
+    owned_key_bytes: float | None = None
+    """Mean bytes each entry's key owns beyond its slot (string bytes, pointees), measured by mapprobe's
+    WithEntries over ``owned_sampled`` entries; None when the map was registered without it."""
+    owned_value_bytes: float | None = None
+    """The same for each entry's value."""
+    owned_sampled: int = 0
+
+
+class HeapSource(StrEnum):
+    """Where a heap sample's live bytes came from: the evidence and the page name it."""
+
+    GC = "gc"
+    """mapprobe's GC handler (or maptarget's /admin/gc): runtime.GC() twice, then the live heap. Exact."""
+    MAPPROBE_LIVE = "mapprobe_live"
+    """mapquake_heap_live_bytes, which mapprobe exports with any registration: the heap marked live by
+    the service's last GC (runtime/metrics /gc/heap/live:bytes). Approximate: it lags the heap."""
+    GO_COLLECTOR_LIVE = "go_collector_live"
+    """go_gc_heap_live_bytes from client_golang's Go collector (with runtime metrics on): the same
+    figure as MAPPROBE_LIVE, from an older mapprobe or none."""
+    NONE = "none"
+    """The service serves no live-heap figure: its maps were read, its heap was not. Model checks on
+    it are inconclusive. (go_memstats_heap_alloc_bytes is never used: it counts garbage.)"""
 
 
 @dataclass(frozen=True)
@@ -78,8 +100,10 @@ class HeapSample:
     maps: tuple[MapReading, ...] = ()
     """A service's mapprobe maps (maptarget reports its one store in the fields above)."""
     approximate: bool = False
-    """True when no GC ran for it: live_bytes is the Go collector's go_gc_heap_live_bytes, the heap
-    marked live by the service's last GC, which lags and includes what died since."""
+    """True when no GC ran for it: live_bytes is the heap marked live by the service's last GC (see
+    HeapSource), which lags: it misses what was allocated since and counts what died since."""
+    source: HeapSource = HeapSource.GC
+    """Which HeapSource live_bytes came from."""
     target: str = ""
     replica: int = 0
     point: str = ""

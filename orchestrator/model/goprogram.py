@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.model.gotypes import Container, GoType
+from orchestrator.model.gotypes import STD_PACKAGES, Container, GoType
 
 _ZERO_CARD_CAP = 1 << 62
 
@@ -30,6 +30,8 @@ def go_syntax(t: GoType) -> str:
     k = t.kind
     if k == "interface":
         return "error" if t.name == "error" else "any"
+    if k == "struct" and t.name:  # a standard-library type: its own name
+        return f"atomic.Pointer[{go_syntax(_e(t))}]" if t.name == "atomic.Pointer" else t.name
     if k in ("basic", "string"):
         return t.name
     if k == "pointer":
@@ -77,6 +79,8 @@ class _Gen:
 
     def _body(self, t: GoType, syntax: str) -> str:
         k = t.kind
+        if k == "struct" and t.name:
+            return self._std_body(t)
         if k == "basic":
             if t.name == "bool":
                 return "\treturn i%2 == 1"
@@ -133,6 +137,47 @@ class _Gen:
             lines.append("\treturn")
             return "\n".join(lines)
         raise ValueError(f"cannot generate values of {t.text}")
+
+    def _std_body(self, t: GoType) -> str:
+        """Distinct values of a standard-library struct type through its own API (its fields
+        are unexported); a lock's zero value is the only one (its cardinality is 1)."""
+        name = t.name
+        if name in ("sync.Mutex", "sync.RWMutex", "sync.Once", "sync.WaitGroup"):
+            return "\treturn"
+        # The integer atomics are written through unsafe, not Store: go1.23's escape analysis
+        # moves a v whose Store method is called to the heap, and those 4/8-B garbage copies
+        # would share tiny blocks with the boxes being measured (measured: +8 B per any(atomic.Int64)).
+        # Their one field sits at offset 0 (noCopy and align64 are zero-size).
+        if name == "atomic.Bool":
+            return "\t*(*uint32)(unsafe.Pointer(&v)) = uint32(i % 2)\n\treturn"
+        if name in ("atomic.Int32", "atomic.Int64", "atomic.Uint32", "atomic.Uint64", "atomic.Uintptr"):
+            word = name.removeprefix("atomic.").lower()
+            return f"\t*(*{word})(unsafe.Pointer(&v)) = {word}(i + 256)\n\treturn"
+        if name == "atomic.Value":
+            return "\tv.Store(int64(i) + 256)\n\treturn"
+        if name == "atomic.Pointer":
+            elem = _e(t)
+            return f"\tp := new({go_syntax(elem)})\n\t*p = {self.mk(elem)}(i)\n\tv.Store(p)\n\treturn"
+        if name == "time.Time":
+            return "\treturn time.Unix(int64(i), 0)"
+        raise ValueError(f"cannot generate values of {t.text}")
+
+
+def std_imports(t: GoType, out: set[str] | None = None) -> set[str]:
+    """The packages a program naming ``t`` imports for its standard-library types (a named
+    type's unexported fields are not walked: the program never names them)."""
+    out = set() if out is None else out
+    if t.name and "." in t.name and t.kind in ("struct", "basic"):
+        out.add(STD_PACKAGES[t.name.split(".", 1)[0]])
+        if t.name == "atomic.Pointer":
+            std_imports(_e(t), out)
+        return out
+    for sub in (t.key, t.elem, t.boxed):
+        if sub is not None:
+            std_imports(sub, out)
+    for f in t.fields:
+        std_imports(f.type, out)
+    return out
 
 
 def _prebuilt(t: GoType) -> bool:
@@ -408,6 +453,9 @@ def program(containers: list[Container]) -> str:
     if any(c.kind == "syncmap" for c in containers):
         imports.add("sync")
     imports |= gen.imports
+    for c in containers:
+        std_imports(c.key, imports)
+        std_imports(c.elem, imports)
     table = (
         "var measurers = []func(n, hw, hint, reps int) result{\n"
         + "".join(f"\tmeasure{i},\n" for i in range(len(containers)))
@@ -425,4 +473,46 @@ def program(containers: list[Container]) -> str:
         + "\n"
         + "\n\n".join(gen.funcs)
         + "\n"
+    )
+
+
+_LAYOUT_MAIN = r"""
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
+}
+
+// ptrBytes reads the type descriptor's PtrBytes, its second word (internal/abi.Type in
+// 1.22 ... 1.27): the prefix of the type holding pointers, 0 for a noscan type.
+func ptrBytes(t reflect.Type) uintptr {
+	e := (*eface)(unsafe.Pointer(&t))
+	return *(*uintptr)(unsafe.Add(e.data, 8))
+}
+
+func main() {
+	enc := json.NewEncoder(os.Stdout)
+	for _, c := range layouts {
+		enc.Encode(map[string]any{
+			"type": c.name, "go": runtime.Version(),
+			"size": c.t.Size(), "align": c.t.Align(), "ptr_bytes": ptrBytes(c.t),
+		})
+	}
+}
+"""
+
+
+def layout_program(types: list[GoType]) -> str:
+    """Go source printing, for each of ``types``, one JSON line: its size, alignment and pointer
+    bytes as the toolchain lays it out (reflect agrees with unsafe.Sizeof/Alignof)."""
+    imports = {"encoding/json", "os", "reflect", "runtime", "unsafe"}
+    for t in types:
+        std_imports(t, imports)
+    rows = "".join(f'\t{{"{t.text}", reflect.TypeFor[{go_syntax(t)}]()}},\n' for t in types)
+    return (
+        "// Code generated by mapquake's model tests. DO NOT EDIT.\n\npackage main\n\nimport (\n"
+        + "".join(f'\t"{imp}"\n' for imp in sorted(imports))
+        + ")\n\nvar layouts = []struct {\n\tname string\n\tt    reflect.Type\n}{\n"
+        + rows
+        + "}\n"
+        + _LAYOUT_MAIN
     )

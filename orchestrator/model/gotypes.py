@@ -6,6 +6,12 @@ The syntax is Go's own type syntax plus two mapquake extensions:
   (boxed) when the container stores it, e.g. ``map[string]any(int64)``.
 * ``sync.Map[K]V``: a ``sync.Map`` storing ``K`` keys and ``V`` values.
 
+Besides the predeclared types it knows the standard-library types services hold in their
+values: ``sync.Mutex``, ``sync.RWMutex``, ``sync.Once``, ``sync.WaitGroup``, the
+``sync/atomic`` types (``atomic.Bool``, ``Int32``, ``Int64``, ``Uint32``, ``Uint64``,
+``Uintptr``, ``Value``, ``Pointer[T]``), ``time.Time`` and ``time.Duration``, laid out as the
+Go version asked for defines them (:data:`STD_TYPES`).
+
 Invalid types are refused the way the Go compiler refuses them (a non-comparable map key,
 an undefined name, a duplicate field, …) with a :class:`~orchestrator.core.errors.UsageError`
 that quotes the type, points a caret at the offending part and says how to fix it.
@@ -13,11 +19,14 @@ that quotes the type, points a caret at the offending part and says how to fix i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from orchestrator.core.errors import UsageError
 
 PTR_SIZE = 8
+GoVersion = tuple[int, int]
+#: The layout of the standard-library types when no Go version is given (the default toolchain).
+DEFAULT_GO_VERSION: GoVersion = (1, 26)
 #: The compiler refuses types larger than this on amd64 ("type too large").
 MAX_TYPE_SIZE = 1 << 50
 
@@ -45,6 +54,9 @@ class GoType:
     signed: bool = False
     is_integer: bool = False
     is_float: bool = False
+    #: Distinct values a key generator can make, where the fields would say more (a lock's
+    #: state is the runtime's, so only its zero value can be built): 0 derives it.
+    values: int = 0
 
     def __str__(self) -> str:
         return self.text
@@ -79,6 +91,8 @@ class GoType:
     def cardinality(self) -> int:
         """How many distinct values of this type a key generator can produce (capped)."""
         cap = 1 << 62
+        if self.values:
+            return self.values
         if self.kind == "basic":
             if self.name == "bool":
                 return 2
@@ -231,13 +245,72 @@ def interface_holding(dynamic: GoType | None) -> GoType:
 
 
 # --------------------------------------------------------------------------------------------
+# Standard-library types
+
+#: The packages whose types the parser knows, as a type names them, and their import paths.
+STD_PACKAGES = {"sync": "sync", "atomic": "sync/atomic", "time": "time", "unsafe": "unsafe"}
+
+#: Each standard-library type as the struct it is on linux/amd64, in the model's own syntax,
+#: per Go version: the entry with the newest version ≤ the one asked for applies. Read from
+#: the Go sources of go1.23.5 (/usr/lib/go-1.23/src), go1.26.8 (/usr/local/go/src) and go1.27.3
+#: (GOTOOLCHAIN); a zero-size marker (noCopy, align64: struct{} on amd64) is written struct{}.
+#: 1.24 and 1.25 get the 1.26 layout unread. Every difference between the versions is in
+#: unexported fields of equal size: unsafe.Sizeof/Alignof and the pointer bytes agree on all three
+#: toolchains (docs/model.md, "Standard-library types"). time.Time's *Location is written
+#: unsafe.Pointer: it points at a zone shared by every Time (time.Local, a cached zone), so it
+#: makes the struct pointerful (scanned, never in a noscan size class) but owns nothing.
+#: atomic.Pointer[T] is built by the parser (its layout mentions T).
+STD_TYPES: dict[str, tuple[tuple[GoVersion, str], ...]] = {
+    "sync.Mutex": (
+        ((1, 22), "struct{state int32; sema uint32}"),
+        ((1, 24), "struct{_ struct{}; mu struct{state int32; sema uint32}}"),
+    ),
+    "sync.RWMutex": (
+        (
+            (1, 22),
+            "struct{w sync.Mutex; writerSem uint32; readerSem uint32; readerCount atomic.Int32; "
+            "readerWait atomic.Int32}",
+        ),
+    ),
+    "sync.Once": (
+        ((1, 22), "struct{done atomic.Uint32; m sync.Mutex}"),
+        ((1, 24), "struct{_ struct{}; done atomic.Bool; m sync.Mutex}"),
+    ),
+    "sync.WaitGroup": (((1, 22), "struct{noCopy struct{}; state atomic.Uint64; sema uint32}"),),
+    "atomic.Bool": (((1, 22), "struct{_ struct{}; v uint32}"),),
+    "atomic.Int32": (((1, 22), "struct{_ struct{}; v int32}"),),
+    "atomic.Int64": (((1, 22), "struct{_ struct{}; _ struct{}; v int64}"),),
+    "atomic.Uint32": (((1, 22), "struct{_ struct{}; v uint32}"),),
+    "atomic.Uint64": (((1, 22), "struct{_ struct{}; _ struct{}; v uint64}"),),
+    "atomic.Uintptr": (((1, 22), "struct{_ struct{}; v uintptr}"),),
+    "atomic.Value": (((1, 22), "struct{v any}"),),
+    "time.Time": (((1, 22), "struct{wall uint64; ext int64; loc unsafe.Pointer}"),),
+}
+#: Distinct values a key generator can make where the fields say more: a lock's or a once's
+#: state belongs to the runtime (only the zero value can be made); an atomic.Bool holds 0 or 1.
+_STD_VALUES = {"sync.Mutex": 1, "sync.RWMutex": 1, "sync.Once": 1, "sync.WaitGroup": 1, "atomic.Bool": 2}
+#: Every standard-library type name the parser resolves.
+STD_NAMES = (*STD_TYPES, "atomic.Pointer", "time.Duration")
+
+
+def std_layout(name: str, go: GoVersion) -> str:
+    """The struct (model syntax) the standard-library type ``name`` is in Go ``go``."""
+    layout = STD_TYPES[name][0][1]
+    for since, text in STD_TYPES[name]:
+        if since <= go:
+            layout = text
+    return layout
+
+
+# --------------------------------------------------------------------------------------------
 # Parser
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, go: GoVersion = DEFAULT_GO_VERSION) -> None:
         self.text = text
         self.pos = 0
+        self.go = go
 
     # -- errors -------------------------------------------------------------------------------
     def fail(self, message: str, hint: str, at: int | None = None, width: int = 1) -> UsageError:
@@ -342,12 +415,14 @@ class _Parser:
                 f"expected a type, found '{found}'",
                 "a type starts with a name (int64, string, …), *, [, map, struct, any or sync.Map",
             )
-        if self.peek(".") and name in ("sync", "unsafe"):
+        if self.peek(".") and name in STD_PACKAGES:
             self.pos += 1
             sel, _ = self.ident()
             name = f"{name}.{sel}"
         if name == "sync.Map":
             return self.parse_syncmap(at, top)
+        if name in STD_NAMES:
+            return self.parse_std(name, at)
         if name == "any" and self.peek("("):
             self.pos += 1
             dyn_at = self.pos
@@ -368,12 +443,43 @@ class _Parser:
             raise self.fail(
                 f"undefined: {name}",
                 "use a predeclared type (bool, int8…int64, uint8…uint64, int, uint, uintptr, float32, "
-                "float64, complex64, complex128, string, byte, rune, any, error, unsafe.Pointer) or "
-                "spell the named type out as a struct{...}",
+                "float64, complex64, complex128, string, byte, rune, any, error, unsafe.Pointer), one of "
+                "sync.Mutex, sync.RWMutex, sync.Once, sync.WaitGroup, atomic.Bool, atomic.Int32, "
+                "atomic.Int64, atomic.Uint32, atomic.Uint64, atomic.Uintptr, atomic.Value, "
+                "atomic.Pointer[T], time.Time, time.Duration, or spell the named type out as a struct{...}",
                 at=at,
                 width=len(name),
             )
         return basic
+
+    def parse_std(self, name: str, at: int) -> GoType:
+        """A standard-library type: its struct for this Go version, under its own name."""
+        if name == "time.Duration":
+            return replace(basic_type("int64"), text=name, name=name)
+        if name == "atomic.Pointer":
+            if not self.peek("["):
+                raise self.fail(
+                    "atomic.Pointer needs its type argument",
+                    "write atomic.Pointer[T], e.g. atomic.Pointer[struct{Value int64}]",
+                    at=at,
+                    width=len(name),
+                )
+            self.pos += 1
+            elem_at = self.pos
+            elem = self.parse_type()
+            self.expect("]", "close atomic.Pointer's type argument with ']'")
+            if elem.kind == "syncmap":
+                raise self.fail("sync.Map[K]V cannot be a type argument", "model the sync.Map on its own", elem_at)
+            # sync/atomic: struct{_ [0]*T; _ noCopy; v unsafe.Pointer} in every version covered.
+            members = [
+                ("_", array_of(pointer_to(elem), 0, f"[0]*{elem.text}"), False),
+                ("_", struct_layout([], "struct{}"), False),
+                ("v", basic_type("unsafe.Pointer"), False),
+            ]
+            text = f"atomic.Pointer[{elem.text}]"
+            return replace(struct_layout(members, text), name=name, elem=elem)
+        layout = _Parser(std_layout(name, self.go), self.go).parse_top()
+        return replace(layout, text=name, name=name, values=_STD_VALUES.get(name, 0))
 
     def parse_array(self, top: bool) -> GoType:
         self.expect("[", "")
@@ -516,10 +622,11 @@ class _Parser:
             if self.peek("*") and not first:
                 # embedded *T
                 self.pos += 1
-                name, name_at = self.ident()
+                _, name_at = self.ident()
                 self.pos = name_at
-                ftype = pointer_to(self.parse_type())
-                names = [(name, name_at)]
+                elem = self.parse_type()
+                ftype = pointer_to(elem)
+                names = [((elem.name or elem.text).split(".")[-1], name_at)]
                 embedded = True
             elif not first:
                 raise self.fail(
@@ -540,7 +647,8 @@ class _Parser:
                     self.pos = decl_at
                     ftype = self.parse_type()
                     embedded = True
-                    names = [(ftype.text.split(".")[-1], decl_at)]
+                    # The field is named after the type: sync.Mutex → Mutex, atomic.Pointer[T] → Pointer.
+                    names = [((ftype.name or ftype.text).split(".")[-1], decl_at)]
                 else:
                     ftype = self.parse_type()
             self.skip_ws()
@@ -591,11 +699,12 @@ def _first_incomparable(t: GoType) -> str:
     return t.text
 
 
-def parse(text: str) -> GoType:
-    """Parse a Go type expression (with ``any(T)`` and ``sync.Map[K]V``); UsageError if invalid."""
+def parse(text: str, go: GoVersion = DEFAULT_GO_VERSION) -> GoType:
+    """Parse a Go type expression (with ``any(T)`` and ``sync.Map[K]V``) as Go ``go`` lays it out;
+    UsageError if invalid."""
     if not text or not text.strip():
         raise UsageError("empty Go type", hint="give a type such as map[string]int64")
-    return _Parser(text).parse_top()
+    return _Parser(text, go).parse_top()
 
 
 @dataclass(frozen=True)
@@ -610,9 +719,9 @@ class Container:
     notes: list[str] = field(default_factory=list)
 
 
-def container_of(text: str) -> Container:
+def container_of(text: str, go: GoVersion = DEFAULT_GO_VERSION) -> Container:
     """Parse TYPE and check it names a container mapquake models (a map, [S]map or sync.Map)."""
-    t = parse(text)
+    t = parse(text, go)
     if t.kind == "syncmap":
         assert t.key is not None and t.elem is not None
         return Container("syncmap", t.key, t.elem, text=t.text)

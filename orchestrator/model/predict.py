@@ -106,7 +106,7 @@ def predict(
 ) -> Prediction:
     """Predict the heap bytes of ``go_type`` holding ``entries`` keys (module docstring)."""
     version = parse_go_version(go_version)
-    container = container_of(go_type)
+    container = container_of(go_type, version)
     _check_counts(container, entries, high_water, hint)
     hw = max(entries, high_water or 0)
     swiss_maps = version >= (1, 24)

@@ -124,3 +124,88 @@ def test_cardinality_of_small_keys() -> None:
     assert parse("struct{a, b uint8}").cardinality() == 65536
     assert parse("[2]bool").cardinality() == 4
     assert parse("struct{}").cardinality() == 1
+
+
+# Standard-library types: size, align, pointer bytes > 0, as unsafe.Sizeof/Alignof and the type
+# descriptor's PtrBytes report them on go1.23.5, go1.26.8 and go1.27.3 (docs/model.md).
+STD = [
+    ("sync.Mutex", 8, 4, False),
+    ("sync.RWMutex", 24, 4, False),
+    ("sync.Once", 12, 4, False),
+    ("sync.WaitGroup", 16, 8, False),
+    ("atomic.Bool", 4, 4, False),
+    ("atomic.Int32", 4, 4, False),
+    ("atomic.Int64", 8, 8, False),
+    ("atomic.Uint32", 4, 4, False),
+    ("atomic.Uint64", 8, 8, False),
+    ("atomic.Uintptr", 8, 8, False),
+    ("atomic.Value", 16, 8, True),
+    ("atomic.Pointer[int64]", 8, 8, True),
+    ("atomic.Pointer[struct{Value [32]byte}]", 8, 8, True),
+    ("time.Time", 24, 8, True),
+    ("time.Duration", 8, 8, False),
+]
+
+
+@pytest.mark.parametrize("go", [(1, 23), (1, 24), (1, 26), (1, 27)], ids=lambda v: f"go{v[0]}.{v[1]}")
+@pytest.mark.parametrize(("text", "size", "align", "ptr"), STD, ids=[r[0] for r in STD])
+def test_std_types_layout_per_go_version(text: str, size: int, align: int, ptr: bool, go: tuple[int, int]) -> None:
+    t = parse(text, go)
+    assert (t.size, t.align, t.has_pointers, t.comparable) == (size, align, ptr, True)
+    assert t.text == text
+
+
+def test_std_layouts_follow_the_sources_of_each_version() -> None:
+    # 1.24 wrapped sync.Mutex around internal/sync's and gave it a noCopy: other fields, same size.
+    assert [f.name for f in parse("sync.Mutex", (1, 23)).fields] == ["state", "sema"]
+    assert [f.name for f in parse("sync.Mutex", (1, 26)).fields] == ["_", "mu"]
+    assert [f.name for f in parse("sync.Once", (1, 23)).fields] == ["done", "m"]
+    assert [f.name for f in parse("sync.Once", (1, 26)).fields] == ["_", "done", "m"]
+
+
+def test_std_types_in_structs_lay_out_like_gc() -> None:
+    t = parse("struct{Mu sync.Mutex; T time.Time; N atomic.Int32; D time.Duration; B atomic.Bool}")
+    assert [(f.name, f.offset) for f in t.fields] == [("Mu", 0), ("T", 8), ("N", 32), ("D", 40), ("B", 48)]
+    assert (t.size, t.align, t.has_pointers) == (56, 8, True)
+    assert parse("struct{Mu sync.Mutex; N atomic.Int64}").has_pointers is False
+
+
+def test_embedded_std_types_are_named_after_their_type() -> None:
+    t = parse("struct{sync.RWMutex; atomic.Pointer[int64]; *time.Time; N int}")
+    assert [(f.name, f.embedded) for f in t.fields] == [
+        ("RWMutex", True),
+        ("Pointer", True),
+        ("Time", True),
+        ("N", False),
+    ]
+    with pytest.raises(UsageError, match="Mutex redeclared"):
+        parse("struct{sync.Mutex; Mutex int}")
+
+
+def test_std_key_cardinality() -> None:
+    # Only a lock's zero value can be built; a bool atomic holds two values.
+    assert parse("sync.Mutex").cardinality() == 1
+    assert parse("sync.WaitGroup").cardinality() == 1
+    assert parse("atomic.Bool").cardinality() == 2
+    assert parse("atomic.Uint32").cardinality() == 1 << 32
+    assert parse("time.Time").cardinality() == 1 << 62
+    assert container_of("map[time.Time]atomic.Uint64").key.text == "time.Time"
+
+
+STD_REFUSED = [
+    ("map[string]sync.Cond", "undefined: sync.Cond", 12),
+    ("map[string]atomic.Pointer", "atomic.Pointer needs its type argument", 12),
+    ("map[string]atomic.Pointer[int", "expected ']'", None),
+    ("map[string]atomic.Pointer[sync.Map[int]int]", "only supported as the whole TYPE", 27),
+    ("map[string]time.Location", "undefined: time.Location", 12),
+]
+
+
+@pytest.mark.parametrize(("text", "part", "column"), STD_REFUSED, ids=[r[0] for r in STD_REFUSED])
+def test_std_types_refused_with_position_and_hint(text: str, part: str, column: int | None) -> None:
+    with pytest.raises(UsageError) as info:
+        container_of(text)
+    assert part in info.value.message
+    assert info.value.hint
+    if column is not None:
+        assert f"column {column}:" in info.value.message
