@@ -47,7 +47,8 @@ from orchestrator.backends.base import (
 from orchestrator.backends.registry import backend_factory
 from orchestrator.checks import evaluate as comparator
 from orchestrator.checks.evaluate import RangeSeries, RunFacts
-from orchestrator.checks.service_model import probed_map
+from orchestrator.checks.noise_floor import NOISE_REPEATS
+from orchestrator.checks.service_model import probed_maps
 from orchestrator.checks.verdict import CheckResult, Verdict, exit_code, overall
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError, MapquakeError, UsageError
 from orchestrator.core.ledger import new_run_id
@@ -315,7 +316,8 @@ class Run:
             hold = self.first_scrape is None or self.first_scrape.seen_wall is None
             for replica in self.replicas:
                 with self.backend.target_admin(replica).warmed_up(hold_scrape=hold) as admin:
-                    self._sample(replica, "deploy", settle=True, admin=admin)
+                    for _ in range(self._repeats(replica)):
+                        self._sample(replica, "deploy", settle=True, admin=admin)
         self._require_probed_maps()
         with self._step("starting load"):
             self.backend.release_load()
@@ -331,10 +333,10 @@ class Run:
                     raise InfrastructureError(
                         f"target '{check.target}' replica {replica.replica}: no heap sample at deploy "
                         f"(see the sample-failed note in the report)",
-                        hint="with gc_path, it must be mapprobe's GC handler; without it, the service must "
-                        "serve the Go collector's go_gc_heap_live_bytes on its metrics path",
+                        hint="with gc_path, it must be mapprobe's GC handler; without it, its metrics path must "
+                        "serve its mapprobe series",
                     )
-                found = probed_map(samples[0], check.map)
+                found = probed_maps(samples[0], check.map)
                 if isinstance(found, str):
                     raise InfrastructureError(
                         f"target '{check.target}' replica {replica.replica}: {found} (model check '{check.name}')",
@@ -480,10 +482,21 @@ class Run:
 
     # --- samples and health -----------------------------------------------------------------
 
+    def _repeats(self, replica: ReplicaEndpoint) -> int:
+        """Samples per point: a service's repeats measure its noise floor (checks/noise_floor.py).
+
+        A demo store counts its own connections and settles them out; one sample does.
+        """
+        return NOISE_REPEATS if self.scenario.target(replica.target).service is not None else 1
+
     def _take_samples(self, point: str, *, settle: bool = False) -> None:
-        for replica in self.replicas:
-            if (replica.target, point) in self.model_points:
-                self._sample(replica, point, settle=settle)
+        sampled = [r for r in self.replicas if (r.target, point) in self.model_points]
+        # Round by round across the replicas, so a replica's repeats are apart by the others' samples:
+        # an approximate source (the heap marked by the last GC) only moves when a GC ran between them.
+        for round_ in range(max((self._repeats(r) for r in sampled), default=0)):
+            for replica in sampled:
+                if round_ < self._repeats(replica):
+                    self._sample(replica, point, settle=settle)
 
     def _sample(
         self, replica: ReplicaEndpoint, point: str, *, settle: bool = False, admin: TargetAdmin | None = None

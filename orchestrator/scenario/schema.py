@@ -313,9 +313,22 @@ CHECK_KINDS: dict[str, dict[str, Any]] = {
             "model": _enum(("live_heap",), description="what is compared with the reference model"),
             "target": {"type": "string", "description": "target name"},
             "map": {
-                "type": "string",
-                "description": "your service: the mapprobe map to check (its `map` label; may be left out when "
-                "the service registers one map)",
+                "oneOf": [
+                    {"type": "string"},
+                    {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string"}},
+                ],
+                "description": "your service: the mapprobe map(s) to check, by their `map` label: one, a list "
+                '(the model attributes their sum), or "*" for every map the service registers; may be left '
+                "out when the service registers one map",
+            },
+            "owns": {
+                "oneOf": [
+                    {"type": "integer", "minimum": 0},
+                    {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                ],
+                "description": "your service: bytes each entry owns beyond its slot (string bytes, pointees) "
+                "for maps registered without mapprobe.WithEntries, which measures it: a number for every "
+                "checked map, or one per map label",
             },
             "tolerance": {
                 "type": "string",

@@ -25,6 +25,9 @@ def _defaults(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v["default"] for k, v in schema.get("properties", {}).items() if "default" in v}
 
 
+ALL_MAPS = "*"
+"""A service model check's ``map: "*"``: every map the service registers."""
+
 _PROPS = SCENARIO_SCHEMA["properties"]
 _TARGET_DEFAULTS = _defaults(_PROPS["targets"]["items"])
 REPLICATE_DEFAULTS = _defaults(_PROPS["targets"]["items"]["properties"]["replicate"])
@@ -336,14 +339,23 @@ class ModelCheck:
     since: str | None
     """The point growth is measured from; None: since deploy."""
     design: DesignSpec | None
-    map: str | None = None
-    """On a service target: the mapprobe map (its ``map`` label) whose growth the model predicts."""
+    map: tuple[str, ...] = ()
+    """On a service target: the mapprobe maps (their ``map`` labels) whose growth the model predicts;
+    () the service's only map, (ALL_MAPS,) every map it registers."""
+    owns: tuple[tuple[str, int], ...] = ()
+    """Declared bytes each entry owns beyond its slot, by map label (ALL_MAPS: every checked map), for
+    maps mapprobe cannot sample (registered without WithEntries)."""
 
     def as_scenario_dict(self) -> dict[str, Any]:
+        declared = dict(self.owns)
+        owns: int | dict[str, int] | None = declared or None
+        if list(declared) == [ALL_MAPS]:
+            owns = declared[ALL_MAPS]
         fields = {
             "model": self.model,
             "target": self.target,
-            "map": self.map,
+            "map": None if not self.map else self.map[0] if len(self.map) == 1 else list(self.map),
+            "owns": owns,
             "tolerance": self.tolerance.text,
             "at": list(self.at),
             "since": self.since,
@@ -423,6 +435,20 @@ CheckSpec: TypeAlias = ModelCheck | PromqlCheck | RecoveryCheck | CrashCheck | B
 """One check; its ``kind`` is model, promql, recovery, crash or baseline."""
 
 
+def _map_names(raw: str | list[str] | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    return (raw,) if isinstance(raw, str) else tuple(raw)
+
+
+def _owns(raw: int | Mapping[str, int] | None) -> tuple[tuple[str, int], ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, int):
+        return ((ALL_MAPS, raw),)
+    return tuple(sorted(raw.items()))
+
+
 def _design(raw: Mapping[str, Any]) -> DesignSpec:
     replicate = raw.get("replicate")
     return DesignSpec(
@@ -451,7 +477,8 @@ def build_check(listing: Mapping[str, Any], index: int) -> CheckSpec:
             at=tuple(raw["at"]),
             since=raw.get("since"),
             design=None if raw.get("design") is None else _design(raw["design"]),
-            map=raw.get("map"),
+            map=_map_names(raw.get("map")),
+            owns=_owns(raw.get("owns")),
         )
     if kind == "promql":
         return PromqlCheck(

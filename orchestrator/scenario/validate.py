@@ -324,8 +324,23 @@ def rule_errors(doc: LocatedDocument) -> list[ScenarioError]:
             if key in check:
                 check_target_ref((*base, key), check[key])
         checked = targets.get(check["target"]) if "model" in check and isinstance(check.get("target"), str) else None
-        if checked is not None and "store" in checked and "map" in check:
-            error((*base, "map"), "map names a mapprobe map of your own service; a store target has one store")
+        for key in ("map", "owns"):
+            if checked is not None and "store" in checked and key in check:
+                error(
+                    (*base, key), f"{key} is about the mapprobe maps of your own service; a store target has one store"
+                )
+        names = check.get("map")
+        if isinstance(names, list) and "*" in names and len(names) > 1:
+            error((*base, "map"), 'map: "*" already means every map; give "*" alone or a list of map labels')
+        owns = check.get("owns")
+        if isinstance(owns, dict) and isinstance(names, (str, list)) and names != "*":
+            listed = [names] if isinstance(names, str) else names
+            for label in owns:
+                if label != "*" and label not in listed:
+                    error(
+                        (*base, "owns", label),
+                        f"owns names map '{label}', which map: does not check ({', '.join(listed)})",
+                    )
         if checked is not None and "store" not in checked and "design" in check:
             error((*base, "design"), "design describes a demo store; your service's maps describe themselves")
         points = check.get("at", []) if isinstance(check.get("at"), list) else []
