@@ -13,6 +13,7 @@ from typing import TextIO
 
 from orchestrator.core.errors import MapquakeError
 from orchestrator.prometheus.client import PrometheusAPI
+from orchestrator.run.series import LIVE_HEAP_BY_REPLICA
 from orchestrator.scenario.spec import PhaseSpec, Scenario
 
 LOG_EVERY_S = 5.0
@@ -86,7 +87,7 @@ class Progress:
         errors = self._scalar(prometheus, "sum(mapquake_client_errors_total)")
         heap = []
         try:
-            for sample in prometheus.query('sum by (target) (go_memstats_heap_alloc_bytes{job="targets"})'):
+            for sample in prometheus.query(f"sum by (target) ({LIVE_HEAP_BY_REPLICA})"):
                 heap.append(f"{sample.labels.get('target', '?')} {_human_bytes(sample.value)}")
         except MapquakeError:
             heap.append("?")

@@ -4,8 +4,9 @@
 HTML report draws and the trend store summarises, and returns plain JSON-able
 data (stored as ``series.json`` in the report directory):
 
-- ``heap_alloc``, ``heap_live``: go_memstats_heap_alloc_bytes and
-  go_gc_heap_live_bytes of every target replica (labels target, replica);
+- ``heap_alloc``, ``heap_live``: go_memstats_heap_alloc_bytes (plotted dashed, never a sample) and
+  the live heap marked by the last GC (LIVE_HEAP_BY_REPLICA) of every target replica (labels target,
+  replica);
 - ``latency_p50`` / ``latency_p90`` / ``latency_p99``: client-side latency
   quantiles merged across the Locust workers (mapquake_client_request_seconds);
 - ``writes_per_s`` (map writes the targets applied) and ``requests_per_s``
@@ -70,6 +71,15 @@ class CollectedSeries:
     lines: list[Line] = field(default_factory=list)
 
 
+LIVE_HEAP_BY_REPLICA = (
+    'max by (target, replica) (mapquake_heap_live_bytes{job="targets"}) '
+    'or max by (target, replica) (go_gc_heap_live_bytes{job="targets"})'
+)
+"""The live heap per replica: mapprobe's series (any registration has it, the default Go collector has
+no go_gc_heap_live_bytes), else the Go collector's (a service without mapprobe). One per replica: a
+service with several labelled maps serves mapprobe's figure once per map."""
+
+
 def rate_window(scrape_interval_s: float) -> str:
     """The range of rate()/increase() selectors: RATE_WINDOW_SCRAPES scrapes, at least 2 s."""
     return f"{max(2.0, RATE_WINDOW_SCRAPES * scrape_interval_s):g}s"
@@ -90,7 +100,7 @@ def queries(scrape_interval_s: float) -> list[SeriesQuery]:
     ]
     return [
         SeriesQuery("heap_alloc", 'go_memstats_heap_alloc_bytes{job="targets"}', "bytes", "heap alloc", replica),
-        SeriesQuery("heap_live", 'go_gc_heap_live_bytes{job="targets"}', "bytes", "live heap after GC", replica),
+        SeriesQuery("heap_live", LIVE_HEAP_BY_REPLICA, "bytes", "live heap after GC", replica),
         *latency,
         SeriesQuery(
             "writes_per_s", f'sum(rate(mapquake_writes_total{{job="targets"}}[{w}]))', "1/s", "map writes applied"

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.core.promql import RUN_LABEL, ScopeError, scope_to_run
+from orchestrator.run.series import LIVE_HEAP_BY_REPLICA
 
 RUN = "r-1a2b"
 M = f'{RUN_LABEL}="{RUN}"'
@@ -58,7 +59,7 @@ def test_the_run_s_own_queries_are_scoped() -> None:
     for expr in (
         'count by (job, target, replica, worker) (last_over_time({job=~"targets|load"}[42s]))',
         'max(timestamp(up{job="targets"}))',
-        'sum by (target) (go_memstats_heap_alloc_bytes{job="targets"})',
+        f"sum by (target) ({LIVE_HEAP_BY_REPLICA})",
         'histogram_quantile(0.99, sum by (le) (rate(mapquake_client_request_seconds_bucket{job="load"}[5s])))',
     ):
         assert M in scope_to_run(expr, RUN)
