@@ -1,6 +1,10 @@
 package mapprobe
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"runtime/metrics"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // The metric descriptions are shared with mapquake's own maptarget, so a
 // dashboard or check written against one works on the other.
@@ -12,6 +16,17 @@ var (
 	infoDesc = prometheus.NewDesc("mapquake_store_info",
 		"Always 1; labels give the container's Go type in the reference model's syntax.",
 		[]string{"go_type", "key_type", "value_type"}, nil)
+	heapLiveDesc = prometheus.NewDesc(heapLiveName,
+		"Heap bytes marked live by the last garbage collection (runtime/metrics /gc/heap/live:bytes), read at scrape time.",
+		nil, nil)
+	ownedBytesDesc = prometheus.NewDesc(ownedBytesName,
+		"Mean heap bytes a sampled entry's key or value owns beyond what the container's type prices (string bytes, backing arrays, pointees, boxes), each object rounded to its allocator size class and counted once per sample.",
+		[]string{"part"}, nil)
+	ownedSampledDesc = prometheus.NewDesc(ownedSampledName,
+		"Entries the last owned-bytes sample measured (0: the map was empty).", nil, nil)
+	ownedUnmeasuredDesc = prometheus.NewDesc(ownedUnmeasuredName,
+		"References in the last owned-bytes sample that were not followed (maps, chans, funcs, unsafe.Pointers, objects deeper than the walk goes), by reason.",
+		[]string{"reason"}, nil)
 )
 
 // collector is one registered map. All its series go into one Collector so
@@ -20,6 +35,7 @@ type collector struct {
 	length    func() int
 	highWater func() int // nil: no high-water series
 	shape     Shape
+	entries   *entrySampler // nil: no owned-bytes series
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
@@ -28,6 +44,12 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		ch <- highWaterDesc
 	}
 	ch <- infoDesc
+	ch <- heapLiveDesc
+	if c.entries != nil {
+		ch <- ownedBytesDesc
+		ch <- ownedSampledDesc
+		ch <- ownedUnmeasuredDesc
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -37,4 +59,23 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(infoDesc, prometheus.GaugeValue, 1,
 		c.shape.GoType, c.shape.KeyType, c.shape.ValueType)
+	// Every registration exports the live heap, so a service whose Go
+	// collector does not (client_golang's default NewGoCollector() has no
+	// go_gc_heap_live_bytes) still gives mapquake a live-heap sample rather
+	// than heap_alloc, which counts garbage too. Several maps export the same
+	// value under their own labels.
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	if live[0].Value.Kind() == metrics.KindUint64 {
+		ch <- prometheus.MustNewConstMetric(heapLiveDesc, prometheus.GaugeValue, float64(live[0].Value.Uint64()))
+	}
+	if c.entries != nil {
+		s := c.entries.sample()
+		ch <- prometheus.MustNewConstMetric(ownedBytesDesc, prometheus.GaugeValue, s.perEntry(keyPart), "key")
+		ch <- prometheus.MustNewConstMetric(ownedBytesDesc, prometheus.GaugeValue, s.perEntry(valuePart), "value")
+		ch <- prometheus.MustNewConstMetric(ownedSampledDesc, prometheus.GaugeValue, float64(s.sampled))
+		for _, reason := range s.unmeasuredReasons() {
+			ch <- prometheus.MustNewConstMetric(ownedUnmeasuredDesc, prometheus.GaugeValue, float64(s.unmeasured[reason]), reason)
+		}
+	}
 }

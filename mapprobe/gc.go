@@ -164,9 +164,13 @@ func (h *GCHandler) readHeap() Sample {
 
 // The series a registration exports, by name (see collector.go).
 const (
-	entriesName   = "mapquake_store_entries"
-	highWaterName = "mapquake_store_high_water_entries"
-	infoName      = "mapquake_store_info"
+	entriesName         = "mapquake_store_entries"
+	highWaterName       = "mapquake_store_high_water_entries"
+	infoName            = "mapquake_store_info"
+	heapLiveName        = "mapquake_heap_live_bytes"
+	ownedBytesName      = "mapquake_store_entry_owned_bytes"
+	ownedSampledName    = "mapquake_store_entry_owned_sampled_entries"
+	ownedUnmeasuredName = "mapquake_store_entry_owned_unmeasured_refs"
 )
 
 // maps reads the registered maps from the gatherer. The three series of one

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -31,7 +32,11 @@ func Register[K comparable, V any](reg prometheus.Registerer, length func() int,
 	}
 	key := TypeString(reflect.TypeFor[K]())
 	shape := Shape{GoType: "map[" + key + "]" + value, KeyType: key, ValueType: value}
-	return register(reg, length, shape, c)
+	if err := entriesMatch[K, V](c, "Register"); err != nil {
+		return err
+	}
+	// An any(T) slot's box is priced by the model.
+	return register(reg, length, shape, c, false, c.dynamicType != nil)
 }
 
 // RegisterSyncMap exports the metrics for a sync.Map storing K keys and V
@@ -50,7 +55,13 @@ func RegisterSyncMap[K comparable, V any](reg prometheus.Registerer, length func
 	}
 	key := TypeString(reflect.TypeFor[K]())
 	shape := Shape{GoType: "sync.Map[" + key + "]" + value, KeyType: key, ValueType: value}
-	return register(reg, length, shape, c)
+	if err := entriesMatch[K, V](c, "RegisterSyncMap"); err != nil {
+		return err
+	}
+	// The model boxes every concrete key and value a sync.Map stores; an
+	// interface K or V is stored as it is, unless WithDynamicValueType named
+	// the value's dynamic type, which the model then boxes.
+	return register(reg, length, shape, c, false, c.dynamicType != nil)
 }
 
 // RegisterShape exports the metrics for a container described by hand, for
@@ -63,7 +74,27 @@ func RegisterShape(reg prometheus.Registerer, length func() int, shape Shape, op
 	}
 	c := newConfig(opts)
 	c.goType = ""
-	return register(reg, length, shape, c)
+	// The model prices a box for an any(T) slot and for every concrete key
+	// and value of a sync.Map; an entry's interface box is then not charged
+	// again.
+	syncMap := strings.HasPrefix(shape.GoType, "sync.Map[")
+	pricedBox := func(t string) bool {
+		return strings.HasPrefix(t, "any(") || (syncMap && t != "any" && !strings.HasPrefix(t, "interface"))
+	}
+	return register(reg, length, shape, c, pricedBox(shape.KeyType), pricedBox(shape.ValueType))
+}
+
+// entriesMatch refuses a WithEntries whose K and V are not the map's.
+func entriesMatch[K comparable, V any](c config, fn string) error {
+	if c.entries == nil {
+		return nil
+	}
+	k, v := reflect.TypeFor[K](), reflect.TypeFor[V]()
+	if c.entries.keyType != k || c.entries.valueType != v {
+		return fmt.Errorf("mapprobe: %s[%s, %s] got WithEntries[%s, %s]: the iterator must yield the map's own key and value types",
+			fn, k, v, c.entries.keyType, c.entries.valueType)
+	}
+	return nil
 }
 
 // valueType renders V for a built-in map, as any(T) when the caller named the
@@ -85,12 +116,23 @@ func needInterface[V any]() error {
 	return nil
 }
 
-func register(reg prometheus.Registerer, length func() int, shape Shape, c config) error {
+// register builds the collector; skipKeyBox and skipValueBox say the
+// model already prices the interface box of an entry's key or value.
+func register(reg prometheus.Registerer, length func() int, shape Shape, c config, skipKeyBox, skipValueBox bool) error {
 	if reg == nil || length == nil {
 		return errors.New("mapprobe: the registerer and the length function are required")
 	}
 	if c.goType != "" {
 		shape.GoType = c.goType
 	}
-	return reg.Register(&collector{length: length, highWater: c.highWater, shape: shape})
+	col := &collector{length: length, highWater: c.highWater, shape: shape}
+	if c.entries != nil {
+		if c.entries.run == nil {
+			return errors.New("mapprobe: WithEntries needs an iterator over the map's entries, got nil")
+		}
+		s := *c.entries // the Option may be reused for another registration
+		s.skipKeyBox, s.skipValueBox = skipKeyBox, skipValueBox
+		col.entries = &s
+	}
+	return reg.Register(col)
 }
