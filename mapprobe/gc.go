@@ -57,6 +57,10 @@ func NewGCHandler(g prometheus.Gatherer) *GCHandler {
 type Sample struct {
 	// GC is always true: runtime.GC() ran (twice) before the heap was read.
 	GC bool `json:"gc"`
+	// HeapSource is always "gc": the heap figures are exact, read right
+	// after forced collections (a scrape's mapquake_heap_live_bytes is what
+	// the last collection marked, whenever that ran).
+	HeapSource string `json:"heap_source"`
 	// LiveBytes is runtime.MemStats.HeapAlloc right after the collections:
 	// the bytes of live heap objects.
 	LiveBytes uint64 `json:"live_bytes"`
@@ -98,6 +102,24 @@ type MapStats struct {
 	GoType    string `json:"go_type"`
 	KeyType   string `json:"key_type"`
 	ValueType string `json:"value_type"`
+	// Owned is what the map's sampled entries own beyond what go_type
+	// prices; only for a map registered WithEntries.
+	Owned *Owned `json:"owned,omitempty"`
+}
+
+// Owned is a map's mapquake_store_entry_owned_* series: the heap bytes an
+// entry's key and value own beyond the container's own memory, as means
+// over the last sample of entries (see WithEntries).
+type Owned struct {
+	KeyBytesPerEntry   float64 `json:"key_bytes_per_entry"`
+	ValueBytesPerEntry float64 `json:"value_bytes_per_entry"`
+	// Sampled is how many entries the means are over; 0 for an empty map
+	// (the means are then 0).
+	Sampled int64 `json:"sampled"`
+	// Unmeasured counts the references the sample did not follow, by
+	// reason ("map", "chan", "func", "unsafe_pointer", "depth"); absent
+	// when the walk followed everything.
+	Unmeasured map[string]int64 `json:"unmeasured,omitempty"`
 }
 
 // ServeHTTP takes a sample on POST and answers it as JSON. Any other
@@ -149,6 +171,7 @@ func (h *GCHandler) readHeap() Sample {
 	metrics.Read(live)
 	s := Sample{
 		GC:              true,
+		HeapSource:      "gc",
 		LiveBytes:       ms.HeapAlloc,
 		HeapObjects:     ms.HeapObjects,
 		TotalAllocBytes: ms.TotalAlloc,
@@ -173,11 +196,11 @@ const (
 	ownedUnmeasuredName = "mapquake_store_entry_owned_unmeasured_refs"
 )
 
-// maps reads the registered maps from the gatherer. The three series of one
+// maps reads the registered maps from the gatherer. The series of one
 // registration share their labels (the registerer's wrapping labels, such as
-// map="sessions"); mapquake_store_info adds the type labels. A map is a
-// mapquake_store_entries series; the other two are joined to it by those
-// shared labels.
+// map="sessions"); mapquake_store_info adds the type labels, the owned
+// series a part or reason label. A map is a mapquake_store_entries series;
+// the others are joined to it by those shared labels.
 func (h *GCHandler) maps() ([]MapSample, string) {
 	if h.g == nil {
 		return []MapSample{}, ""
@@ -192,11 +215,17 @@ func (h *GCHandler) maps() ([]MapSample, string) {
 		name           string // the "map" label
 		entries, high  *float64
 		goType, kt, vt string
+		owned          *Owned // set by the sampled-entries series
+		ownedKey       float64
+		ownedValue     float64
+		unmeasured     map[string]int64
 	}
 	byKey := map[string]*found{}
 	for _, mf := range families {
 		name := mf.GetName()
-		if name != entriesName && name != highWaterName && name != infoName {
+		switch name {
+		case entriesName, highWaterName, infoName, ownedBytesName, ownedSampledName, ownedUnmeasuredName:
+		default:
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -207,11 +236,22 @@ func (h *GCHandler) maps() ([]MapSample, string) {
 			var shared []string
 			var mapName string
 			types := map[string]string{}
+			var ownedPart, reason string
 			for _, l := range m.GetLabel() {
 				switch l.GetName() {
 				case "go_type", "key_type", "value_type":
 					if name == infoName {
 						types[l.GetName()] = l.GetValue()
+						continue
+					}
+				case "part":
+					if name == ownedBytesName {
+						ownedPart = l.GetValue()
+						continue
+					}
+				case "reason":
+					if name == ownedUnmeasuredName {
+						reason = l.GetValue()
 						continue
 					}
 				case "map":
@@ -233,6 +273,20 @@ func (h *GCHandler) maps() ([]MapSample, string) {
 				f.high = &v
 			case infoName:
 				f.goType, f.kt, f.vt = types["go_type"], types["key_type"], types["value_type"]
+			case ownedBytesName:
+				switch ownedPart {
+				case "key":
+					f.ownedKey = v
+				case "value":
+					f.ownedValue = v
+				}
+			case ownedSampledName:
+				f.owned = &Owned{Sampled: int64(v)}
+			case ownedUnmeasuredName:
+				if f.unmeasured == nil {
+					f.unmeasured = map[string]int64{}
+				}
+				f.unmeasured[reason] = int64(v)
 			}
 		}
 	}
@@ -260,6 +314,11 @@ func (h *GCHandler) maps() ([]MapSample, string) {
 		}}
 		if f.high != nil {
 			s.HighWater = int64(*f.high)
+		}
+		if f.owned != nil {
+			f.owned.KeyBytesPerEntry, f.owned.ValueBytesPerEntry = f.ownedKey, f.ownedValue
+			f.owned.Unmeasured = f.unmeasured
+			s.Owned = f.owned
 		}
 		out = append(out, s)
 	}

@@ -3,6 +3,7 @@ package mapprobe_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,7 +61,7 @@ func TestGCHandlerSingleMap(t *testing.T) {
 	if code != http.StatusOK || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("POST: %d %q, want 200 application/json", code, hdr.Get("Content-Type"))
 	}
-	for _, field := range []string{"gc", "live_bytes", "gc_heap_live_bytes", "heap_objects", "total_alloc_bytes",
+	for _, field := range []string{"gc", "heap_source", "live_bytes", "gc_heap_live_bytes", "heap_objects", "total_alloc_bytes",
 		"num_gc", "goroutines", "go_version", "maps", "entries", "high_water", "go_type", "key_type", "value_type"} {
 		if _, ok := body[field]; !ok {
 			t.Errorf("answer has no %q: %v", field, body)
@@ -69,8 +70,9 @@ func TestGCHandlerSingleMap(t *testing.T) {
 	if _, ok := body["gather_error"]; ok {
 		t.Errorf("gather_error present without an error: %v", body)
 	}
-	if body["gc"] != true || body["go_version"] != runtime.Version() {
-		t.Errorf("gc = %v, go_version = %v; want true, %s", body["gc"], body["go_version"], runtime.Version())
+	if body["gc"] != true || body["go_version"] != runtime.Version() || body["heap_source"] != "gc" {
+		t.Errorf("gc = %v, go_version = %v, heap_source = %v; want true, %s, gc",
+			body["gc"], body["go_version"], body["heap_source"], runtime.Version())
 	}
 	for _, field := range []string{"live_bytes", "gc_heap_live_bytes", "heap_objects", "total_alloc_bytes", "goroutines"} {
 		if v, _ := body[field].(float64); v <= 0 {
@@ -96,6 +98,91 @@ func TestGCHandlerSingleMap(t *testing.T) {
 	}
 	if _, ok := body["map"]; ok {
 		t.Errorf("the top level has a \"map\" field: %v", body)
+	}
+	if _, ok := body["owned"]; ok {
+		t.Errorf("owned without WithEntries: %v", body)
+	}
+}
+
+// sessionValue is 40 bytes with a pointer (a 48-byte object) owning its
+// User string.
+type sessionValue struct {
+	User    string
+	Expires int64
+	Hits    [2]int64
+}
+
+func TestGCHandlerOwned(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	otherSeries(t, reg)
+	var mu sync.Mutex
+	sessions := map[string]*sessionValue{}
+	for i := 0; i < 4; i++ {
+		id := fmt.Sprintf("session-%08d", i)                             // 16 bytes: not tiny, 16
+		sessions[id] = &sessionValue{User: fmt.Sprintf("user-%019d", i)} // 24 bytes: 24
+	}
+	entries := func(yield func(string, *sessionValue) bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for k, v := range sessions {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
+	length := func() int { mu.Lock(); defer mu.Unlock(); return len(sessions) }
+	if err := mapprobe.Register[string, *sessionValue](prometheus.WrapRegistererWith(prometheus.Labels{"map": "sessions"}, reg),
+		length, mapprobe.WithEntries(entries), mapprobe.WithHighWater(func() int { return 9 })); err != nil {
+		t.Fatal(err)
+	}
+	withMap := func(yield func(int, map[int]int) bool) { yield(1, map[int]int{1: 1}) }
+	if err := mapprobe.Register[int, map[int]int](prometheus.WrapRegistererWith(prometheus.Labels{"map": "nested"}, reg),
+		func() int { return 1 }, mapprobe.WithEntries(withMap)); err != nil {
+		t.Fatal(err)
+	}
+	if err := mapprobe.Register[uint64, [4]int64](prometheus.WrapRegistererWith(prometheus.Labels{"map": "plain"}, reg),
+		func() int { return 3 }); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := post(t, mapprobe.NewGCHandler(reg), http.MethodPost)
+	maps, _ := body["maps"].([]any)
+	if len(maps) != 3 {
+		t.Fatalf("maps = %v, want three", body["maps"])
+	}
+	want := map[string]any{ // sorted by map label
+		"nested": map[string]any{"key_bytes_per_entry": 0.0, "value_bytes_per_entry": 0.0, "sampled": 1.0,
+			"unmeasured": map[string]any{"map": 1.0}},
+		"plain":    nil,
+		"sessions": map[string]any{"key_bytes_per_entry": 16.0, "value_bytes_per_entry": 48.0 + 24.0, "sampled": 4.0},
+	}
+	for i, name := range []string{"nested", "plain", "sessions"} {
+		m := maps[i].(map[string]any)
+		if m["map"] != name {
+			t.Fatalf("maps[%d] is %v, want %s", i, m["map"], name)
+		}
+		got, ok := m["owned"]
+		if want[name] == nil {
+			if ok {
+				t.Errorf("%s: owned %v without WithEntries", name, got)
+			}
+			continue
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want[name]) {
+			t.Errorf("%s: owned = %v, want %v", name, got, want[name])
+		}
+	}
+	if maps[2].(map[string]any)["entries"] != 4.0 || maps[2].(map[string]any)["high_water"] != 9.0 {
+		t.Errorf("sessions: %v, want entries 4 and high_water 9 next to owned", maps[2])
+	}
+
+	// A single map's owned figures are repeated at the top level.
+	one := prometheus.NewPedanticRegistry()
+	if err := mapprobe.Register[string, *sessionValue](one, length, mapprobe.WithEntries(entries)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, body = post(t, mapprobe.NewGCHandler(one), http.MethodPost)
+	if got := fmt.Sprint(body["owned"]); got != fmt.Sprint(want["sessions"]) {
+		t.Errorf("top-level owned = %s, want %v", got, want["sessions"])
 	}
 }
 
