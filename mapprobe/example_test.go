@@ -56,6 +56,50 @@ func Example() {
 	// mapquake_store_info{go_type="map[uint64]any(int64)",key_type="uint64",map="counters",value_type="any(int64)"} 1
 }
 
+// A map whose values are pointers, or whose keys or values are strings,
+// slices or interfaces, owns heap memory beyond its own slots: the session
+// structs and the bytes of the IDs and user names here. WithEntries lets
+// mapprobe measure it from a sample of entries, so mapquake attributes it
+// to the map instead of calling it a leak.
+func ExampleWithEntries() {
+	reg := prometheus.NewRegistry()
+
+	var mu sync.Mutex
+	sessions := map[string]*Session{}
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("sess-%011d", i) // 16 bytes
+		sessions[id] = &Session{User: fmt.Sprintf("user-%03d", i)}
+	}
+
+	err := mapprobe.Register[string, *Session](
+		prometheus.WrapRegistererWith(prometheus.Labels{"map": "sessions"}, reg),
+		func() int { mu.Lock(); defer mu.Unlock(); return len(sessions) },
+		// The iterator takes the lock itself and stops when yield says so.
+		mapprobe.WithEntries(func(yield func(string, *Session) bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			for id, s := range sessions {
+				if !yield(id, s) {
+					return
+				}
+			}
+		}))
+	if err != nil {
+		panic(err)
+	}
+
+	// Per entry: the key's 16 bytes; a 24-byte Session and its 8-byte user
+	// name (small strings share 16-byte blocks: charged their exact size).
+	printSeries(reg)
+	// Output:
+	// mapquake_heap_live_bytes{map="sessions"} (the live heap)
+	// mapquake_store_entries{map="sessions"} 3
+	// mapquake_store_entry_owned_bytes{map="sessions",part="key"} 16
+	// mapquake_store_entry_owned_bytes{map="sessions",part="value"} 32
+	// mapquake_store_entry_owned_sampled_entries{map="sessions"} 3
+	// mapquake_store_info{go_type="map[string]*struct{User string; Expires int64}",key_type="string",map="sessions",value_type="*struct{User string; Expires int64}"} 1
+}
+
 // A service opts in to exact heap samples by mounting the GC handler where
 // only mapquake reaches it, and wraps its /metrics handler with Quiet so a
 // scrape's buffers never land in a sample.
