@@ -19,8 +19,9 @@ PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 # agent's in-process libnftables binding, chaos/engines/nftlib.py).
 APT_PACKAGES := gcc iproute2 nftables python3-nftables prometheus chromium mmdebstrap
 # The Go modules: go_targets (maptarget, mapload), mapprobe (the library services import; go_targets
-# builds it from ../mapprobe) and the example service. lint and test-go cover all of them.
-GO_MODULES := go_targets mapprobe examples/inventory
+# builds it from ../mapprobe), the example service and the verdict matrix's sessions service
+# (bench/services/sessions). lint and test-go cover all of them.
+GO_MODULES := go_targets mapprobe examples/inventory bench/services/sessions
 GO_SOURCES := $(shell find go_targets mapprobe -name '*.go' -o -name 'go.mod' -o -name 'go.sum')
 # The single-node test cluster's node (python -m cluster, tests/k8s): container runtime and CNI plugins.
 APT_PACKAGES += containerd runc containernetworking-plugins
