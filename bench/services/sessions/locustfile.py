@@ -12,14 +12,13 @@ attributes the service checks but does not keep.
 
 from __future__ import annotations
 
-import os
 import random
 import string
 
 from locust import FastHttpUser, constant_throughput, task
 
-KEYS = int(os.environ.get("SESSIONS_KEYS", "200000"))
-RATE = float(os.environ.get("SESSIONS_RATE", "40"))  # requests per second per user
+KEYS = 200_000
+RATE = 40.0  # requests per second per user
 _ALPHABET = string.ascii_lowercase + string.digits
 
 
