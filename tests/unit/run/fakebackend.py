@@ -28,7 +28,7 @@ from orchestrator.backends.base import (
 )
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.safety import LOOPBACK_ONLY, AddressAllowList
-from orchestrator.journal import HeapSample
+from orchestrator.journal import HeapSample, MapReading
 from orchestrator.prometheus.client import Sample, Series
 from orchestrator.run.first_scrape import FIRST_SCRAPE_EXPR
 from orchestrator.scenario.spec import PhaseSpec, Scenario
@@ -95,6 +95,7 @@ class FakeAdmin:
     def heap(self) -> HeapSample:
         self.backend.hit("admin.heap")
         entries = self.backend.entries_now()
+        service = self.backend._scenario.target(self.replica.target).service is not None
         return HeapSample(
             live_bytes=BASE_HEAP + BYTES_PER_ENTRY * entries,
             entries=entries,
@@ -102,6 +103,8 @@ class FakeAdmin:
             goroutines=12,
             go_version="go1.26.8",
             go_type="sync.Map[string][32]byte",
+            # A service describes its maps through mapprobe; a demo store reports its one store above.
+            maps=(MapReading("sessions", entries, entries, "map[string]int64"),) if service else (),
         )
 
     def settled_heap(self, *, peers: int) -> tuple[HeapSample, bool]:

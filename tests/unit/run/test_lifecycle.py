@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.checks.noise_floor import NOISE_REPEATS
 from orchestrator.core.errors import EXIT_INFRASTRUCTURE, InfrastructureError
 from orchestrator.core.signals import RunInterrupted, SignalGuard
 from orchestrator.run import lifecycle
@@ -304,3 +305,31 @@ def test_a_replica_that_died_before_its_first_scrape_is_not_waited_for(tmp_path:
     assert code == 1 and doc["reason"] == "completed"
     assert {c["name"]: c["verdict"] for c in doc["checks"]}["no-crash"] == "fail"
     assert [n["data"]["before_load"] for n in first_scrape_notes(doc)] == [False]
+
+
+def test_a_service_is_sampled_repeatedly_round_by_round_and_a_demo_store_once(tmp_path: Path) -> None:
+    """The repeats are the noise floor's spread (checks/noise_floor.py); a demo store settles its own."""
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text("class Visitor:\n    pass\n")
+    text = (
+        SCENARIO.replace(
+            "targets: [{name: kv, store: syncmap, replicas: 2}]",
+            "targets: [{name: kv, store: syncmap, replicas: 2}, {name: svc, command: [/bin/true], replicas: 2}]",
+        )
+        .replace(
+            "load: {keys: {space: 5000, distribution: sequential, seed: 1}}",
+            f"load: {{locustfile: {locustfile}, user: Visitor}}",
+        )
+        .replace(
+            "  - {name: no-crash,",
+            "  - {name: svc-heap, model: live_heap, target: svc, map: sessions, at: [after.end]}\n  - {name: no-crash,",
+        )
+    )
+    _, doc, _ = run_fake(tmp_path, load_scenario_text(text, str(tmp_path / "s.yaml")))
+    samples = [(s["target"], s["point"], s["replica"]) for s in doc["timeline"]["samples"]]
+    assert samples.count(("kv", "after.end", 0)) == 1 and samples.count(("kv", "deploy", 1)) == 1
+    assert samples.count(("svc", "deploy", 0)) == NOISE_REPEATS
+    at_end = [r for t, p, r in samples if t == "svc" and p == "after.end"]
+    assert at_end == [0, 1] * NOISE_REPEATS  # round by round: a replica's repeats are apart
+    (heap,) = (c for c in doc["checks"] if c["name"] == "svc-heap")
+    assert heap["evidence"]["samples"][0]["repeats"] == [NOISE_REPEATS, NOISE_REPEATS]
