@@ -242,3 +242,66 @@ def test_values_that_pin_buffers_fail_a_design_that_copies_them() -> None:
     assert check_model(as_deployed, scenario, journal, facts).verdict is Verdict.PASS
     result = check_model(as_designed, scenario, journal, facts)
     assert result.verdict is Verdict.FAIL, result.summary
+
+
+REBUILT = """\
+apiVersion: mapquake/v1
+kind: Scenario
+name: unit-rebuild
+targets:
+  - {name: kv, store: deleteretain, rebuild_every: EVERY}
+load:
+  user: DeleteChurnUser
+  keys: {space: 20000, distribution: sequential}
+  value: {type: "[32]byte"}
+phases:
+  - {name: churn, duration: 5s}
+checks:
+  - {model: live_heap, target: kv, tolerance: 5%, at: [churn.end]}
+"""
+
+
+def _rebuilt(every: int) -> tuple[Scenario, ModelCheck]:
+    scenario = load_scenario_text(REBUILT.replace("EVERY", str(every)))
+    return scenario, _model_check(scenario, 0)
+
+
+def test_a_rebuilt_map_is_judged_over_its_rebuild_cycle() -> None:
+    from orchestrator.model.rebuild import rebuild_cycle
+
+    scenario, check = _rebuilt(1_000)
+    entries = 6_500
+    facts = RunFacts({"kv": [entries]}, None)
+    cycle = rebuild_cycle(GO_TYPE, entries, 1_000, go_version=scenario.target("kv").go)
+    keys = key_bytes(entries).expected
+    slack = int(0.05 * (cycle.expected + keys))
+    base = 700_000
+
+    def verdict(container: int) -> tuple[Verdict, dict[str, object]]:
+        journal = _journal(_sample("deploy", 0, base, 0), _sample("churn.end", 0, base + container + keys, entries))
+        result = check_model(check, scenario, journal, facts)
+        return result.verdict, result.evidence["samples"][0]
+
+    # Just rebuilt, just before the next rebuild, and the mean: all pass; the row shows the cycle.
+    for container in (cycle.low, cycle.start, cycle.expected, cycle.end, cycle.high):
+        got, row = verdict(container)
+        assert got is Verdict.PASS, (container, row)
+        assert row["rebuild_cycle"]["rebuild_every"] == 1_000  # type: ignore[index]
+        assert row["predicted_range"] == [cycle.low + keys, cycle.high + keys]
+    # Beyond the cycle's top (what churn without rebuilds grows to) it fails.
+    assert verdict(cycle.high + slack + 1)[0] is Verdict.FAIL
+    assert verdict(cycle.low - slack - 1)[0] is Verdict.FAIL
+
+
+def test_a_store_that_never_rebuilds_is_held_to_its_live_entries() -> None:
+    scenario, check = _rebuilt(0)
+    entries = 6_500
+    facts = RunFacts({"kv": [entries]}, None)
+    fresh = predict(GO_TYPE, entries).live_bytes + key_bytes(entries).expected
+    grown = fresh + 8 * 57_376  # churn added 8 tables of 1024 slots (57 376 B each) that it never gives back
+    ok = _journal(_sample("deploy", 0, 0, 0), _sample("churn.end", 0, fresh, entries))
+    leaked = _journal(_sample("deploy", 0, 0, 0), _sample("churn.end", 0, grown, entries))
+    assert check_model(check, scenario, ok, facts).verdict is Verdict.PASS
+    result = check_model(check, scenario, leaked, facts)
+    assert result.verdict is Verdict.FAIL
+    assert "rebuild_cycle" not in result.evidence["samples"][0]
