@@ -293,6 +293,42 @@ def value_bytes(value_type: str, value_size: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class PhaseDelivery:
+    """What one worker delivered during one phase, by its own clock since the load started
+    (workloads/delivery.py measures it; orchestrator/checks/delivery.py compares it with the design)."""
+
+    phase: str
+    tasks: int = 0
+    """User tasks that ran (mapquake's users: one paced "request" of the scenario's ``rate`` each)."""
+    requests: int = 0
+    """Requests sent (every user, yours too; a task over several replicas sends one per replica)."""
+    writes: int = 0
+    """Map writes a target acknowledged."""
+    errors: int = 0
+    """Requests that failed."""
+    seconds: float = 0.0
+    """Wall seconds of the CPU windows attributed to the phase (about its duration)."""
+    cpu_seconds: float = 0.0
+    """CPU the worker process used in those windows, all threads (what Locust's CPU warning reads)."""
+    cpu_peak: float = 0.0
+    """The highest share of one core in a single window (1.0: one core busy all the window)."""
+    wait_seconds: float | None = None
+    """Time the worker's main thread was ready to run but waited for a CPU (/proc schedstat): a busy
+    machine or node; None where the kernel does not say."""
+
+    @property
+    def cpu_share(self) -> float:
+        """The phase's mean CPU, as a share of one core."""
+        return self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def wait_share(self) -> float | None:
+        if self.wait_seconds is None or self.seconds <= 0:
+            return None
+        return self.wait_seconds / self.seconds
+
+
+@dataclass(frozen=True)
 class WorkerSummary:
     """What one worker did, written as JSON at quit; the controller's input to the expected key counts."""
 
@@ -318,6 +354,8 @@ class WorkerSummary:
     stopped_by: str = "master"
     """Why the worker stopped: master (the shape ended), max_ops, deadline or signal."""
     extra: dict[str, Any] = field(default_factory=dict)
+    phases: tuple[PhaseDelivery, ...] = ()
+    """Per phase of the plan, in order: what this worker delivered and its CPU (empty: not measured)."""
 
     @property
     def uncertain(self) -> int:
@@ -329,7 +367,9 @@ class WorkerSummary:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkerSummary:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["phases"] = tuple(PhaseDelivery(**p) for p in values.get("phases", ()))
+        return cls(**values)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> WorkerSummary:

@@ -61,12 +61,25 @@ class Timeline:
         return phase.rate / phase.users
 
 
-def throttle_wait(rate_per_user: float | None, last_start: float | None, now: float) -> float:
-    """Seconds a user waits before its next task so it issues at most ``rate_per_user`` tasks/s.
+CATCH_UP_S = 1.0
+"""How far behind its schedule a paced user may be and still make it up (by starting its next tasks at
+once); beyond that its schedule restarts from now, so a stall is not paid back as a long burst."""
 
-    ``last_start`` is when the previous task started (None for the first task).
-    This is Locust's constant_throughput, with the rate read from the phase.
-    """
+
+def paced_start(rate_per_user: float | None, last_start: float | None, now: float) -> float:
+    """When a paced user's next task is scheduled to start: one period after the previous one's
+    scheduled start, so tasks that ran late are made up by the next ones (within CATCH_UP_S) and the
+    phase delivers its rate whenever the user can keep up on average. ``last_start`` is the previous
+    task's scheduled start (None for the first task); without a rate: now."""
     if rate_per_user is None or last_start is None:
-        return 0.0
-    return max(0.0, 1.0 / rate_per_user - (now - last_start))
+        return now
+    return max(last_start + 1.0 / rate_per_user, now - CATCH_UP_S)
+
+
+def throttle_wait(rate_per_user: float | None, last_start: float | None, now: float) -> float:
+    """Seconds a user waits before its next task so it issues ``rate_per_user`` tasks/s (paced_start).
+
+    Locust's constant_throughput with the rate read from the phase, but keeping its schedule: a
+    constant_throughput user that runs one slow task loses that time for good.
+    """
+    return max(0.0, paced_start(rate_per_user, last_start, now) - now)

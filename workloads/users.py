@@ -38,11 +38,12 @@ import gevent
 from locust import User, task
 from locust.exception import StopUser
 
+from workloads.delivery import CPU_WINDOW_S, PhaseMeter
 from workloads.grpc_user import GrpcClient
 from workloads.keyspace import KEY_BYTES_FORMAT, ChurnStream, KeyStream, key_name, seeded_random, target_of_index
 from workloads.metrics import ClientMetrics
 from workloads.plan import SUMMARY_LOG_MARKER, SUMMARY_TO_LOG, WorkerSummary, WorkloadPlan, value_bytes
-from workloads.shape import Timeline, throttle_wait
+from workloads.shape import Timeline, paced_start
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class WorkerState:
         self.count = plan.worker_count if plan.worker_index >= 0 else 1
         self.replicas = len(plan.targets)
         self.timeline = Timeline(plan.phases)
+        self.meter = PhaseMeter(self.timeline)
         self.value = value_bytes(plan.value_type, plan.value_size)
         self.metrics = ClientMetrics(plan.protocol)
         self.writes = KeyStream(plan.keys, self.index, self.count, "write")
@@ -149,6 +151,7 @@ class WorkerState:
         elif wrote:
             self.acked[target] += n
             self.metrics.add_writes(n)
+            self.meter.wrote(time.monotonic(), n)
 
     def on_request(self, request_type: str, name: str, response_time: float, exception: Any = None, **_: Any) -> None:
         """Locust request event listener: client histogram and error counts."""
@@ -157,6 +160,7 @@ class WorkerState:
         if failed:
             self.errors[name] += 1
         self.metrics.observe(name, (response_time or 0.0) / 1000.0, failed=failed)
+        self.meter.request(time.monotonic(), failed=failed)
 
     # --- summary ----------------------------------------------------------------------------
 
@@ -164,6 +168,7 @@ class WorkerState:
         return self.churn.drawn if self.churn is not None else self.writes.drawn
 
     def summary(self) -> WorkerSummary:
+        self.meter.sample(time.monotonic())  # the last, partial CPU window
         return WorkerSummary(
             worker_index=self.index,
             worker_count=self.count,
@@ -182,6 +187,7 @@ class WorkerState:
             elapsed_s=round(self.run_time(), 3),
             stopped_by=self.stopped_by,
             extra=dict(self.plan.extra),
+            phases=self.meter.phases(),
         )
 
     def write_summary(self) -> None:
@@ -225,6 +231,8 @@ def start_worker(environment: Any, plan: WorkloadPlan) -> WorkerState:
     def on_test_start(**_: Any) -> None:
         if st.started_at is None:
             st.started_at = time.monotonic()
+            st.meter.start(st.started_at)
+            gevent.spawn(_read_cpu, st)
 
     lingered: list[bool] = []
 
@@ -255,6 +263,13 @@ def start_worker(environment: Any, plan: WorkloadPlan) -> WorkerState:
     return st
 
 
+def _read_cpu(st: WorkerState) -> None:
+    """Close a CPU window every CPU_WINDOW_S until the worker quits (the greenlet dies with it)."""
+    while not st._summary_written:
+        gevent.sleep(CPU_WINDOW_S)
+        st.meter.sample(time.monotonic())
+
+
 class MapquakeUser(User):
     """Base of the mapquake users: shared state, per-phase throttle, and the write path."""
 
@@ -266,13 +281,17 @@ class MapquakeUser(User):
     _failures: int
 
     def wait_time(self) -> float:
+        # Locust asks for the wait after every task: one task done.
         now = time.monotonic()
-        wait = throttle_wait(self._st.rate_per_user(), self._last_start, now)
+        self._st.meter.task(now)
+        start = paced_start(self._st.rate_per_user(), self._last_start, now)
+        wait = max(0.0, start - now)
         self._failures = self._failures + 1 if self._task_failed else 0
         self._task_failed = False
         if self._failures:
             wait = max(wait, min(ERROR_BACKOFF_MAX_S, ERROR_BACKOFF_S * 2 ** (self._failures - 1)))
-        self._last_start = now + wait
+        # The schedule, not the wake-up: a late task is made up; a back-off is not (no burst after it).
+        self._last_start = max(start, now + wait)
         return wait
 
     def on_start(self) -> None:

@@ -25,7 +25,7 @@ from orchestrator.core.safety import AddressAllowList
 from orchestrator.journal import HeapSample
 from orchestrator.prometheus.client import PrometheusAPI
 from orchestrator.scenario.spec import PhaseSpec, Scenario
-from workloads.plan import ExpectedEntries, WorkloadPlan
+from workloads.plan import ExpectedEntries, WorkerSummary, WorkloadPlan
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class LoadResult:
     """Expected live entries per replica, in the plan's routing order (the model's input)."""
     problems: tuple[str, ...] = ()
     """What went wrong in the load cluster (a worker that died, a summary missing); empty if clean."""
+    summaries: tuple[WorkerSummary, ...] = ()
+    """Each worker's summary, with what it delivered per phase (checks/delivery.py judges it)."""
 
 
 @dataclass(frozen=True)

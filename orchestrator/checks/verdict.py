@@ -1,7 +1,9 @@
 """Verdicts: pass, fail, inconclusive, with the evidence behind them. The worst one wins.
 
 Missing or stale data is never a pass: a check that cannot see what it needs is
-inconclusive, and says what it could not see.
+inconclusive, and says what it could not see. A load that was not delivered as designed (the
+``delivery`` result, checks/delivery.py) makes the whole run inconclusive, whatever the checks say:
+what they saw was not the designed test.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ class Verdict(enum.StrEnum):
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
 
+
+DELIVERY_KIND = "delivery"
+"""The kind of the run-level result on the load's delivery (checks/delivery.py)."""
 
 _RANK = {Verdict.PASS: 0, Verdict.INCONCLUSIVE: 1, Verdict.FAIL: 2}
 
@@ -40,8 +45,12 @@ def worst(*verdicts: Verdict) -> Verdict:
 
 
 def overall(results: Iterable[CheckResult]) -> Verdict:
-    """The worst verdict of the checks; no checks at all is inconclusive, never a pass."""
-    verdicts = [r.verdict for r in results]
+    """The worst verdict of the checks; no checks at all is inconclusive, never a pass. A load that was
+    not delivered as designed makes the run inconclusive, never a pass or a fail."""
+    results = list(results)
+    if any(r.kind == DELIVERY_KIND and r.verdict is Verdict.INCONCLUSIVE for r in results):
+        return Verdict.INCONCLUSIVE
+    verdicts = [r.verdict for r in results if r.kind != DELIVERY_KIND]
     return worst(*verdicts) if verdicts else Verdict.INCONCLUSIVE
 
 

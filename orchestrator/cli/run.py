@@ -88,7 +88,10 @@ def _with_images(scenario: Scenario, images: list[str]) -> Scenario:
         name, sep, ref = item.partition("=")
         if not sep or not ref or name not in ("maptarget", "mapquake"):
             raise UsageError(f"--image {item!r}: want maptarget=REF or mapquake=REF")
-        settings = replace(settings, **{f"{name}_image": ref})
+        if name == "maptarget":
+            settings = replace(settings, maptarget_image=ref)
+        else:
+            settings = replace(settings, mapquake_image=ref)
     return replace(scenario, kubernetes=settings)
 
 

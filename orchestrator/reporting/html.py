@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator.checks.verdict import DELIVERY_KIND
 from orchestrator.reporting.seedclaims import assess
 
 LOCUST_CSV_DIR = Path("run") / "locust"
@@ -135,6 +136,44 @@ def _seed(report: dict[str, Any]) -> str:
     )
 
 
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _delivery(report: dict[str, Any]) -> str:
+    """What the load delivered per phase against its design, and each worker's CPU (checks/delivery.py)."""
+    result = next((c for c in report.get("checks", []) if c.get("kind") == DELIVERY_KIND), None)
+    phases = (result or {}).get("evidence", {}).get("phases", [])
+    if result is None or not phases:
+        return '<p class="muted">The load\'s delivery was not measured in this run.</p>'
+    rows = []
+    for p in phases:
+        designed = p.get("designed_requests")
+        workers = p.get("workers", [])
+        rows.append(
+            [
+                _e(p["phase"]),
+                _e(p["users"]),
+                _e("-" if p.get("rate_per_user") is None else f"{p['rate_per_user']:g}"),
+                _e(p.get("judged", "") if designed is None else f"{designed:,}"),
+                _e(f"{p['delivered_requests']:,}"),
+                _e(_share(p.get("delivered_fraction"))),
+                _e(f"{p['writes']:,}"),
+                _e(f"{p['errors']:,}"),
+                _e(", ".join(f"{w['worker']}: {_share(w['cpu_mean'])} ({_share(w['cpu_peak'])})" for w in workers)),
+                _e(", ".join(_share(w.get("cpu_wait")) for w in workers)),
+            ]
+        )
+    table = _table(
+        [
+            "phase", "users", "rate per user", "designed requests", "delivered", "share", "writes", "errors",
+            "worker CPU: mean (peak 1 s)", "waited for a CPU",
+        ],
+        rows,
+    )  # fmt: skip
+    return f"<h3>{_verdict(result['verdict'])} Delivery against the design</h3><p>{_e(result['summary'])}</p>{table}"
+
+
 def _locust(report_dir: Path) -> str:
     directory = report_dir / LOCUST_CSV_DIR
     files = sorted(directory.glob("*.csv")) if directory.is_dir() else []
@@ -237,7 +276,7 @@ def render(
 <h2>Plots</h2>{drawn}
 <h2>Seed article: confirmed or refuted</h2>{_seed(report)}
 <h2>Plan</h2>{_plan(report)}
-<h2>Load (Locust)</h2>{_locust(report_dir)}
+<h2>Load (Locust)</h2>{_delivery(report)}{_locust(report_dir)}
 <h2>Timeline</h2>{_timeline(report)}
 <h2>Files</h2><ul><li><a href="report.json">report.json</a></li><li><a href="junit.xml">junit.xml</a></li>
 <li>{raw}</li><li>scenario source: {_e(scenario.get("source", ""))}</li></ul>

@@ -46,6 +46,7 @@ from orchestrator.backends.base import (
 )
 from orchestrator.backends.registry import backend_factory
 from orchestrator.checks import evaluate as comparator
+from orchestrator.checks.delivery import judge_delivery
 from orchestrator.checks.evaluate import RangeSeries, RunFacts
 from orchestrator.checks.noise_floor import NOISE_REPEATS
 from orchestrator.checks.service_model import probed_maps
@@ -120,6 +121,8 @@ class Run:
         self.schedule: tuple[PhaseFaults, ...] = fault_schedule(scenario.phases)
         self.expected: dict[str, list[int]] = {}
         self.load_summary: dict[str, object] = {}
+        self.delivery: CheckResult | None = None
+        """The load's delivery against its design (checks/delivery.py), once the load has ended."""
         guard = SignalGuard.active
         self._signals_before = list(guard.received) if guard is not None else []
 
@@ -155,6 +158,8 @@ class Run:
                         trends.StoreHistory(trends.resolve_path()),
                     ),
                 )
+                if self.delivery is not None:
+                    results.append(self.delivery)
             verdict = overall(results)
             code = exit_code(verdict)
         except (RunInterrupted, Exception) as exc:
@@ -399,6 +404,7 @@ class Run:
             "expected_high": entries.high,
             "problems": list(result.problems),
         }
+        self.delivery = judge_delivery(self.scenario, result.summaries)
         if self.prometheus is not None:
             self._confirm_first_scrape(wait=True)  # phases shorter than Prometheus's first 5 s
             with self._step("waiting for the last scrape"):

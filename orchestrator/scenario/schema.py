@@ -202,6 +202,10 @@ _keys = _object(
 )
 
 LOAD_VALUE_TYPE_DEFAULT = "[32]byte"
+DELIVERY_MIN_FRACTION_DEFAULT = 0.8
+DELIVERY_MAX_CPU_DEFAULT = "90%"
+LOCUST_MASTER_CPU_DEFAULT = "100m"
+LOCUST_WORKER_CPU_DEFAULT = "250m"
 _value = _object(
     {
         "type": _enum(VALUE_TYPES, LOAD_VALUE_TYPE_DEFAULT, "Go type of the stored values (the targets' --value-type)"),
@@ -244,6 +248,27 @@ _load = _object(
             "by mapquake's own users, not with a locustfile",
         },
         "value": {**_value, "description": "what every write stores"},
+        "delivery": _object(
+            {
+                "min_fraction": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "default": DELIVERY_MIN_FRACTION_DEFAULT,
+                    "description": "a phase with a rate must deliver at least this share of the requests it "
+                    "designs (0: never judged short)",
+                },
+                "max_generator_cpu": {
+                    "type": "string",
+                    "pattern": PERCENT_PATTERN,
+                    "default": DELIVERY_MAX_CPU_DEFAULT,
+                    "description": "a Locust worker above this mean CPU (of one core) in a phase with a rate "
+                    "is saturated (Locust itself warns above 90%)",
+                },
+            },
+            description="how the run judges the load it delivered: a phase with a rate that fell short, or "
+            "whose generator was saturated, makes the run inconclusive (docs/workloads.md, Delivery)",
+        ),
     },
 )
 
@@ -481,6 +506,23 @@ SCENARIO_SCHEMA: dict[str, Any] = {
                     ),
                     "pull_policy": _enum(
                         ("IfNotPresent", "Always", "Never"), "IfNotPresent", "the pods' imagePullPolicy"
+                    ),
+                    "locust": _object(
+                        {
+                            "master": {
+                                **_resources,
+                                "default": {"requests": {"cpu": LOCUST_MASTER_CPU_DEFAULT}},
+                                "description": "the Locust master container's resources",
+                            },
+                            "worker": {
+                                **_resources,
+                                "default": {"requests": {"cpu": LOCUST_WORKER_CPU_DEFAULT}},
+                                "description": "each Locust worker container's resources; its CPU request keeps a "
+                                "busy node from starving the load ({} for none)",
+                            },
+                        },
+                        description="the Locust pods' resources (default: CPU requests only, no limits, so a "
+                        "worker may use a spare core but always gets its request)",
                     ),
                 },
                 description="settings for backend: kubernetes (the local backend ignores them)",

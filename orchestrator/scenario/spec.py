@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypeAlias
 
 from orchestrator.core.units import Duration, Percent, parse_duration
-from orchestrator.scenario.schema import CHECK_KINDS, FAULT_KINDS, SCENARIO_SCHEMA
+from orchestrator.scenario.schema import (
+    CHECK_KINDS,
+    DELIVERY_MAX_CPU_DEFAULT,
+    DELIVERY_MIN_FRACTION_DEFAULT,
+    FAULT_KINDS,
+    LOCUST_MASTER_CPU_DEFAULT,
+    LOCUST_WORKER_CPU_DEFAULT,
+    SCENARIO_SCHEMA,
+)
 from orchestrator.scenario.userparts import resolve
 from workloads.keyspace import KeySpec
 
@@ -91,6 +99,9 @@ class KubernetesSpec:
     pull_policy: str = "IfNotPresent"
     reach: str = "auto"
     """auto | pod-network | port-forward: how the controller dials pods (backends/kubernetes/reach.py)."""
+    locust_master: Resources = field(default_factory=lambda: Resources(requests={"cpu": LOCUST_MASTER_CPU_DEFAULT}))
+    locust_worker: Resources = field(default_factory=lambda: Resources(requests={"cpu": LOCUST_WORKER_CPU_DEFAULT}))
+    """The Locust pods' resources: CPU requests by default, so a busy node cannot starve the load."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +140,16 @@ class ValueSpec:
 
 
 @dataclass(frozen=True)
+class DeliverySpec:
+    """How the run judges the load it delivered (orchestrator/checks/delivery.py)."""
+
+    min_fraction: float = DELIVERY_MIN_FRACTION_DEFAULT
+    """A phase with a rate must deliver at least this share of its designed requests."""
+    max_generator_cpu: Percent = field(default_factory=lambda: Percent.parse(DELIVERY_MAX_CPU_DEFAULT))
+    """A worker above this mean CPU (of one core) in a phase with a rate is saturated."""
+
+
+@dataclass(frozen=True)
 class LoadSpec:
     user: str
     protocol: str
@@ -145,6 +166,7 @@ class LoadSpec:
     value: ValueSpec
     locustfile: str | None = None
     """The user's locustfile (absolute), whose ``user`` class runs instead of mapquake's users."""
+    delivery: DeliverySpec = field(default_factory=DeliverySpec)
 
 
 # --- faults: one dataclass per kind ------------------------------------------------------------
@@ -554,8 +576,21 @@ def _service(raw: Mapping[str, Any], source: str) -> ServiceSpec:
     )
 
 
+def _delivery(raw: Mapping[str, Any]) -> DeliverySpec:
+    return DeliverySpec(
+        min_fraction=float(raw.get("min_fraction", DELIVERY_MIN_FRACTION_DEFAULT)),
+        max_generator_cpu=Percent.parse(raw.get("max_generator_cpu", DELIVERY_MAX_CPU_DEFAULT)),
+    )
+
+
+def _locust_resources(raw: Mapping[str, Any], role: str, cpu: str) -> Resources:
+    given = raw.get(role, {"requests": {"cpu": cpu}})
+    return Resources(requests=dict(given.get("requests", {})), limits=dict(given.get("limits", {})))
+
+
 def _kubernetes(raw: Mapping[str, Any]) -> KubernetesSpec:
     images = raw.get("images", {})
+    locust = raw.get("locust", {})
     return KubernetesSpec(
         namespace=raw.get("namespace", "mapquake-runs"),
         agent_namespace=raw.get("agent_namespace", "mapquake-system"),
@@ -563,6 +598,8 @@ def _kubernetes(raw: Mapping[str, Any]) -> KubernetesSpec:
         mapquake_image=images.get("mapquake"),
         pull_policy=raw.get("pull_policy", "IfNotPresent"),
         reach=raw.get("reach", "auto"),
+        locust_master=_locust_resources(locust, "master", LOCUST_MASTER_CPU_DEFAULT),
+        locust_worker=_locust_resources(locust, "worker", LOCUST_WORKER_CPU_DEFAULT),
     )
 
 
@@ -601,6 +638,7 @@ def build(data: dict[str, Any], source: str = "<string>") -> Scenario:
         keys=keys,
         value=value,
         locustfile=str(resolve(source, load_raw["locustfile"])) if "locustfile" in load_raw else None,
+        delivery=_delivery(load_raw.get("delivery", {})),
     )
     go = _go_version(data.get("go", _PROPS["go"]["default"]))
     targets = []

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workloads.plan import Phase
-from workloads.shape import Timeline, throttle_wait
+from workloads.shape import CATCH_UP_S, Timeline, paced_start, throttle_wait
 
 PHASES = (
     Phase("baseline", 10, users=4),
@@ -53,6 +53,16 @@ def test_throttle_is_constant_throughput() -> None:
     assert throttle_wait(10.0, None, 5.0) == 0.0
     assert throttle_wait(10.0, 5.0, 5.03) == pytest.approx(0.07)
     assert throttle_wait(10.0, 5.0, 5.5) == 0.0  # a slow task never waits
+
+
+def test_a_paced_user_makes_up_a_slow_task_within_a_bound() -> None:
+    # Scheduled at 5.0, the task took until 5.25: the next is due at 5.1 and starts at once, and the
+    # schedule stays on 5.1, 5.2, ... so the phase still gets 10 tasks/s.
+    assert paced_start(10.0, 5.0, 5.25) == pytest.approx(5.1)
+    assert paced_start(10.0, 5.1, 5.26) == pytest.approx(5.2)
+    # Far behind (a stall): the schedule restarts no more than CATCH_UP_S behind now.
+    assert paced_start(10.0, 5.0, 9.0) == pytest.approx(9.0 - CATCH_UP_S)
+    assert paced_start(None, 5.0, 9.0) == 9.0
 
 
 def test_empty_timeline_is_an_error() -> None:

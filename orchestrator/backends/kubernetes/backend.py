@@ -470,7 +470,14 @@ class KubernetesBackend:
         margs = master_args(master, workers=workers, bind_host="0.0.0.0", port=m.LOCUST_MASTER_PORT)
         master_job = self.kube.apply(
             m.locust_master_job(
-                self.names, self.owner, image=image, pull_policy=pull, args=margs, env=env, deadline_s=deadline
+                self.names,
+                self.owner,
+                image=image,
+                pull_policy=pull,
+                args=margs,
+                env=env,
+                deadline_s=deadline,
+                resources=scenario.kubernetes.locust_master,
             )
         )
         # The workers belong to the master: the load is one Job tree, gone with its master.
@@ -479,7 +486,8 @@ class KubernetesBackend:
         self.kube.apply(
             m.locust_workers_job(
                 self.names, master_owner, workers=workers, image=image, pull_policy=pull, args=wargs, env=env,
-                deadline_s=deadline, **self._pod_scrape("load", m.WORKER_METRICS_PORT, "/metrics"),
+                deadline_s=deadline, resources=scenario.kubernetes.locust_worker,
+                **self._pod_scrape("load", m.WORKER_METRICS_PORT, "/metrics"),
             )
         )  # fmt: skip
         master_pod = self._wait_master_running()
@@ -586,6 +594,7 @@ class KubernetesBackend:
             errors=sum(s.errors for s in summaries),
             entries=entries,
             problems=tuple(problems),
+            summaries=tuple(summaries),
         )
 
     # --- faults -------------------------------------------------------------------------

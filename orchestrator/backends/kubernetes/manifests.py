@@ -26,6 +26,8 @@ from typing import Any
 from orchestrator import __version__
 from orchestrator.scenario.spec import Resources, Scenario, TargetSpec
 
+NO_RESOURCES = Resources()
+"""No requests, no limits (a caller that passes none)."""
 RUN_LABEL = "mapquake.io/run"
 TARGET_LABEL = "mapquake.io/target"
 ROLE_LABEL = "mapquake.io/role"
@@ -352,6 +354,7 @@ def _load_pod_spec(
     plan_file: str,
     env: Mapping[str, str],
     ports: Mapping[str, int],
+    resources: Resources,
 ) -> dict[str, Any]:
     return {
         "restartPolicy": "Never",
@@ -372,6 +375,7 @@ def _load_pod_spec(
                 ],
                 "ports": [{"name": name, "containerPort": port} for name, port in ports.items()],
                 "volumeMounts": [{"name": "load", "mountPath": PLAN_DIR, "readOnly": True}],
+                "resources": _resources(resources),
             }
         ],
         "volumes": [{"name": "load", "configMap": {"name": names.load_config}}],
@@ -387,8 +391,10 @@ def locust_master_job(
     args: Sequence[str],
     env: Mapping[str, str],
     deadline_s: int,
+    resources: Resources = NO_RESOURCES,
 ) -> dict[str, Any]:
-    """The master: done when the phases are (``activeDeadlineSeconds`` bounds it if the controller is gone)."""
+    """The master: done when the phases are (``activeDeadlineSeconds`` bounds it if the controller is gone).
+    ``resources``: the scenario's kubernetes.locust.master (a CPU request by default)."""
     labels = {ROLE_LABEL: "master"}
     return {
         "apiVersion": "batch/v1",
@@ -407,6 +413,7 @@ def locust_master_job(
                     plan_file="master.json",
                     env=env,
                     ports={"master": LOCUST_MASTER_PORT},
+                    resources=resources,
                 ),
             },
         },
@@ -425,9 +432,11 @@ def locust_workers_job(
     deadline_s: int,
     pod_labels: Mapping[str, str] | None = None,
     pod_annotations: Mapping[str, str] | None = None,
+    resources: Resources = NO_RESOURCES,
 ) -> dict[str, Any]:
     """The workers as one indexed Job owned by the master's Job (``owner``): pod i is worker i, named
-    <job>-<i> under the workers' Service; deleting the master deletes them."""
+    <job>-<i> under the workers' Service; deleting the master deletes them. ``resources``: the
+    scenario's kubernetes.locust.worker (a CPU request by default, so a busy node cannot starve them)."""
     labels = {ROLE_LABEL: "worker"}
     spec = _load_pod_spec(
         names,
@@ -437,6 +446,7 @@ def locust_workers_job(
         plan_file="worker-{index}.json",  # workloads.plan fills {index} from JOB_COMPLETION_INDEX
         env=env,
         ports={"metrics": WORKER_METRICS_PORT},
+        resources=resources,
     )
     spec["subdomain"] = names.workers_service
     return {

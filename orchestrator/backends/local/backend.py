@@ -363,6 +363,7 @@ class LocalBackend:
             errors=self.locust_result.errors,
             entries=entries,
             problems=tuple(self.locust_result.problems),
+            summaries=tuple(self.locust_result.summaries),
         )
 
     # --- faults -------------------------------------------------------------------------

@@ -122,6 +122,38 @@ def test_workers_are_an_indexed_job_under_their_service_and_read_their_own_plan(
     assert NAMES.worker_host(1) == "mq-0a1b2c3d-locust-workers-1.mq-0a1b2c3d-workers.runs.svc.cluster.local"
 
 
+def _locust_resources(s: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The master's and the workers' container resources, as the backend builds their Jobs."""
+    master = m.locust_master_job(
+        NAMES, OWNER, image="i", pull_policy="Never", args=[], env={}, deadline_s=9,
+        resources=s.kubernetes.locust_master,
+    )  # fmt: skip
+    workers = m.locust_workers_job(
+        NAMES, OWNER, workers=2, image="i", pull_policy="Never", args=[], env={}, deadline_s=9,
+        resources=s.kubernetes.locust_worker,
+    )  # fmt: skip
+    return tuple(job["spec"]["template"]["spec"]["containers"][0]["resources"] for job in (master, workers))  # type: ignore[return-value]
+
+
+def test_the_locust_pods_get_modest_cpu_requests_by_default_and_no_limits() -> None:
+    # A busy node must not starve the load (a BestEffort worker delivered 20 % of its design), and the
+    # single 2-core test node must still schedule every run: 100m + 250m per worker, nothing capped.
+    master, worker = _locust_resources(scenario())
+    assert master == {"requests": {"cpu": "100m"}}
+    assert worker == {"requests": {"cpu": "250m"}}
+
+
+def test_the_locust_pods_resources_come_from_the_scenario() -> None:
+    text = BASE + "kubernetes: {locust: {worker: {requests: {cpu: '1', memory: 256Mi}, limits: {memory: 1Gi}}}}\n"
+    master, worker = _locust_resources(scenario(text=text))
+    assert master == {"requests": {"cpu": "100m"}}
+    assert worker == {"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    master, worker = _locust_resources(scenario("kubernetes.locust.master={}", "kubernetes.locust.worker={}"))
+    assert master == worker == {}  # BestEffort, if a user asks for it
+    with pytest.raises(Exception, match=r"kubernetes\.locust\.worker\.requests\.cpu"):
+        scenario("kubernetes.locust.worker.requests.cpu=lots")
+
+
 def test_the_kubernetes_settings_come_from_the_scenario() -> None:
     text = BASE + "kubernetes: {namespace: load-tests, images: {maptarget: r/m:1}, pull_policy: Never}\n"
     k = scenario(text=text).kubernetes
