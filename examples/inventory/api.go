@@ -26,7 +26,7 @@ type itemBody struct {
 
 // itemResponse is the JSON of GET /items/{sku}.
 type itemResponse struct {
-	SKU        uint64 `json:"sku"`
+	SKU        string `json:"sku"`
 	Name       string `json:"name"`
 	Qty        int64  `json:"qty"`
 	PriceCents int64  `json:"price_cents"`
@@ -66,14 +66,22 @@ func handle(mux *http.ServeMux, p string, h http.Handler) (err error) {
 	return nil
 }
 
-// sku parses the {sku} path value: a decimal uint64.
-func sku(r *http.Request) (uint64, error) {
+// SKUBytes is the longest SKU, in bytes.
+const SKUBytes = 32
+
+// sku returns the {sku} path value: 1 to SKUBytes ASCII letters, digits,
+// '-' or '_' (such as "sku-000123"). It is a substring of the request's
+// URL: the store copies it before keeping it.
+func sku(r *http.Request) (string, error) {
 	v := r.PathValue("sku")
-	n, err := strconv.ParseUint(v, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("sku %q is not a decimal number from 0 to 18446744073709551615", v)
+	if v == "" || len(v) > SKUBytes || strings.IndexFunc(v, notSKURune) >= 0 {
+		return "", fmt.Errorf("sku %q: want 1 to %d ASCII letters, digits, '-' or '_' (such as sku-000123)", v, SKUBytes)
 	}
-	return n, nil
+	return v, nil
+}
+
+func notSKURune(c rune) bool {
+	return !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_')
 }
 
 // readItem decodes and checks a write's body. The status is 413 for a body
@@ -114,9 +122,9 @@ func readItem(w http.ResponseWriter, r *http.Request) (Item, int, error) {
 	case b.PriceCents < 0:
 		return Item{}, http.StatusBadRequest, fmt.Errorf("price_cents is %d, must be >= 0", b.PriceCents)
 	}
-	it := Item{Qty: b.Qty, PriceCents: b.PriceCents}
-	copy(it.Name[:], b.Name)
-	return it, 0, nil
+	// b.Name is a fresh string (encoding/json copies what it decodes), not a
+	// view of the body: the item keeps only its own bytes.
+	return Item{Name: b.Name, Qty: b.Qty, PriceCents: b.PriceCents}, 0, nil
 }
 
 func (s *service) putItem(w http.ResponseWriter, r *http.Request) {
@@ -161,10 +169,10 @@ func (s *service) getItem(w http.ResponseWriter, r *http.Request) {
 	}
 	it, ok := s.store.Get(id)
 	if !ok {
-		s.fail(w, "get", http.StatusNotFound, fmt.Errorf("sku %d not found", id))
+		s.fail(w, "get", http.StatusNotFound, fmt.Errorf("sku %q not found", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, itemResponse{SKU: id, Name: it.NameString(), Qty: it.Qty,
+	writeJSON(w, http.StatusOK, itemResponse{SKU: id, Name: it.Name, Qty: it.Qty,
 		PriceCents: it.PriceCents, UpdatedUnixNano: it.Updated})
 	s.count("get", http.StatusOK)
 }
@@ -178,7 +186,7 @@ func (s *service) deleteItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.store.Delete(id) {
-		s.fail(w, "delete", http.StatusNotFound, fmt.Errorf("sku %d not found", id))
+		s.fail(w, "delete", http.StatusNotFound, fmt.Errorf("sku %q not found", id))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

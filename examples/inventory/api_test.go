@@ -6,10 +6,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+)
+
+// The items map's types as mapprobe renders them for the model.
+const (
+	valueType = "*struct{Qty int64; PriceCents int64; Updated int64; Name string}"
+	goType    = "map[string]" + valueType
 )
 
 func testConfig() config {
@@ -32,8 +37,6 @@ func newTestService(t *testing.T, cfg config) (*service, http.Handler) {
 	return s, h
 }
 
-func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
-
 // do sends one request to the service's handler.
 func do(t *testing.T, s *service, method, path, body string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -55,15 +58,17 @@ func TestAPIStatusCodes(t *testing.T) {
 		errorHas           string // in the JSON error; "" for success
 	}{
 		{"GET", "/healthz", "", 200, ""},
-		{"GET", "/items/1", "", 404, "not found"},
-		{"PUT", "/items/1", good, 204, ""},
-		{"PUT", "/items/1", `{"name":"hex key 5mm","qty":11,"price_cents":499}`, 204, ""},
-		{"GET", "/items/1", "", 200, ""},
-		{"PUT", "/items/18446744073709551615", good, 204, ""},
-		{"PUT", "/items/18446744073709551616", good, 400, "decimal"},
-		{"PUT", "/items/-1", good, 400, "decimal"},
-		{"PUT", "/items/abc", good, 400, "decimal"},
-		{"GET", "/items/0x10", "", 400, "decimal"},
+		{"GET", "/items/sku-000001", "", 404, "not found"},
+		{"PUT", "/items/sku-000001", good, 204, ""},
+		{"PUT", "/items/sku-000001", `{"name":"hex key 5mm","qty":11,"price_cents":499}`, 204, ""},
+		{"GET", "/items/sku-000001", "", 200, ""},
+		{"PUT", "/items/" + strings.Repeat("Z", 32), good, 204, ""},
+		{"PUT", "/items/HEX_5-mm", good, 204, ""},
+		{"PUT", "/items/" + strings.Repeat("Z", 33), good, 400, "1 to 32 ASCII letters"},
+		{"PUT", "/items/sku%2F1", good, 400, "1 to 32 ASCII letters"},
+		{"PUT", "/items/sku%201", good, 400, "1 to 32 ASCII letters"},
+		{"PUT", "/items/sku.1", good, 400, "1 to 32 ASCII letters"},
+		{"GET", "/items/sk%C3%BC", "", 400, "1 to 32 ASCII letters"},
 		{"PUT", "/items/2", `not json`, 400, "JSON object"},
 		{"PUT", "/items/2", `[1]`, 400, "JSON object"},
 		{"PUT", "/items/2", `{"name":"a","qty":1}`, 400, `"price_cents"`},
@@ -74,13 +79,13 @@ func TestAPIStatusCodes(t *testing.T) {
 		{"PUT", "/items/2", `{"name":"a","qty":-1,"price_cents":1}`, 400, "qty"},
 		{"PUT", "/items/2", `{"name":"a","qty":1,"price_cents":1}{}`, 400, "body"},
 		{"PUT", "/items/2", `{"name":"` + strings.Repeat("n", 2000) + `"}`, 413, "exceeds"},
-		{"POST", "/items/1", good, 405, "allowed"},
-		{"GET", "/replicate/items/1", "", 405, "POST"},
-		{"POST", "/replicate/items/3", good, 204, ""},
-		{"POST", "/replicate/items/3", `{}`, 400, `"name"`},
-		{"DELETE", "/items/1", "", 204, ""},
-		{"DELETE", "/items/1", "", 404, "not found"},
-		{"GET", "/items/1", "", 404, "not found"},
+		{"POST", "/items/sku-000001", good, 405, "allowed"},
+		{"GET", "/replicate/items/sku-000001", "", 405, "POST"},
+		{"POST", "/replicate/items/sku-000003", good, 204, ""},
+		{"POST", "/replicate/items/sku-000003", `{}`, 400, `"name"`},
+		{"DELETE", "/items/sku-000001", "", 204, ""},
+		{"DELETE", "/items/sku-000001", "", 404, "not found"},
+		{"GET", "/items/sku-000001", "", 404, "not found"},
 		{"GET", "/nowhere", "", 404, "not found"},
 		{"POST", "/debug/mapprobe/gc", "", 404, "not found"}, // not mounted without --admin-gc
 	} {
@@ -100,10 +105,10 @@ func TestAPIStatusCodes(t *testing.T) {
 		}
 	}
 	var got itemResponse
-	s.store.Put(1, item("hex key 5mm", 11))
-	if err := json.Unmarshal(do(t, s, "GET", "/items/1", "").Body.Bytes(), &got); err != nil ||
-		got.SKU != 1 || got.Name != "hex key 5mm" || got.Qty != 11 || got.PriceCents != 1100 || got.UpdatedUnixNano == 0 {
-		t.Errorf("GET /items/1 = %+v, %v", got, err)
+	s.store.Put("sku-000001", item("hex key 5mm", 11))
+	if err := json.Unmarshal(do(t, s, "GET", "/items/sku-000001", "").Body.Bytes(), &got); err != nil ||
+		got.SKU != "sku-000001" || got.Name != "hex key 5mm" || got.Qty != 11 || got.PriceCents != 1100 || got.UpdatedUnixNano == 0 {
+		t.Errorf("GET /items/sku-000001 = %+v, %v", got, err)
 	}
 	if body := do(t, s, "GET", "/healthz", "").Body.String(); body != "ok\n" {
 		t.Errorf("/healthz body %q, want ok", body)
@@ -118,8 +123,8 @@ func TestGCHandlerMountedAtFlagPath(t *testing.T) {
 	cfg := testConfig()
 	cfg.adminGC = "/debug/mapprobe/gc"
 	s, h := newTestService(t, cfg)
-	for sku := range uint64(3) {
-		s.store.Put(sku, item("x", 1))
+	for n := range 3 {
+		s.store.Put(skuN(n), item("x", 1))
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, cfg.adminGC, nil))
@@ -135,15 +140,25 @@ func TestGCHandlerMountedAtFlagPath(t *testing.T) {
 			Entries   int    `json:"entries"`
 			HighWater int    `json:"high_water"`
 			GoType    string `json:"go_type"`
+			Owned     struct {
+				Key     float64 `json:"key_bytes_per_entry"`
+				Value   float64 `json:"value_bytes_per_entry"`
+				Sampled int     `json:"sampled"`
+			} `json:"owned"`
 		} `json:"maps"`
 	}
 	if err := json.Unmarshal(rec.Body.Bytes(), &sample); err != nil {
 		t.Fatal(err)
 	}
-	const goType = "map[uint64]struct{Qty int64; PriceCents int64; Updated int64; Name [24]byte}"
 	if len(sample.Maps) != 1 || sample.Maps[0].Map != "items" || sample.Maps[0].Entries != 3 ||
 		sample.Maps[0].HighWater != 3 || sample.Maps[0].GoType != goType || sample.Entries != 3 || !sample.GC || sample.LiveBytes == 0 {
 		t.Errorf("sample = %+v; want one map \"items\" of %s with 3 entries", sample, goType)
+	}
+	// Each entry owns its SKU's 10 bytes (a tiny allocation, charged at its
+	// length) and a 40-byte Item in the 48-byte size class; the three share
+	// one name, "x", charged once over the sample.
+	if o := sample.Maps[0].Owned; o.Sampled != 3 || o.Key != 10 || o.Value < 48 || o.Value > 49 {
+		t.Errorf("owned = %+v; want 3 entries sampled, 10 B of key and 48-49 B of value each", o)
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, cfg.adminGC, nil))
@@ -168,13 +183,17 @@ func TestMetricsExposeTheItemsMap(t *testing.T) {
 	cfg := testConfig()
 	cfg.peers = []string{"127.0.0.1:1"}
 	s, _ := newTestService(t, cfg)
-	s.store.Put(1, item("a", 1))
-	s.store.Put(2, item("b", 1))
+	s.store.Put("sku-000001", item("a", 1))
+	s.store.Put("sku-000002", item("b", 1))
 	body := do(t, s, "GET", "/metrics", "").Body.String()
 	for _, want := range []string{
 		`mapquake_store_entries{map="items"} 2`,
 		`mapquake_store_high_water_entries{map="items"} 2`,
-		`mapquake_store_info{go_type="map[uint64]struct{Qty int64; PriceCents int64; Updated int64; Name [24]byte}",key_type="uint64",map="items",value_type="struct{Qty int64; PriceCents int64; Updated int64; Name [24]byte}"} 1`,
+		`mapquake_store_info{go_type="` + goType + `",key_type="string",map="items",value_type="` + valueType + `"} 1`,
+		`mapquake_store_entry_owned_bytes{map="items",part="key"} `,
+		`mapquake_store_entry_owned_bytes{map="items",part="value"} `,
+		`mapquake_store_entry_owned_sampled_entries{map="items"} 2`,
+		"mapquake_heap_live_bytes ",
 		`mapquake_replication_backlog{peer="127.0.0.1:1"} 0`,
 		`mapquake_replication_dropped_total{peer="127.0.0.1:1"} 0`,
 		"go_gc_heap_live_bytes ",

@@ -5,9 +5,9 @@ request through Locust's request event. It finds the replicas the usual way: --h
 one, and MAPQUAKE_TARGETS lists all of them (http://host:port, comma-separated); each shopper
 sticks to one replica, spreading shoppers over all of them.
 
-Writes dominate and land on a fixed catalogue of SKUS products, so once it is full every write
-overwrites an item: the healthy service's map stays the same size, and a service that keeps old
-versions (the --leak build) grows.
+Writes dominate and land on a fixed catalogue of SKUS products, named "sku-000000" to
+"sku-009999", so once it is full every write overwrites an item: the healthy service's map stays the
+same size, and a service that keeps old versions (the --leak build) grows.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ import random
 from locust import FastHttpUser, constant, task
 
 SKUS = 10_000
+
+
+def sku(n: int) -> str:
+    return f"sku-{n:06d}"
+
+
 _replicas = itertools.cycle([t for t in os.environ.get("MAPQUAKE_TARGETS", "").split(",") if t] or [None])
 
 
@@ -33,12 +39,13 @@ class Shopper(FastHttpUser):
 
     @task(9)
     def restock(self) -> None:
-        sku = random.randrange(SKUS)
-        item = {"name": f"widget-{sku}", "qty": random.randrange(1000), "price_cents": 100 + sku % 9000}
-        self.client.put(f"/items/{sku}", json=item, name="/items/{sku} PUT")
+        n = random.randrange(SKUS)
+        item = {"name": f"widget-{n}", "qty": random.randrange(1000), "price_cents": 100 + n % 9000}
+        self.client.put(f"/items/{sku(n)}", json=item, name="/items/{sku} PUT")
 
     @task(1)
     def look(self) -> None:
-        with self.client.get(f"/items/{random.randrange(SKUS)}", name="/items/{sku} GET", catch_response=True) as r:
+        path = f"/items/{sku(random.randrange(SKUS))}"
+        with self.client.get(path, name="/items/{sku} GET", catch_response=True) as r:
             if r.status_code == 404:
                 r.success()  # not stocked yet: a normal answer

@@ -10,11 +10,15 @@
 //	GET    /metrics                 Prometheus text
 //	POST   <--admin-gc PATH>        mapprobe's exact-heap sample (only with --admin-gc)
 //
-// Items live in a map[uint64]Item of fixed-size, pointer-free values,
-// registered with mapprobe as map="items". Every accepted PUT is queued for
-// each peer (bounded, drop-oldest) and sent by one goroutine per peer.
-// --leak plants a realistic bug: a change history that keeps every
-// overwritten, evicted or deleted item forever.
+// SKUs are short strings such as "sku-000123". Items live in a
+// map[string]*Item (an Item holds its name as a string), the most common
+// shape of a Go cache, registered with mapprobe as map="items": its entries,
+// its high-water mark (Go maps never shrink) and, through WithEntries, what
+// an entry owns beyond its slot (the Item, the name's and the SKU's bytes),
+// which mapprobe measures on a sample of entries at each scrape. Every
+// accepted PUT is queued for each peer (bounded, drop-oldest) and sent by
+// one goroutine per peer. --leak plants a realistic bug: a change history
+// that keeps every overwritten, evicted or deleted item forever.
 package main
 
 import (
@@ -136,10 +140,12 @@ func newService(cfg config, log *slog.Logger) (*service, error) {
 			return nil, err
 		}
 	}
-	// The items map: mapquake_store_entries{map="items"} and friends.
-	err := mapprobe.Register[uint64, Item](
+	// The items map: mapquake_store_entries{map="items"} and friends, with
+	// mapquake_store_entry_owned_bytes{part="key"|"value"}: the mean bytes
+	// an entry's SKU and *Item own, sampled by ranging over the map.
+	err := mapprobe.Register[string, *Item](
 		prometheus.WrapRegistererWith(prometheus.Labels{"map": "items"}, s.reg),
-		s.store.Len, mapprobe.WithHighWater(s.store.HighWater))
+		s.store.Len, mapprobe.WithHighWater(s.store.HighWater), mapprobe.WithEntries(s.store.Entries))
 	if err != nil {
 		return nil, err
 	}

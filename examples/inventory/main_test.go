@@ -90,7 +90,7 @@ func TestRunServesAndStopsGracefully(t *testing.T) {
 		return false
 	})
 	client := &http.Client{Timeout: 5 * time.Second}
-	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/items/5", strings.NewReader(`{"name":"nut","qty":1,"price_cents":5}`))
+	req, _ := http.NewRequest(http.MethodPut, "http://"+addr+"/items/sku-000005", strings.NewReader(`{"name":"nut","qty":1,"price_cents":5}`))
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"net/url"
 	"sync"
 	"time"
 
@@ -18,7 +18,7 @@ import (
 // replicaOp is one accepted PUT waiting to be sent to a peer.
 type replicaOp struct {
 	seq  uint64 // per queue, to recognise the op that was sent
-	sku  uint64
+	sku  string
 	item Item // Updated is not sent: the peer stamps its own
 }
 
@@ -93,7 +93,7 @@ func newPeerQueue(peer string, bound int, m *replicationMetrics) *peerQueue {
 }
 
 // push queues a write, dropping the oldest queued one when full.
-func (q *peerQueue) push(sku uint64, it Item) {
+func (q *peerQueue) push(sku string, it Item) {
 	q.mu.Lock()
 	if q.n == q.bound {
 		q.buf[q.head] = replicaOp{}
@@ -221,14 +221,14 @@ func (q *peerQueue) run(ctx context.Context, client *http.Client, timeout time.D
 // send POSTs one op to the peer's /replicate/items/{sku}. permanent is set
 // for a 4xx answer.
 func (q *peerQueue) send(ctx context.Context, client *http.Client, timeout time.Duration, op replicaOp) (permanent bool, err error) {
-	body, err := json.Marshal(itemBody{Name: op.item.NameString(), Qty: op.item.Qty, PriceCents: op.item.PriceCents})
+	body, err := json.Marshal(itemBody{Name: op.item.Name, Qty: op.item.Qty, PriceCents: op.item.PriceCents})
 	if err != nil {
 		return true, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := "http://" + q.peer + "/replicate/items/" + strconv.FormatUint(op.sku, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	target := "http://" + q.peer + "/replicate/items/" + url.PathEscape(op.sku)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return true, err
 	}

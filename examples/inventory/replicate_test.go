@@ -24,17 +24,17 @@ func newTestQueue(t *testing.T, bound int) *peerQueue {
 
 func TestQueueBoundDropsOldest(t *testing.T) {
 	q := newTestQueue(t, 3)
-	for sku := uint64(1); sku <= 5; sku++ {
-		q.push(sku, item("x", int64(sku)))
+	for n := 1; n <= 5; n++ {
+		q.push(skuN(n), item("x", int64(n)))
 	}
 	if q.len() != 3 || testutil.ToFloat64(q.backlog) != 3 || testutil.ToFloat64(q.dropped) != 2 {
 		t.Fatalf("after 5 pushes into 3: len %d, backlog %v, dropped %v; want 3, 3, 2",
 			q.len(), testutil.ToFloat64(q.backlog), testutil.ToFloat64(q.dropped))
 	}
-	for want := uint64(3); want <= 5; want++ {
+	for want := 3; want <= 5; want++ {
 		op, ok := q.front()
-		if !ok || op.sku != want {
-			t.Fatalf("front = %d, %v; want SKU %d (the oldest two were dropped)", op.sku, ok, want)
+		if !ok || op.sku != skuN(want) {
+			t.Fatalf("front = %s, %v; want %s (the oldest two were dropped)", op.sku, ok, skuN(want))
 		}
 		q.done(op.seq)
 	}
@@ -47,34 +47,34 @@ func TestQueueBoundDropsOldest(t *testing.T) {
 // confused with the op that took its place.
 func TestQueueDoneAfterDrop(t *testing.T) {
 	q := newTestQueue(t, 2)
-	q.push(1, Item{})
-	q.push(2, Item{})
+	q.push("a", Item{})
+	q.push("b", Item{})
 	sending, _ := q.front()
-	q.push(3, Item{}) // drops SKU 1, the op being sent
+	q.push("c", Item{}) // drops SKU a, the op being sent
 	q.done(sending.seq)
-	if op, _ := q.front(); q.len() != 2 || op.sku != 2 {
-		t.Errorf("len %d, front SKU %d; want 2 ops starting at SKU 2", q.len(), op.sku)
+	if op, _ := q.front(); q.len() != 2 || op.sku != "b" {
+		t.Errorf("len %d, front SKU %q; want 2 ops starting at SKU b", q.len(), op.sku)
 	}
 }
 
 func TestQueueGrowsInOrder(t *testing.T) {
 	q := newTestQueue(t, 100)
-	next, want := uint64(0), uint64(0)
+	next, want := 0, 0
 	for round := range 10 {
 		for range 7 + round {
-			q.push(next, Item{})
+			q.push(skuN(next), Item{})
 			next++
 		}
 		for range 5 {
 			op, _ := q.front()
-			if op.sku != want {
-				t.Fatalf("front SKU %d, want %d", op.sku, want)
+			if op.sku != skuN(want) {
+				t.Fatalf("front SKU %s, want %s", op.sku, skuN(want))
 			}
 			q.done(op.seq)
 			want++
 		}
 	}
-	if q.len() != int(next-want) || len(q.buf) > 100 {
+	if q.len() != next-want || len(q.buf) > 100 {
 		t.Errorf("len %d (want %d), ring of %d (bound 100)", q.len(), next-want, len(q.buf))
 	}
 }
@@ -127,10 +127,10 @@ func TestReplicationSendsPutsButNeverForwardsReplicatedOnes(t *testing.T) {
 	cfg.peers = []string{b.addr()}
 	a := startReplica(t, nil, cfg)
 
-	do(t, a.s, http.MethodPut, "/items/42", `{"name":"hinge","qty":9,"price_cents":350}`)
-	waitFor(t, "the write to reach b", func() bool { _, ok := b.s.store.Get(42); return ok })
-	got, _ := b.s.store.Get(42)
-	if got.NameString() != "hinge" || got.Qty != 9 || got.PriceCents != 350 {
+	do(t, a.s, http.MethodPut, "/items/sku-000042", `{"name":"hinge","qty":9,"price_cents":350}`)
+	waitFor(t, "the write to reach b", func() bool { _, ok := b.s.store.Get("sku-000042"); return ok })
+	got, _ := b.s.store.Get("sku-000042")
+	if got.Name != "hinge" || got.Qty != 9 || got.PriceCents != 350 {
 		t.Errorf("b holds %+v", got)
 	}
 	waitFor(t, "a's backlog to drain", func() bool { return a.s.peers[0].len() == 0 })
@@ -157,8 +157,8 @@ func TestPartitionFillsQueueThenHeals(t *testing.T) {
 	cfg.peers, cfg.queue = []string{peerAddr}, 4
 	a := startReplica(t, nil, cfg)
 	q := a.s.peers[0]
-	for sku := uint64(1); sku <= 10; sku++ {
-		do(t, a.s, http.MethodPut, "/items/"+itoa(sku), `{"name":"n","qty":1,"price_cents":1}`)
+	for n := 1; n <= 10; n++ {
+		do(t, a.s, http.MethodPut, "/items/"+skuN(n), `{"name":"n","qty":1,"price_cents":1}`)
 	}
 	if q.len() != 4 || testutil.ToFloat64(q.backlog) != 4 || testutil.ToFloat64(q.dropped) != 6 {
 		t.Fatalf("partitioned: backlog %d (gauge %v), dropped %v; want 4, 4, 6", q.len(), testutil.ToFloat64(q.backlog), testutil.ToFloat64(q.dropped))
@@ -171,9 +171,9 @@ func TestPartitionFillsQueueThenHeals(t *testing.T) {
 	}
 	b := startReplica(t, ln, testConfig())
 	waitFor(t, "the backlog to drain", func() bool { return q.len() == 0 })
-	for sku := uint64(7); sku <= 10; sku++ {
-		if _, ok := b.s.store.Get(sku); !ok {
-			t.Errorf("b lacks SKU %d, one of the 4 newest writes", sku)
+	for n := 7; n <= 10; n++ {
+		if _, ok := b.s.store.Get(skuN(n)); !ok {
+			t.Errorf("b lacks %s, one of the 4 newest writes", skuN(n))
 		}
 	}
 	if b.s.store.Len() != 4 || testutil.ToFloat64(q.backlog) != 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -9,26 +10,19 @@ import (
 // NameBytes is the longest item name, in bytes.
 const NameBytes = 24
 
-// Item is one stock-keeping unit. It is fixed-size and holds no pointers, so
-// the items map is everything the items cost: 48 bytes of value per entry
-// plus the map's own tables, which mapquake's model predicts exactly.
+// Item is one stock-keeping unit. The items map holds a pointer to each, so
+// an item costs its map slot (a string key and a pointer) plus what the
+// entry owns on the heap: the Item itself, its name's bytes and the SKU's
+// bytes. mapprobe measures the owned part on a sample of entries
+// (WithEntries), and mapquake's model prices the slots.
 type Item struct {
 	Qty        int64
 	PriceCents int64
 	// Updated is the last write's time in Unix nanoseconds, made strictly
 	// increasing across the store so eviction order is deterministic.
 	Updated int64
-	// Name is UTF-8, zero-padded.
-	Name [NameBytes]byte
-}
-
-// NameString returns the name without its padding.
-func (it Item) NameString() string {
-	n := len(it.Name)
-	for n > 0 && it.Name[n-1] == 0 {
-		n--
-	}
-	return string(it.Name[:n])
+	// Name is 1 to NameBytes bytes of UTF-8.
+	Name string
 }
 
 // changeKind says why an item left the map (or was replaced in it).
@@ -42,20 +36,20 @@ const (
 
 // change is one entry of the change history that --leak keeps.
 type change struct {
-	SKU    uint64
+	SKU    string
 	Before Item
 	Kind   changeKind
 }
 
-// Store is the inventory: a map[uint64]Item guarded by a RWMutex, holding at
-// most capacity items.
+// Store is the inventory: a map[string]*Item from SKU to item, guarded by a
+// RWMutex, holding at most capacity items.
 //
 // When a new SKU arrives at capacity, the oldest-updated items are evicted in
 // one batch of ceil(capacity/64), so the cost of finding them (a sort of the
 // update times) is paid once per batch rather than on every insert.
 type Store struct {
 	mu        sync.RWMutex
-	items     map[uint64]Item
+	items     map[string]*Item
 	capacity  int
 	highWater int
 	last      int64 // the newest Updated handed out
@@ -72,43 +66,52 @@ type Store struct {
 
 // NewStore returns an empty store; capacity must be at least 1.
 func NewStore(capacity int, leak bool) *Store {
-	return &Store{items: make(map[uint64]Item), capacity: capacity, leak: leak, now: time.Now}
+	return &Store{items: make(map[string]*Item), capacity: capacity, leak: leak, now: time.Now}
 }
 
 // Put stores it under sku (its Updated is set here) and reports whether the
 // SKU is new and how many items were evicted to make room.
-func (s *Store) Put(sku uint64, it Item) (created bool, evictedItems int) {
+//
+// An overwrite updates the stored Item in place: the map is not assigned
+// again, so the entry keeps its key and its Item. A new SKU's key is a copy
+// of sku: a request's path values are substrings of its URL, and a key
+// sliced from one would keep the whole URL alive.
+func (s *Store) Put(sku string, it Item) (created bool, evictedItems int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old, exists := s.items[sku]
-	if exists {
-		s.record(sku, old, overwritten)
-	} else if len(s.items) >= s.capacity {
+	it.Updated = s.stamp()
+	if old, exists := s.items[sku]; exists {
+		s.record(sku, *old, overwritten)
+		*old = it
+		return false, 0
+	}
+	if len(s.items) >= s.capacity {
 		evictedItems = s.evictOldest((s.capacity + 63) / 64)
 	}
-	it.Updated = s.stamp()
-	s.items[sku] = it
+	s.items[strings.Clone(sku)] = &it
 	if len(s.items) > s.highWater {
 		s.highWater = len(s.items)
 	}
-	return !exists, evictedItems
+	return true, evictedItems
 }
 
-// Get returns the item stored under sku.
-func (s *Store) Get(sku uint64) (Item, bool) {
+// Get returns a copy of the item stored under sku.
+func (s *Store) Get(sku string) (Item, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	it, ok := s.items[sku]
-	return it, ok
+	if it, ok := s.items[sku]; ok {
+		return *it, true
+	}
+	return Item{}, false
 }
 
 // Delete removes sku and reports whether it was there.
-func (s *Store) Delete(sku uint64) bool {
+func (s *Store) Delete(sku string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.items[sku]
 	if ok {
-		s.record(sku, old, deleted)
+		s.record(sku, *old, deleted)
 		delete(s.items, sku)
 	}
 	return ok
@@ -129,6 +132,19 @@ func (s *Store) HighWater() int {
 	return s.highWater
 }
 
+// Entries ranges over the items under the read lock, until yield returns
+// false: the iterator mapprobe.WithEntries samples at each scrape to measure
+// what an entry owns. yield must not call back into the store.
+func (s *Store) Entries(yield func(string, *Item) bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for sku, it := range s.items {
+		if !yield(sku, it) {
+			return
+		}
+	}
+}
+
 // Evictions counts the items evicted so far.
 func (s *Store) Evictions() uint64 {
 	s.mu.RLock()
@@ -143,7 +159,9 @@ func (s *Store) HistoryLen() int {
 	return len(s.history)
 }
 
-func (s *Store) record(sku uint64, before Item, kind changeKind) {
+// record keeps a copy of the item before the change (its name string and
+// the map's key stay reachable from the history). Called with mu held.
+func (s *Store) record(sku string, before Item, kind changeKind) {
 	if s.leak {
 		s.history = append(s.history, change{SKU: sku, Before: before, Kind: kind})
 	}
@@ -177,7 +195,7 @@ func (s *Store) evictOldest(n int) int {
 	cutoff := stamps[n-1]
 	for sku, it := range s.items {
 		if it.Updated <= cutoff {
-			s.record(sku, it, evicted)
+			s.record(sku, *it, evicted)
 			delete(s.items, sku)
 		}
 	}
