@@ -64,7 +64,7 @@
 //
 // The cost is paid at scrape time, with the map's lock held: about 1,000
 // objects read for 256 entries of a map[string]*T whose T holds two
-// strings, 50 us of CPU (mostly cache misses) on a loaded 2-core machine
+// strings, 50 to 75 us of CPU (mostly cache misses) on a loaded 2-core machine
 // (BenchmarkCollectWithEntries); the walk visits at most 65,536 objects
 // per scrape. What it cannot know: strings in read-only data (literals)
 // and pointers into the middle of a bigger object are charged as if

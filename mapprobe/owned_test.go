@@ -502,3 +502,17 @@ func TestOwnedWalkBudget(t *testing.T) {
 	// entry that reaches maxWalkObjects: the 66th.
 	checkOwned(t, measure(t, m), 0, 8192+1000*48, 66)
 }
+
+func TestAddrSet(t *testing.T) {
+	s := newAddrSet(4) // grows many times
+	for round := 0; round < 2; round++ {
+		for a := uintptr(8); a <= 80000; a += 8 {
+			if got := s.add(a); got != (round == 0) {
+				t.Fatalf("round %d: add(%d) = %v", round, a, got)
+			}
+		}
+	}
+	if s.n != 10000 || 2*s.n > len(s.slots) {
+		t.Fatalf("%d addresses in %d slots", s.n, len(s.slots))
+	}
+}
