@@ -133,3 +133,11 @@ def test_classic_maps_use_the_churn_bound_and_huge_maps_the_fresh_key_bound() ->
 def test_refused(go_type: str, entries: int, every: int, part: str) -> None:
     with pytest.raises(UsageError, match=part):
         rebuild_cycle(go_type, entries, every)
+
+
+@pytest.mark.parametrize("go", ["1.23", "1.24", "1.26"])
+@pytest.mark.parametrize("value_type", ["[]byte", "string", "int64", "[8]byte", "[128]byte", "[256]byte"])
+def test_every_deleteretain_value_type_has_a_cycle(value_type: str, go: str) -> None:
+    c = rebuild_cycle(f"map[string]{value_type}", 1_500, 400, go_version=go)
+    assert 0 < c.low <= c.start <= c.end <= c.high
+    assert c.low <= c.expected <= c.high
