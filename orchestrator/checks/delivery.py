@@ -173,7 +173,12 @@ def judge_delivery(scenario: Scenario, summaries: Sequence[WorkerSummary]) -> Ch
         }
         designed = design.designed
         if designed is None:
-            row["judged"] = "closed loop: no designed rate" if design.users else "no users"
+            if not design.users:
+                row["judged"] = "no users"
+            elif design.rate_per_user is None:
+                row["judged"] = "closed loop: no designed rate"
+            else:  # the whole phase is the users' start (shape tick and ramp)
+                row["judged"] = "too short to judge: its users start on Locust's one-second tick"
             evidence["phases"].append(row)
             continue
         peak_cpu = max([peak_cpu, *(w["cpu_mean"] for w in workers)])

@@ -169,3 +169,12 @@ def test_an_undelivered_load_makes_the_run_inconclusive_never_a_pass_or_a_fail()
     assert overall([_result("model", Verdict.FAIL), delivered]) is Verdict.FAIL
     assert overall([_result("model", Verdict.PASS), delivered]) is Verdict.PASS
     assert overall([delivered]) is Verdict.INCONCLUSIVE  # no checks is never a pass
+
+
+def test_a_phase_that_is_all_users_start_is_too_short_to_judge() -> None:
+    scenario = _paced(extra=("phases.0.duration=1s",))
+    (first, *_) = designed_phases(scenario)
+    assert first.counted_s == 0 and first.designed is None
+    result = judge_delivery(scenario, [_worker(0, _full(scenario, 0.0))])
+    assert result.evidence["phases"][0]["judged"].startswith("too short to judge")
+

@@ -26,13 +26,14 @@ from orchestrator.backends.base import (
     ReplicaEndpoint,
     RunListing,
 )
+from orchestrator.checks.delivery import designed_phases
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.core.safety import LOOPBACK_ONLY, AddressAllowList
 from orchestrator.journal import HeapSample, MapReading
 from orchestrator.prometheus.client import Sample, Series
 from orchestrator.run.first_scrape import FIRST_SCRAPE_EXPR
 from orchestrator.scenario.spec import PhaseSpec, Scenario
-from workloads.plan import ExpectedEntries, WorkloadPlan
+from workloads.plan import ExpectedEntries, PhaseDelivery, WorkerSummary, WorkloadPlan
 
 BASE_HEAP = 400_000
 BYTES_PER_ENTRY = 64
@@ -169,6 +170,8 @@ class FakeBackend:
     crash_target: ClassVar[bool] = False
     never_scrapes: ClassVar[bool] = False
     """Its Prometheus never scrapes a replica (the first-scrape watch must fail the run)."""
+    delivered: ClassVar[float | None] = None
+    """The share of each paced phase's design its one worker reports delivered (None: no summaries)."""
     instances: ClassVar[list[FakeBackend]] = []
 
     def __init__(self, *, run_id: str, run_dir: Path) -> None:
@@ -179,6 +182,7 @@ class FakeBackend:
         """Each baseline warm-up's hold_scrape: whether Prometheus had not connected yet."""
         self.replicas: list[ReplicaEndpoint] = []
         self.plan: WorkloadPlan | None = None
+        self.scenario: Scenario | None = None
         self.faults: FakeFaults | None = None
         self.load_start: float | None = None
         self.torn_down = 0
@@ -240,6 +244,7 @@ class FakeBackend:
     def start_load(self, scenario: Scenario, plan: WorkloadPlan) -> None:
         self.hit("start_load")
         self.plan = plan
+        self.scenario = scenario
 
     def release_load(self) -> None:
         self.hit("release_load")
@@ -255,8 +260,25 @@ class FakeBackend:
         entries = self.entries_now()
         n = len(self.replicas)
         return LoadResult(
-            writes=entries, errors=0, entries=ExpectedEntries([entries] * n, [entries] * n, [entries] * n, True)
+            writes=entries,
+            errors=0,
+            entries=ExpectedEntries([entries] * n, [entries] * n, [entries] * n, True),
+            summaries=() if self.delivered is None else (self._summary(self.delivered),),
         )
+
+    def _summary(self, share: float) -> WorkerSummary:
+        """One worker's summary that delivered ``share`` of each phase's design at 40 % of a core."""
+        assert self.scenario is not None
+        phases = tuple(
+            PhaseDelivery(d.phase, tasks=round((d.designed or 0) * share), seconds=d.duration_s,
+                          cpu_seconds=0.4 * d.duration_s, cpu_peak=0.5, wait_seconds=0.05 * d.duration_s)
+            for d in designed_phases(self.scenario)
+        )  # fmt: skip
+        return WorkerSummary(
+            worker_index=0, worker_count=1, user="MapWriteUser", protocol="grpc", draws=0, writes=0,
+            writes_per_target=[0] * len(self.replicas), uncertain_per_target=[0] * len(self.replicas),
+            phases=phases,
+        )  # fmt: skip
 
     def start_faults(self) -> FakeFaults:
         self.hit("start_faults")
