@@ -60,7 +60,13 @@ def run_scenario_report(name: str, tmp_path: Path, *overrides: str) -> tuple[int
 
 def run_scenario(name: str, tmp_path: Path, *overrides: str) -> tuple[int, dict[str, str], str]:
     code, report, output = run_scenario_report(name, tmp_path, *overrides)
-    return code, {c["name"]: c["verdict"] for c in report["checks"]}, output
+    return code, checks_of(report), output
+
+
+def checks_of(report: dict[str, Any]) -> dict[str, str]:
+    """The scenario's checks and their verdicts; the run's own load-delivery result is judged by the
+    exit code (a short load is inconclusive) and tests/integration/test_load_delivery.py."""
+    return {c["name"]: c["verdict"] for c in report["checks"] if c["kind"] != "delivery"}
 
 
 def test_quickstart_passes(tmp_path: Path) -> None:
@@ -76,7 +82,7 @@ def test_map_grow_follows_each_runtime_s_own_model(tmp_path: Path) -> None:
         pytest.skip(f"Go 1.23 toolchain missing: {err}")
     code, report, output = run_scenario_report("map-grow", tmp_path)
     assert code == 0, output
-    assert {c["name"]: c["verdict"] for c in report["checks"]} == {
+    assert checks_of(report) == {
         "swiss-steps-follow-the-model": "pass",
         "classic-steps-follow-the-model": "pass",
         "swiss-alive": "pass",
