@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, assert_never
 
 from orchestrator.checks.baseline import check_baseline
+from orchestrator.checks.noise_floor import floor_of
 from orchestrator.checks.payload import PayloadBytes, backlog_bytes, key_bytes, pointee_bytes, value_payload_bytes
 from orchestrator.checks.recovery import check_recovery
 from orchestrator.checks.service_model import check_service_model
@@ -224,6 +225,7 @@ def check_model(check: ModelCheck, scenario: Scenario, journal: Journal, facts: 
     rows: list[dict[str, Any]] = []
     verdict = Verdict.PASS
     for point in check.at:
+        idle = _idle_growth(journal, target, since, point)
         for replica in range(target.replicas):
             base = journal.replica_samples(target.name, since, replica)
             here = journal.replica_samples(target.name, point, replica)
@@ -252,7 +254,14 @@ def check_model(check: ModelCheck, scenario: Scenario, journal: Journal, facts: 
             predicted = now.expected - then.expected
             low, high = now.low - then.high, now.high - then.low
             observed = here[0].live_bytes - base[0].live_bytes
-            slack = tolerance * max(abs(predicted), 1)
+            # max(relative, floor): a tiny or unchanged prediction is judged against the run's noise.
+            floor = floor_of(
+                sources=[base[0].source, here[0].source],
+                since_unexplained=[],
+                point_unexplained=[],
+                idle_left_overs=[g for r, g in idle.items() if r != replica],
+            )
+            slack = max(tolerance * max(abs(predicted), 1), floor.bytes)
             ok = low - slack <= observed <= high + slack
             if final and here[0].entries != entries:
                 ok = False
@@ -270,6 +279,9 @@ def check_model(check: ModelCheck, scenario: Scenario, journal: Journal, facts: 
                     "replication_backlog_ops": list(here[0].replication_backlog),
                     "observed_bytes": observed,
                     "error": round((observed - predicted) / predicted, 4) if predicted else None,
+                    "relative_bytes": round(tolerance * max(abs(predicted), 1)),
+                    "floor": floor.to_json(),
+                    "tolerance_bytes": round(slack),
                     "within_tolerance": ok,
                 }
             )
@@ -290,7 +302,7 @@ def check_model(check: ModelCheck, scenario: Scenario, journal: Journal, facts: 
         summary = (
             f"{target.name} ({go_type}, Go {target.go}): observed {worst_row['observed_bytes']:,} B{growth} vs model "
             f"{worst_row['predicted_bytes']:,} B at {worst_row['point']} (error {worst_row['error'] or 0:+.1%}, "
-            f"tolerance {tolerance:.0%}); entries {worst_row['entries_observed']} of "
+            f"tolerance {tolerance:.0%}{_floor_note(worst_row)}); entries {worst_row['entries_observed']} of "
             f"{worst_row['entries_expected']} expected"
         )
         if "rebuild_cycle" in worst_row:
@@ -309,6 +321,28 @@ def check_model(check: ModelCheck, scenario: Scenario, journal: Journal, facts: 
     return CheckResult(
         check.name, "model", verdict, summary, {"go_type": go_type, "tolerance": tolerance, "samples": rows}
     )
+
+
+def _floor_note(row: dict[str, Any]) -> str:
+    """ ", or the noise floor of N B" when the floor, not the relative tolerance, set the allowance."""
+    floor = row["floor"]
+    if floor["bytes"] <= row["relative_bytes"]:
+        return ""
+    return f", or the noise floor of {floor['bytes']:,} B ({floor['decided_by']})"
+
+
+def _idle_growth(journal: Journal, target: TargetSpec, since: str, point: str) -> dict[int, int]:
+    """The heap growth of each replica that held the same keys and no backlog at both points: noise."""
+    idle = {}
+    for replica in range(target.replicas):
+        base = journal.replica_samples(target.name, since, replica)
+        here = journal.replica_samples(target.name, point, replica)
+        if not base or not here:
+            continue
+        b, h = base[0], here[0]
+        if (b.entries, b.high_water) == (h.entries, h.high_water) and not any(h.replication_backlog):
+            idle[replica] = h.live_bytes - b.live_bytes
+    return idle
 
 
 def check_promql(check: PromqlCheck, scenario: Scenario, journal: Journal, facts: RunFacts) -> CheckResult:

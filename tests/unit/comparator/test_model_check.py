@@ -6,9 +6,10 @@ import dataclasses
 import time
 
 from orchestrator.checks.evaluate import RunFacts, check_model, designed_target, predict_heap
+from orchestrator.checks.noise_floor import RUNTIME_FLOOR_BYTES
 from orchestrator.checks.payload import backlog_bytes, key_bytes, owned_bytes
 from orchestrator.checks.verdict import Verdict
-from orchestrator.journal import HeapSample, Journal
+from orchestrator.journal import HeapSample, HeapSource, Journal
 from orchestrator.model.predict import predict
 from orchestrator.scenario import load_scenario_text
 from orchestrator.scenario.spec import ModelCheck, Scenario, TargetSpec
@@ -274,7 +275,7 @@ def test_a_rebuilt_map_is_judged_over_its_rebuild_cycle() -> None:
     facts = RunFacts({"kv": [entries]}, None)
     cycle = rebuild_cycle(GO_TYPE, entries, 1_000, go_version=scenario.target("kv").go)
     keys = key_bytes(entries).expected
-    slack = int(0.05 * (cycle.expected + keys))
+    slack = max(int(0.05 * (cycle.expected + keys)), RUNTIME_FLOOR_BYTES[HeapSource.GC])  # relative, or the floor
     base = 700_000
 
     def verdict(container: int) -> tuple[Verdict, dict[str, object]]:
@@ -305,3 +306,42 @@ def test_a_store_that_never_rebuilds_is_held_to_its_live_entries() -> None:
     result = check_model(check, scenario, leaked, facts)
     assert result.verdict is Verdict.FAIL
     assert "rebuild_cycle" not in result.evidence["samples"][0]
+
+
+def test_a_tiny_prediction_is_judged_against_the_noise_floor_not_relatively() -> None:
+    """96 replicas with a handful of keys each: +1,322 % of a 1.3 KB prediction is the runtime's noise."""
+    scenario = _scenario()
+    check = _model_check(scenario, 0)
+    facts = RunFacts({"kv": [8, 8]}, None)
+    floor = RUNTIME_FLOOR_BYTES[HeapSource.GC]
+    noise = floor // 2  # many times the prediction, well under the floor
+
+    def run(extra: int) -> tuple[Verdict, dict[str, object]]:
+        journal = _journal(
+            _sample("deploy", 0, 700_000, 0), _sample("deploy", 1, 700_000, 0),
+            _sample("after.end", 0, 700_000 + _designed(8) + extra, 8),
+            _sample("after.end", 1, 700_000 + _designed(8), 8),
+        )  # fmt: skip
+        result = check_model(check, scenario, journal, facts)
+        return result.verdict, result.evidence["samples"][0]
+
+    verdict, row = run(noise)
+    assert verdict is Verdict.PASS, row
+    assert row["floor"] == {"bytes": floor, "runtime": floor, "spread": 0, "idle": 0, "decided_by": "runtime"}  # type: ignore[comparison-overlap]
+    assert row["tolerance_bytes"] == floor and row["relative_bytes"] < floor  # type: ignore[operator]
+    high = row["predicted_range"][1] - _designed(8)  # type: ignore[index]
+    assert run(floor + high + 1)[0] is Verdict.FAIL  # a leak above the floor still fails
+
+
+def test_an_unchanged_replica_s_growth_is_the_other_replicas_floor() -> None:
+    scenario = _scenario()
+    check = _model_check(scenario, 1)  # cut.end since fill.end
+    facts = RunFacts({"kv": [10, 10]}, None)
+    idle_growth = 300_000  # replica 1 held the same keys and grew this much: noise the run measured
+    journal = _journal(
+        _sample("fill.end", 0, 1_000_000, 10), _sample("cut.end", 0, 1_000_000 + 200_000, 10),
+        _sample("fill.end", 1, 1_000_000, 10), _sample("cut.end", 1, 1_000_000 + idle_growth, 10),
+    )  # fmt: skip
+    rows = {r["replica"]: r for r in check_model(check, scenario, journal, facts).evidence["samples"]}
+    assert rows[0]["floor"]["idle"] == round(1.5 * idle_growth) and rows[0]["within_tolerance"]
+    assert rows[1]["floor"]["idle"] == round(1.5 * 200_000)  # never its own
