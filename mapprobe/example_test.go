@@ -89,13 +89,13 @@ func ExampleWithEntries() {
 	}
 
 	// Per entry: the key's 16 bytes; a 24-byte Session and its 8-byte user
-	// name (small strings share 16-byte blocks: charged their exact size).
+	// name (a string under 16 B is charged its tiny allocator's 16-byte block).
 	printSeries(reg)
 	// Output:
 	// mapquake_heap_live_bytes{map="sessions"} (the live heap)
 	// mapquake_store_entries{map="sessions"} 3
 	// mapquake_store_entry_owned_bytes{map="sessions",part="key"} 16
-	// mapquake_store_entry_owned_bytes{map="sessions",part="value"} 32
+	// mapquake_store_entry_owned_bytes{map="sessions",part="value"} 40
 	// mapquake_store_entry_owned_sampled_entries{map="sessions"} 3
 	// mapquake_store_info{go_type="map[string]*struct{User string; Expires int64}",key_type="string",map="sessions",value_type="*struct{User string; Expires int64}"} 1
 }

@@ -24,9 +24,9 @@ func TestHeapBytes(t *testing.T) {
 		want   uintptr
 	}{
 		{0, true, 0},
-		{1, true, 1},    // tiny: exact
-		{5, true, 5},    // tiny: exact
-		{15, true, 15},  // tiny: exact
+		{1, true, 16},   // tiny: the whole block
+		{5, true, 16},   // tiny: the whole block
+		{15, true, 16},  // tiny: the whole block
 		{5, false, 8},   // with pointers: never tiny
 		{16, true, 16},  // not below 16: a size class
 		{17, true, 24},  //
@@ -140,10 +140,10 @@ func TestOwnedStringKeysPointerValues(t *testing.T) {
 	m := map[string]*item{}
 	for i := 0; i < 50; i++ {
 		m[fmt.Sprintf("long-key-%011d", i)] = &item{A: int64(i)} // 20 bytes: a 24-byte object
-		m[fmt.Sprintf("k%04d", i)] = &item{A: int64(i)}          // 5 bytes: tiny, charged exactly
+		m[fmt.Sprintf("k%04d", i)] = &item{A: int64(i)}          // 5 bytes: tiny, a 16-byte block
 	}
-	// Keys: (50*24 + 50*5) / 100; values: one 48-byte item each.
-	checkOwned(t, measure(t, m), 14.5, 48, 100)
+	// Keys: (50*24 + 50*16) / 100; values: one 48-byte item each.
+	checkOwned(t, measure(t, m), 20, 48, 100)
 }
 
 func TestOwnedNestedPointee(t *testing.T) {
@@ -180,11 +180,11 @@ func TestOwnedSharedCountedOnce(t *testing.T) {
 func TestOwnedSlices(t *testing.T) {
 	bufs := map[int][]byte{
 		1: make([]byte, 10, 100), // cap 100: 112
-		2: make([]byte, 3),       // 3 bytes, no pointers: tiny, 3
+		2: make([]byte, 3),       // 3 bytes, no pointers: tiny, a 16-byte block
 		3: nil,                   // nothing
 		4: make([]byte, 0, 1000), // 1024
 	}
-	checkOwned(t, measure(t, bufs), 0, (112+3+0+1024)/4.0, 4)
+	checkOwned(t, measure(t, bufs), 0, (112+16+0+1024)/4.0, 4)
 
 	// 70 pointers = 560 bytes with pointers: + 8 B malloc header = 568 -> 576,
 	// and the two items the first two elements point to (the other 68 are
@@ -200,7 +200,7 @@ func TestOwnedInterfaceValues(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		big := int64(1000 + i)
 		small := int64(i)
-		m[n] = big // boxed: 8 bytes without pointers, tiny: 8
+		m[n] = big // boxed: 8 bytes without pointers, tiny: a 16-byte block
 		n++
 		m[n] = small // below 256: the runtime's static box, nothing
 		n++
@@ -214,7 +214,7 @@ func TestOwnedInterfaceValues(t *testing.T) {
 	n++
 	m[n] = nil // nothing
 	n++
-	want := (4*8 + 4*0 + (16 + 48) + 48 + 24 + 0) / float64(n)
+	want := (4*16 + 4*0 + (16 + 48) + 48 + 24 + 0) / float64(n)
 	checkOwned(t, measure(t, m), 0, want, float64(n))
 
 	// Named dynamic type: the model prices the box of an any(T) slot, so
@@ -344,8 +344,8 @@ func TestOwnedSyncMapAndShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// "a" is a constant in read-only data, charged as if allocated (1 B).
-	checkOwned(t, gatherOwned(t, reg), 1, 24, 1)
+	// "a" is a constant in read-only data, charged as if allocated (a tiny block).
+	checkOwned(t, gatherOwned(t, reg), 16, 24, 1)
 }
 
 func TestWithEntriesTypeMismatchRefused(t *testing.T) {
@@ -401,6 +401,43 @@ func TestOwnedMatchesTheRuntime(t *testing.T) {
 	t.Logf("predicted %.0f B, live heap grew %.0f B (%+.2f %%)", predicted, grown, 100*(grown-predicted)/predicted)
 	runtime.KeepAlive(keys)
 	runtime.KeepAlive(vals)
+}
+
+// garbageSink makes a string escape to the heap and die at the next assignment.
+var garbageSink string
+
+// TestTinyObjectsAmongGarbageHoldTheirBlock checks the tiny-object charge
+// against the runtime: a service makes each entry's short key among the
+// request's garbage, the garbage dies, and the key holds its 16-byte block
+// alone.
+func TestTinyObjectsAmongGarbageHoldTheirBlock(t *testing.T) {
+	const n = 100000
+	keys := make([]string, n)
+	liveHeap := func() float64 {
+		runtime.GC()
+		runtime.GC()
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		metrics.Read(s)
+		return float64(s[0].Value.Uint64())
+	}
+	before := liveHeap()
+	for i := range keys {
+		keys[i] = fmt.Sprintf("k%08d", i)     // 9 bytes: tiny
+		garbageSink = fmt.Sprintf("g%06d", i) // 7 bytes: the rest of the key's block, dead by the next
+	}
+	garbageSink = "" // the request is over: its garbage dies, the keys stay
+	grown := liveHeap() - before
+	m := make(map[string]struct{}, n)
+	for _, k := range keys {
+		m[k] = struct{}{}
+	}
+	got := measure(t, m)
+	predicted := float64(n) * got.key
+	if got.key != 16 || grown < predicted*0.98 || grown > predicted*1.02 {
+		t.Errorf("owned %g per key predicts %.0f B for %d keys; the live heap grew %.0f B", got.key, predicted, n, grown)
+	}
+	t.Logf("predicted %.0f B, live heap grew %.0f B (%+.2f %%)", predicted, grown, 100*(grown-predicted)/predicted)
+	runtime.KeepAlive(keys)
 }
 
 func TestHeapLiveWithEveryRegistration(t *testing.T) {

@@ -154,11 +154,11 @@ func TestGCHandlerMountedAtFlagPath(t *testing.T) {
 		sample.Maps[0].HighWater != 3 || sample.Maps[0].GoType != goType || sample.Entries != 3 || !sample.GC || sample.LiveBytes == 0 {
 		t.Errorf("sample = %+v; want one map \"items\" of %s with 3 entries", sample, goType)
 	}
-	// Each entry owns its SKU's 10 bytes (a tiny allocation, charged at its
-	// length) and a 40-byte Item in the 48-byte size class; the three share
-	// one name, "x", charged once over the sample.
-	if o := sample.Maps[0].Owned; o.Sampled != 3 || o.Key != 10 || o.Value < 48 || o.Value > 49 {
-		t.Errorf("owned = %+v; want 3 entries sampled, 10 B of key and 48-49 B of value each", o)
+	// Each entry owns its SKU's 10 bytes (a tiny allocation, charged its
+	// 16-byte block) and a 40-byte Item in the 48-byte size class; the three
+	// share one name, "x", charged once (a block) over the sample.
+	if o := sample.Maps[0].Owned; o.Sampled != 3 || o.Key != 16 || o.Value != 48+16.0/3 {
+		t.Errorf("owned = %+v; want 3 entries sampled, 16 B of key and 48 + 16/3 B of value each", o)
 	}
 	rec = httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, cfg.adminGC, nil))
