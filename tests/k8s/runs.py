@@ -58,7 +58,18 @@ def mapquake_run(
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
-    return {c["name"]: c["verdict"] for c in report.get("checks", [])}
+    """The scenario's checks by name; the run's own load-delivery result is left out (see load_fell_short)."""
+    return {c["name"]: c["verdict"] for c in report.get("checks", []) if c.get("kind") != "delivery"}
+
+
+def load_fell_short(report: dict[str, Any]) -> bool:
+    """The run judged its load short of the design (or its generators saturated): exit 4, by design.
+
+    A busy single-node CI cluster can starve the Locust pods of a paced scenario; the product then
+    answers inconclusive naming the shortfall, never pass or fail, and a test must accept that answer.
+    """
+    delivery = [c for c in report.get("checks", []) if c.get("kind") == "delivery"]
+    return any(c["verdict"] == "inconclusive" and c.get("evidence", {}).get("fixes") for c in delivery)
 
 
 def run_objects(k8s_cluster: Any, namespace: str) -> list[str]:

@@ -31,6 +31,7 @@ from tests.k8s.runs import (
     RUN_TIMEOUT_S,
     Images,
     core_api,
+    load_fell_short,
     mapquake_run,
     run_objects,
     verdicts,
@@ -86,13 +87,16 @@ def test_ringbuffer_partition_passes_and_an_unbounded_queue_fails_on_kubernetes(
     done, report = mapquake_run(
         k8s_cluster, k8s_images, run_namespace, "ringbuffer-partition.yaml", tmp_path=tmp_path / "bounded"
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert set(verdicts(report).values()) == {"pass"}
+    # A paced scenario: on a starved node the run is inconclusive naming the load's shortfall, by design.
+    short = load_fell_short(report)
+    assert done.returncode == (4 if short else 0), done.stdout[-3000:] + done.stderr[-3000:]
+    if not short:
+        assert set(verdicts(report).values()) == {"pass"}
     done, report = mapquake_run(
         k8s_cluster, k8s_images, run_namespace, "ringbuffer-partition.yaml",
         "--set", "targets.0.replicate.queue=unbounded", tmp_path=tmp_path / "unbounded",
     )  # fmt: skip
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == (4 if load_fell_short(report) else 1), done.stdout[-3000:] + done.stderr[-3000:]
     assert verdicts(report)["backlog-memory-as-designed"] == "fail"
     assert run_objects(k8s_cluster, run_namespace) == []
 
