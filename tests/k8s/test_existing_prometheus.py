@@ -30,7 +30,16 @@ from kubernetes import client
 from orchestrator.backends.base import ClusterAccess
 from orchestrator.backends.kubernetes.kube import Kube
 from orchestrator.backends.kubernetes.pods import is_ready, pod_ip
-from tests.k8s.runs import REPO, Images, core_api, mapquake_run, run_objects, verdicts, wait_namespace_gone
+from tests.k8s.runs import (
+    REPO,
+    Images,
+    core_api,
+    load_fell_short,
+    mapquake_run,
+    run_objects,
+    verdicts,
+    wait_namespace_gone,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -187,8 +196,11 @@ def test_a_shared_prometheus_finding_pods_by_annotations_gives_the_same_verdicts
         "--set", f"prometheus.existing.url={shared_prometheus}", "--set", "prometheus.existing.discovery=auto",
         tmp_path=tmp_path,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert set(verdicts(report).values()) == {"pass"}, verdicts(report)
+    # A paced scenario: a starved CI node makes it inconclusive naming the shortfall, by design.
+    short = load_fell_short(report)
+    assert done.returncode == (4 if short else 0), done.stdout[-3000:] + done.stderr[-3000:]
+    if not short:
+        assert set(verdicts(report).values()) == {"pass"}, verdicts(report)
     run_id = report["run_id"]
     (note,) = [e for e in report["timeline"]["events"] if e["name"] == "prometheus-sources"]
     sources = note["data"]["sources"]
