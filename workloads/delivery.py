@@ -87,6 +87,10 @@ class PhaseMeter:
         self._phases[index] = replace(phase, **{k: getattr(phase, k) + v for k, v in counts.items()})
 
     def task(self, now: float) -> None:
+        index = self._index(now)
+        if index is not None and self._phases[index].tasks == 0 and self._started is not None:
+            since = now - self._started - self.timeline.start_of(index)
+            self._phases[index] = replace(self._phases[index], first_task_s=round(since, 3))
         self._add(now, tasks=1)
 
     def request(self, now: float, *, failed: bool) -> None:

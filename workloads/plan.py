@@ -315,6 +315,9 @@ class PhaseDelivery:
     wait_seconds: float | None = None
     """Time the worker's main thread was ready to run but waited for a CPU (/proc schedstat): a busy
     machine or node; None where the kernel does not say."""
+    first_task_s: float | None = None
+    """When the phase's first task ended, in seconds from the phase's start (None: no task): a load
+    that started late shows here."""
 
     @property
     def cpu_share(self) -> float:

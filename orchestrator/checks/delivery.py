@@ -36,6 +36,9 @@ BUSY_WAIT_SHARE = 0.3
 (a quiet 2-core machine running the quickstart: about 0.24; picks the fix named, not the verdict)."""
 ERROR_SHARE = 0.1
 """A phase whose requests failed this often was held back by its targets (named in the fix)."""
+LATE_START_S = 1.0
+"""A phase whose first request came this much later than its users' start was started late (the fix
+names it when the rest of the phase delivered its rate)."""
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,24 @@ def _worker_row(index: int, p: PhaseDelivery) -> dict[str, Any]:
         "cpu_peak": round(p.cpu_peak, 3),
         "cpu_wait": None if wait is None else round(wait, 3),
         "requests": p.tasks,
+        "first_request_s": p.first_task_s,
     }
 
 
 def _fix(scenario: Scenario, design: PhaseDesign, workers: list[dict[str, Any]], fraction: float, errors: float) -> str:
     """The likeliest fix for a phase that fell short, from what its workers measured."""
     load, limit = scenario.load, scenario.load.delivery.max_generator_cpu.fraction
+    starts = [w["first_request_s"] for w in workers if w.get("first_request_s") is not None]
+    allowed = design.duration_s - design.counted_s
+    if starts and min(starts) > allowed + LATE_START_S and design.rate_per_user:
+        first = min(starts)
+        since = fraction * design.counted_s / max(design.duration_s - first, 1e-9)
+        if since >= load.delivery.min_fraction:
+            return (
+                f"the load started late: its first request came {first:.1f} s into the phase (its users' "
+                f"start allows {allowed:.1f} s), then it delivered {since:.0%} of the rate; see the workers' "
+                "logs for what held them, or open with a short warm-up phase"
+            )
     busiest = max(workers, key=lambda w: w["cpu_mean"])
     waits = [w["cpu_wait"] for w in workers if w["cpu_wait"] is not None]
     if busiest["cpu_mean"] >= limit:

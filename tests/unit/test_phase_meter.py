@@ -39,8 +39,10 @@ def test_counts_go_to_the_phase_the_workers_clock_says_is_running() -> None:
     meter.task(105.5)  # after the last phase: users stopping, not counted
     a, pause, b = meter.phases()
     assert (a.tasks, a.requests, a.errors, a.writes) == (2, 1, 0, 10)
+    assert a.first_task_s == pytest.approx(0.1)
     assert pause == PhaseDelivery("pause")
     assert (b.tasks, b.requests, b.errors) == (1, 1, 1)
+    assert b.first_task_s == pytest.approx(0.5)  # b starts at 3 s
 
 
 def test_a_cpu_window_goes_to_the_phase_that_held_its_middle() -> None:

@@ -120,6 +120,20 @@ def test_a_cpu_bound_worker_that_fell_short_is_told_to_add_workers() -> None:
     assert result.evidence["phases"][0]["saturated_workers"] == [0]
 
 
+def test_a_load_that_started_late_is_named_with_when_its_first_request_came() -> None:
+    scenario = _paced()
+    # baseline: no request for its first 7.5 s, then the full rate (the Kubernetes run of issue 21's slice).
+    phases = [
+        p if p.phase != "baseline" else PhaseDelivery("baseline", tasks=3000, seconds=15, cpu_seconds=3.0,
+                                                      wait_seconds=1.0, first_task_s=7.5)
+        for p in _full(scenario, 0.97)
+    ]  # fmt: skip
+    result = judge_delivery(scenario, [_worker(0, phases)])
+    assert result.verdict is Verdict.INCONCLUSIVE
+    assert "the load started late: its first request came 7.5 s into the phase" in result.summary
+    assert result.evidence["phases"][0]["workers"][0]["first_request_s"] == 7.5
+
+
 def test_slow_targets_are_named_when_the_generator_had_cpu_to_spare() -> None:
     scenario = _paced()
     result = judge_delivery(scenario, [_worker(0, _full(scenario, 0.5, cpu=0.3, wait=0.05))])
@@ -177,4 +191,3 @@ def test_a_phase_that_is_all_users_start_is_too_short_to_judge() -> None:
     assert first.counted_s == 0 and first.designed is None
     result = judge_delivery(scenario, [_worker(0, _full(scenario, 0.0))])
     assert result.evidence["phases"][0]["judged"].startswith("too short to judge")
-
