@@ -20,7 +20,9 @@ bound and is stopped by pid when the run ends): the matrix on a machine that is 
 gets its own state directory and trend store and is followed by `mapquake cleanup`. Writes
 ``matrix.md`` (machine, date, command, the table) and ``matrix.json`` (every run: case, expected
 verdict, exit code, verdict, the failing checks' summaries, seconds) to ``--out``, with each run's
-report.json under ``runs/``; prints the table. Exits 1 when any run was a false alarm or a miss.
+report.json under ``runs/``; prints the table. ``--append`` adds the runs to those already in
+``--out`` (the header lists every invocation), so a matrix can be filled over several sittings.
+Exits 1 when any run was a false alarm or a miss.
 """
 
 from __future__ import annotations
@@ -139,6 +141,7 @@ class RunResult:
     load_after: float
     reason: str = ""
     report: str = ""
+    busy: int = 0
 
 
 def outcome(case: Case, exit_code: int, failing: Sequence[dict[str, str]]) -> str:
@@ -231,6 +234,7 @@ def one_run(case: Case, index: int, work: Path, keep: Path, busy: int) -> RunRes
         load_after=round(os.getloadavg()[0], 2),
         reason=reason,
         report=kept,
+        busy=busy,
     )
 
 
@@ -317,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cases", help="comma-separated case names (default: all; --list shows them)")
     parser.add_argument("--busy", type=int, default=0, metavar="N", help="busy-loop processes beside each run")
     parser.add_argument("--out", type=Path, default=Path("verdict-matrix"), help="where matrix.md/.json go")
+    parser.add_argument("--append", action="store_true", help="add to the runs already in --out's matrix.json")
     parser.add_argument("--list", action="store_true", help="print the cases and exit")
     args = parser.parse_args(argv)
     available = cases()
@@ -336,12 +341,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load_start = os.getloadavg()[0]
-    rows = {c.name: Row(c) for c in selected}
-    command = "bench/verdict_matrix.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = ("bench/verdict_matrix.py " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    commands = [f"{started}, load average {load_start:.1f}, busy loops {args.busy}: {command}"]
+    by_name = {c.name: c for c in available}
+    earlier: dict[str, list[RunResult]] = {}
+    if args.append and (out / "matrix.json").exists():
+        previous = json.loads((out / "matrix.json").read_text())
+        commands = [*previous.get("commands", []), *commands]
+        known = set(RunResult.__dataclass_fields__)
+        for run in previous.get("runs", []):
+            if run.get("case") in by_name:
+                earlier.setdefault(run["case"], []).append(RunResult(**{k: v for k, v in run.items() if k in known}))
+    # Rows in the matrix's order: the cases run now and those with earlier runs.
+    rows = {c.name: Row(c, earlier.get(c.name, [])) for c in available if c in selected or c.name in earlier}
     header = (
-        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, started {started}, "
-        f"load average {load_start:.1f} at the start; busy loops beside each run: {args.busy}\n"
-        f"command: {command.strip()}\n"
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}; busy loops beside each run as each invocation says\n"
+        + "".join(f"- {c}\n" for c in commands)
     )
 
     def write() -> None:
@@ -350,11 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (out / "matrix.md").write_text(md)
         doc = {
             "machine": {"hostname": platform.node(), "arch": platform.machine(), "cores": os.cpu_count()},
-            "started": started,
-            "command": command.strip(),
-            "busy": args.busy,
-            "runs_per_case": args.runs,
-            "load_average_start": load_start,
+            "commands": commands,
             "cases": [r.as_dict() for r in rows.values()],
             "runs": [vars(x) for r in rows.values() for x in r.results],
         }
@@ -363,9 +375,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="verdict-matrix-") as tmp:
         for i in range(args.runs):
             for case in selected:  # interleaved: every case sees the machine at every stage
-                result = one_run(case, i, Path(tmp), out / "runs", args.busy)
-                rows[case.name].results.append(result)
-                note = "; ".join(f"{f['name']} {f['verdict']}" for f in result.failing) or result.reason[:120]
+                row = rows[case.name]
+                result = one_run(case, len(row.results), Path(tmp), out / "runs", args.busy)
+                row.results.append(result)
+                note = "; ".join(f"{f['name']} {f['verdict']}" for f in result.failing)
+                note = note or ("" if result.outcome == "ok" else result.reason[:120])
                 print(f"[{i + 1}/{args.runs}] {case.name}: exit {result.exit_code} {result.outcome} "
                       f"{result.seconds:.0f} s (load {result.load_before:.1f}) {note}", file=sys.stderr)  # fmt: skip
                 write()
