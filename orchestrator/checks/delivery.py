@@ -132,9 +132,11 @@ def _fix(scenario: Scenario, design: PhaseDesign, workers: list[dict[str, Any]],
     if errors >= ERROR_SHARE:
         return f"{errors:.0%} of its requests failed: the targets refused or timed out (see the errors)"
     per_user = fraction * (design.rate_per_user or 0)
+    wait = f", waited for one {max(waits):.0%}" if waits else ""
     return (
         f"the targets answered too slowly for {design.rate_per_user:g} requests/s per user (a user sends one "
-        f"at a time; it reached {per_user:.3g}/s): more users at a lower rate each (load.users, load.rate)"
+        f"at a time; it reached {per_user:.3g}/s, while worker {busiest['worker']} used "
+        f"{busiest['cpu_mean']:.0%} of a core{wait}): more users at a lower rate each (load.users, load.rate)"
     )
 
 
