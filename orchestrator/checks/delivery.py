@@ -172,7 +172,8 @@ def judge_delivery(scenario: Scenario, summaries: Sequence[WorkerSummary]) -> Ch
     peak_cpu = 0.0
     for i, design in enumerate(designs):
         got = [s.phases[i] for s in ordered]
-        delivered = sum(p.tasks for p in got)
+        # A locustfile's users count no tasks of ours (their own wait_time): their requests are the load.
+        delivered = sum(p.requests if scenario.load.locustfile else p.tasks for p in got)
         sent = sum(p.requests for p in got)
         errors = sum(p.errors for p in got)
         workers = [_worker_row(s.worker_index, p) for s, p in zip(ordered, got, strict=True)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from orchestrator.checks.delivery import CHECK_NAME, designed_phases, judge_delivery
@@ -191,3 +193,20 @@ def test_a_phase_that_is_all_users_start_is_too_short_to_judge() -> None:
     assert first.counted_s == 0 and first.designed is None
     result = judge_delivery(scenario, [_worker(0, _full(scenario, 0.0))])
     assert result.evidence["phases"][0]["judged"].startswith("too short to judge")
+
+
+def test_a_locustfiles_requests_are_its_delivered_load(tmp_path: Path) -> None:
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text("from locust import HttpUser\n\nclass Shopper(HttpUser):\n    pass\n")
+    text = CLOSED.replace(
+        "load: {users: 4, batch: 100, keys: {space: 50000}}",
+        "load: {users: 4, locustfile: locustfile.py, user: Shopper}",
+    )
+    scenario = load_scenario_text(text, str(tmp_path / "s.yaml"))
+    phases = [
+        PhaseDelivery("fill", requests=900, seconds=15, cpu_seconds=9),
+        PhaseDelivery("steady", requests=800, seconds=15, cpu_seconds=9),
+    ]
+    result = judge_delivery(scenario, [_worker(0, phases)])
+    assert result.verdict is Verdict.PASS
+    assert [r["delivered_requests"] for r in result.evidence["phases"]] == [900, 800]
