@@ -96,8 +96,10 @@ def test_ringbuffer_partition_passes_and_an_unbounded_queue_fails_on_kubernetes(
         k8s_cluster, k8s_images, run_namespace, "ringbuffer-partition.yaml",
         "--set", "targets.0.replicate.queue=unbounded", tmp_path=tmp_path / "unbounded",
     )  # fmt: skip
-    assert done.returncode == (4 if load_fell_short(report) else 1), done.stdout[-3000:] + done.stderr[-3000:]
-    assert verdicts(report)["backlog-memory-as-designed"] == "fail"
+    short = load_fell_short(report)
+    assert done.returncode == (4 if short else 1), done.stdout[-3000:] + done.stderr[-3000:]
+    if not short:  # at half the designed load the unbounded queue may still fit the design's memory
+        assert verdicts(report)["backlog-memory-as-designed"] == "fail"
     assert run_objects(k8s_cluster, run_namespace) == []
 
 
