@@ -19,6 +19,9 @@ var (
 	heapLiveDesc = prometheus.NewDesc(heapLiveName,
 		"Heap bytes marked live by the last garbage collection (runtime/metrics /gc/heap/live:bytes), read at scrape time.",
 		nil, nil)
+	heapGoalDesc = prometheus.NewDesc(heapGoalName,
+		"The heap size the garbage collector aims to finish its next cycle by (runtime/metrics /gc/heap/goal:bytes), read at scrape time. The live heap's mark counts what was allocated while marking, up to this goal: goal minus live bounds how far a figure from the last GC can be off.",
+		nil, nil)
 	ownedBytesDesc = prometheus.NewDesc(ownedBytesName,
 		"Mean heap bytes a sampled entry's key or value owns beyond what the container's type prices (string bytes, backing arrays, pointees, boxes), each object rounded to its allocator size class and counted once per sample.",
 		[]string{"part"}, nil)
@@ -45,6 +48,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	ch <- infoDesc
 	ch <- heapLiveDesc
+	ch <- heapGoalDesc
 	if c.entries != nil {
 		ch <- ownedBytesDesc
 		ch <- ownedSampledDesc
@@ -64,10 +68,15 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// go_gc_heap_live_bytes) still gives mapquake a live-heap sample rather
 	// than heap_alloc, which counts garbage too. Several maps export the same
 	// value under their own labels.
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(live)
-	if live[0].Value.Kind() == metrics.KindUint64 {
-		ch <- prometheus.MustNewConstMetric(heapLiveDesc, prometheus.GaugeValue, float64(live[0].Value.Uint64()))
+	// The goal rides along: objects allocated while the last cycle marked
+	// were counted live, up to the goal, so the comparator takes goal minus
+	// live as this figure's own uncertainty.
+	heap := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(heap)
+	for i, desc := range []*prometheus.Desc{heapLiveDesc, heapGoalDesc} {
+		if heap[i].Value.Kind() == metrics.KindUint64 {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(heap[i].Value.Uint64()))
+		}
 	}
 	if c.entries != nil {
 		s := c.entries.sample()

@@ -22,6 +22,7 @@
 //	mapquake_store_high_water_entries                        most entries ever held (gauge, only with WithHighWater)
 //	mapquake_store_info{go_type,key_type,value_type} 1       the container's type in the model's syntax
 //	mapquake_heap_live_bytes                                 the process's live heap (runtime/metrics /gc/heap/live:bytes)
+//	mapquake_heap_goal_bytes                                 the GC's heap goal (runtime/metrics /gc/heap/goal:bytes)
 //
 // and, only with WithEntries:
 //
@@ -35,6 +36,9 @@
 // it so that mapquake never has to fall back to heap_alloc (which counts
 // garbage); a service with several maps serves one copy per map, all
 // equal. Reading it costs one runtime/metrics read per map and scrape.
+// mapquake_heap_goal_bytes comes with it (/gc/heap/goal:bytes): what is
+// allocated while the collector marks is counted live, up to the goal, so
+// goal minus live bounds how far the live figure can be off.
 //
 // The model needs the high-water mark because Go maps never shrink: a map
 // that held a million entries keeps a million entries' worth of tables after

@@ -48,6 +48,8 @@ func Example() {
 
 	printSeries(reg)
 	// Output:
+	// mapquake_heap_goal_bytes{map="counters"} (the GC's heap goal)
+	// mapquake_heap_goal_bytes{map="sessions"} (the GC's heap goal)
 	// mapquake_heap_live_bytes{map="counters"} (the live heap)
 	// mapquake_heap_live_bytes{map="sessions"} (the live heap)
 	// mapquake_store_entries{map="counters"} 3
@@ -92,6 +94,7 @@ func ExampleWithEntries() {
 	// name (a string under 16 B is charged its tiny allocator's 16-byte block).
 	printSeries(reg)
 	// Output:
+	// mapquake_heap_goal_bytes{map="sessions"} (the GC's heap goal)
 	// mapquake_heap_live_bytes{map="sessions"} (the live heap)
 	// mapquake_store_entries{map="sessions"} 3
 	// mapquake_store_entry_owned_bytes{map="sessions",part="key"} 16
@@ -138,8 +141,11 @@ func printSeries(g prometheus.Gatherer) {
 				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
 			}
 			value := fmt.Sprintf("%g", m.GetGauge().GetValue())
-			if mf.GetName() == "mapquake_heap_live_bytes" {
+			switch mf.GetName() {
+			case "mapquake_heap_live_bytes":
 				value = "(the live heap)"
+			case "mapquake_heap_goal_bytes":
+				value = "(the GC's heap goal)"
 			}
 			lines = append(lines, fmt.Sprintf("%s{%s} %s", mf.GetName(), strings.Join(labels, ","), value))
 		}

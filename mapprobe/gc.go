@@ -191,6 +191,7 @@ const (
 	highWaterName       = "mapquake_store_high_water_entries"
 	infoName            = "mapquake_store_info"
 	heapLiveName        = "mapquake_heap_live_bytes"
+	heapGoalName        = "mapquake_heap_goal_bytes"
 	ownedBytesName      = "mapquake_store_entry_owned_bytes"
 	ownedSampledName    = "mapquake_store_entry_owned_sampled_entries"
 	ownedUnmeasuredName = "mapquake_store_entry_owned_unmeasured_refs"

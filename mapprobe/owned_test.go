@@ -455,8 +455,10 @@ func TestHeapLiveWithEveryRegistration(t *testing.T) {
 		func() int { return 0 }); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := testutil.GatherAndCount(reg, heapLiveName); err != nil || n != 3 {
-		t.Fatalf("%s series = %d, %v; want one per registration", heapLiveName, n, err)
+	for _, name := range []string{heapLiveName, heapGoalName} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 3 {
+			t.Fatalf("%s series = %d, %v; want one per registration", name, n, err)
+		}
 	}
 	if n, err := testutil.GatherAndCount(reg, ownedBytesName); err != nil || n != 4 {
 		t.Fatalf("%s series = %d, %v; want key and value for each WithEntries map", ownedBytesName, n, err)

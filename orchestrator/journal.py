@@ -104,6 +104,9 @@ class HeapSample:
     HeapSource), which lags: it misses what was allocated since and counts what died since."""
     source: HeapSource = HeapSource.GC
     """Which HeapSource live_bytes came from."""
+    gc_headroom_bytes: int = 0
+    """For an approximate sample: the GC's heap goal minus live_bytes (mapquake_heap_goal_bytes). What
+    was allocated while the last cycle marked was counted live, up to the goal: the figure's own error."""
     target: str = ""
     replica: int = 0
     point: str = ""

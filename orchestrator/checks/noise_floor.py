@@ -14,7 +14,11 @@ The floor of one replica at one point is the largest of three measured terms:
   the range of those repeats is the run's own measure of how far one sample can be off;
 - ``idle``: IDLE_FACTOR x the largest unexplained growth of the target's *other* replicas whose
   maps did not change between the two points (an idle replica is pure noise). A replica is never
-  part of its own floor, or an idle one would always pass.
+  part of its own floor, or an idle one would always pass;
+- ``gc`` (approximate samples only): the largest GC headroom (heap goal minus live) of the samples.
+  A figure from the last GC counts as live what was allocated while that cycle marked, up to the
+  goal; under load that is most of the headroom (a healthy service's under-load sample moved by
+  -1.13 MB between two such figures in the verdict matrix, at a headroom of the same order).
 
 The statistic is the range, not a standard deviation: three repeats give no usable deviation, and
 the range of n samples bounds what another sample from the same spread does with probability
@@ -71,14 +75,15 @@ class Floor:
     runtime: int
     spread: int
     idle: int
+    gc: int = 0
 
     @property
     def bytes(self) -> int:
-        return max(self.runtime, self.spread, self.idle)
+        return max(self.runtime, self.spread, self.idle, self.gc)
 
     @property
     def decided_by(self) -> str:
-        terms = {"runtime": self.runtime, "spread": self.spread, "idle": self.idle}
+        terms = {"runtime": self.runtime, "spread": self.spread, "idle": self.idle, "gc": self.gc}
         return max(terms, key=terms.__getitem__)
 
     def to_json(self) -> dict[str, int | str]:
@@ -87,6 +92,7 @@ class Floor:
             "runtime": self.runtime,
             "spread": self.spread,
             "idle": self.idle,
+            "gc": self.gc,
             "decided_by": self.decided_by,
         }
 
@@ -97,17 +103,20 @@ def floor_of(
     since_unexplained: Sequence[int],
     point_unexplained: Sequence[int],
     idle_left_overs: Sequence[int],
+    gc_headrooms: Sequence[int] = (),
 ) -> Floor:
     """The floor of one replica's comparison.
 
     ``since_unexplained`` / ``point_unexplained``: each repeat's live bytes minus what the model
     attributes to the maps at that repeat (so map growth between repeats is not counted as noise).
     ``idle_left_overs``: the left-over growth of the target's other replicas with unchanged maps.
+    ``gc_headrooms``: the approximate samples' heap goal minus live (empty for exact samples).
     """
     return Floor(
         runtime=runtime_floor(sources),
         spread=round(SPREAD_FACTOR * (spread(since_unexplained) + spread(point_unexplained))),
         idle=round(IDLE_FACTOR * max((abs(v) for v in idle_left_overs), default=0)),
+        gc=max(gc_headrooms, default=0),
     )
 
 

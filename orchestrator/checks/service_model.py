@@ -161,6 +161,8 @@ class Comparison:
     here: Attributed
     since_unexplained: tuple[int, ...]
     here_unexplained: tuple[int, ...]
+    since_all: tuple[Attributed, ...]
+    here_all: tuple[Attributed, ...]
 
     @property
     def observed(self) -> int:
@@ -190,6 +192,8 @@ def _compare(point: str, replica: int, since: list[Attributed], here: list[Attri
         here[median_index(here_u)],
         tuple(since_u),
         tuple(here_u),
+        tuple(since),
+        tuple(here),
     )
 
 
@@ -240,9 +244,9 @@ def _row(check: ModelCheck, c: Comparison, floor: Floor) -> dict[str, Any]:
     }
     if not ok and new_entries > 0 and c.left_over / new_entries > PINNING_PER_ENTRY_BYTES:
         row["note"] = (
-            f"{c.left_over / new_entries:,.0f} B left over per new entry: memory the entries hold that the model "
-            "does not see. Values that are substrings or sub-slices of a larger buffer pin all of it (mapprobe "
-            "counts len and cap only); pointees and strings need WithEntries or owns:"
+            f"{c.left_over / new_entries:,.0f} B left over per new entry. If the entries hold it: values that are "
+            "substrings or sub-slices of a larger buffer pin all of it (mapprobe counts len and cap only), and "
+            "pointees and strings need WithEntries or owns:; otherwise the service holds it outside its maps"
         )
     return row
 
@@ -280,6 +284,7 @@ def check_service_model(check: ModelCheck, scenario: Scenario, journal: Journal)
                 since_unexplained=c.since_unexplained,
                 point_unexplained=c.here_unexplained,
                 idle_left_overs=idle,
+                gc_headrooms=[a.sample.gc_headroom_bytes for a in (*c.since_all, *c.here_all) if a.sample.approximate],
             )
             row = _row(check, c, floor)
             rows.append(row)

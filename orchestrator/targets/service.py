@@ -309,6 +309,7 @@ class ServiceAdmin:
         # No live-heap figure is not a failed sample: the maps are still read (the run can go on, its
         # other checks can still decide), and the model check says inconclusive with the fix.
         live, source = live_heap_from_metrics(samples)
+        goal = next((int(v) for name, _labels, v in samples if name == "mapquake_heap_goal_bytes"), 0)
         version = next((labels.get("version", "") for name, labels, _ in samples if name == "go_info"), "")
         return HeapSample(
             live_bytes=live,
@@ -320,4 +321,5 @@ class ServiceAdmin:
             maps=maps_from_metrics(samples),
             approximate=True,
             source=source,
+            gc_headroom_bytes=max(0, goal - live) if goal else 0,
         )

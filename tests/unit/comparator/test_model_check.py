@@ -327,7 +327,7 @@ def test_a_tiny_prediction_is_judged_against_the_noise_floor_not_relatively() ->
 
     verdict, row = run(noise)
     assert verdict is Verdict.PASS, row
-    assert row["floor"] == {"bytes": floor, "runtime": floor, "spread": 0, "idle": 0, "decided_by": "runtime"}  # type: ignore[comparison-overlap]
+    assert row["floor"] == {"bytes": floor, "runtime": floor, "spread": 0, "idle": 0, "gc": 0, "decided_by": "runtime"}  # type: ignore[comparison-overlap]
     assert row["tolerance_bytes"] == floor and row["relative_bytes"] < floor  # type: ignore[operator]
     high = row["predicted_range"][1] - _designed(8)  # type: ignore[index]
     assert run(floor + high + 1)[0] is Verdict.FAIL  # a leak above the floor still fails

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,24 @@ def test_approximate_samples_get_the_wider_floor_of_their_source(tmp_path: Path)
     row = approx.evidence["samples"][0]
     assert row["tolerance_bytes"] == RUNTIME_FLOOR_BYTES[live] and row["sources"] == ["mapprobe_live"]
     assert row["approximate"] is True
+
+
+def test_an_approximate_sample_s_gc_headroom_is_its_floor(tmp_path: Path) -> None:
+    """The last GC counted as live what was allocated while it marked, up to its goal."""
+    live = HeapSource.MAPPROBE_LIVE
+    headroom = 3 * RUNTIME_FLOOR_BYTES[live]
+    base = dataclasses.replace(sample("fill.end", 4_000_000, 100, source=live), gc_headroom_bytes=headroom)
+    here = dataclasses.replace(sample("churn.end", 4_000_000 - 2 * RUNTIME_FLOOR_BYTES[live], 100, source=live))
+    result = run(tmp_path, base, here)
+    assert result.verdict is Verdict.PASS, result.summary
+    row = result.evidence["samples"][0]
+    assert row["floor"]["gc"] == headroom and row["floor"]["decided_by"] == "gc"
+    exact = run(
+        tmp_path,
+        dataclasses.replace(sample("fill.end", 4_000_000, 100), gc_headroom_bytes=headroom),
+        sample("churn.end", 4_000_000 - 2 * RUNTIME_FLOOR_BYTES[live], 100),
+    )
+    assert exact.evidence["samples"][0]["floor"]["gc"] == 0  # after two forced GCs there is no mark to doubt
 
 
 def test_the_spread_of_repeated_samples_widens_the_floor_and_the_median_speaks(tmp_path: Path) -> None:
