@@ -15,10 +15,11 @@ The floor of one replica at one point is the largest of three measured terms:
 - ``idle``: IDLE_FACTOR x the largest unexplained growth of the target's *other* replicas whose
   maps did not change between the two points (an idle replica is pure noise). A replica is never
   part of its own floor, or an idle one would always pass;
-- ``gc`` (approximate samples only): the largest GC headroom (heap goal minus live) of the samples.
-  A figure from the last GC counts as live what was allocated while that cycle marked, up to the
-  goal; under load that is most of the headroom (a healthy service's under-load sample moved by
-  -1.13 MB between two such figures in the verdict matrix, at a headroom of the same order).
+- ``gc`` (approximate samples only): GC_HEADROOM_FACTOR x the largest GC headroom (heap goal minus
+  live) of the samples. A figure from the last GC counts as live what was allocated while that
+  cycle marked, which the pacer keeps under the goal: the headroom bounds the error, and the
+  measured errors stay well inside it (the verdict matrix's user-style service, heap goal 4 MiB,
+  headroom ~2.5 MB: healthy samples moved by up to -1.13 MB, 45 % of it).
 
 The statistic is the range, not a standard deviation: three repeats give no usable deviation, and
 the range of n samples bounds what another sample from the same spread does with probability
@@ -38,6 +39,8 @@ NOISE_REPEATS = 3
 
 SPREAD_FACTOR = 2.0
 IDLE_FACTOR = 1.5
+GC_HEADROOM_FACTOR = 0.6
+"""The share of an approximate sample's GC headroom its figure may be off by (measured up to 45 %)."""
 
 RUNTIME_FLOOR_BYTES: dict[HeapSource, int] = {
     # Two forced GCs, then HeapAlloc: what is left is the runtime's own drift (timers, the
@@ -116,7 +119,7 @@ def floor_of(
         runtime=runtime_floor(sources),
         spread=round(SPREAD_FACTOR * (spread(since_unexplained) + spread(point_unexplained))),
         idle=round(IDLE_FACTOR * max((abs(v) for v in idle_left_overs), default=0)),
-        gc=max(gc_headrooms, default=0),
+        gc=round(GC_HEADROOM_FACTOR * max(gc_headrooms, default=0)),
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.checks.noise_floor import RUNTIME_FLOOR_BYTES, SPREAD_FACTOR
+from orchestrator.checks.noise_floor import GC_HEADROOM_FACTOR, RUNTIME_FLOOR_BYTES, SPREAD_FACTOR
 from orchestrator.checks.service_model import NO_HEAP_SOURCE_FIX, check_service_model
 from orchestrator.checks.verdict import CheckResult, Verdict
 from orchestrator.journal import HeapSample, HeapSource, Journal, MapReading
@@ -126,13 +126,13 @@ def test_approximate_samples_get_the_wider_floor_of_their_source(tmp_path: Path)
 def test_an_approximate_sample_s_gc_headroom_is_its_floor(tmp_path: Path) -> None:
     """The last GC counted as live what was allocated while it marked, up to its goal."""
     live = HeapSource.MAPPROBE_LIVE
-    headroom = 3 * RUNTIME_FLOOR_BYTES[live]
+    headroom = 4 * RUNTIME_FLOOR_BYTES[live]
     base = dataclasses.replace(sample("fill.end", 4_000_000, 100, source=live), gc_headroom_bytes=headroom)
     here = dataclasses.replace(sample("churn.end", 4_000_000 - 2 * RUNTIME_FLOOR_BYTES[live], 100, source=live))
     result = run(tmp_path, base, here)
     assert result.verdict is Verdict.PASS, result.summary
     row = result.evidence["samples"][0]
-    assert row["floor"]["gc"] == headroom and row["floor"]["decided_by"] == "gc"
+    assert row["floor"]["gc"] == round(GC_HEADROOM_FACTOR * headroom) and row["floor"]["decided_by"] == "gc"
     exact = run(
         tmp_path,
         dataclasses.replace(sample("fill.end", 4_000_000, 100), gc_headroom_bytes=headroom),
