@@ -369,25 +369,28 @@ func TestWithEntriesTypeMismatchRefused(t *testing.T) {
 	}
 }
 
+// liveHeapAfterGC is the live heap after two collections (the second frees
+// what sync.Pool victim caches held; see Measure).
+func liveHeapAfterGC() float64 {
+	runtime.GC()
+	runtime.GC()
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64())
+}
+
 // TestOwnedMatchesTheRuntime checks the charges against what the runtime
 // really allocates: the live heap grows by the owned bytes when the keys
 // and pointees are made (the slices that hold them are made beforehand).
 func TestOwnedMatchesTheRuntime(t *testing.T) {
 	const n = 20000
 	keys, vals := make([]string, n), make([]*named, n)
-	liveHeap := func() float64 {
-		runtime.GC() // twice, for the sync.Pool victim caches (see Measure)
-		runtime.GC()
-		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		metrics.Read(s)
-		return float64(s[0].Value.Uint64())
-	}
-	before := liveHeap()
+	before := liveHeapAfterGC()
 	for i := range keys {
 		keys[i] = fmt.Sprintf("key-%016d", i)                               // 20 bytes: 24
 		vals[i] = &named{Name: fmt.Sprintf("a name of 33 bytes: %013d", i)} // 24 + 48
 	}
-	grown := liveHeap() - before
+	grown := liveHeapAfterGC() - before
 	m := make(map[string]*named, n)
 	for i := range keys {
 		m[keys[i]] = vals[i]
@@ -413,20 +416,13 @@ var garbageSink string
 func TestTinyObjectsAmongGarbageHoldTheirBlock(t *testing.T) {
 	const n = 100000
 	keys := make([]string, n)
-	liveHeap := func() float64 {
-		runtime.GC()
-		runtime.GC()
-		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-		metrics.Read(s)
-		return float64(s[0].Value.Uint64())
-	}
-	before := liveHeap()
+	before := liveHeapAfterGC()
 	for i := range keys {
 		keys[i] = fmt.Sprintf("k%08d", i)     // 9 bytes: tiny
 		garbageSink = fmt.Sprintf("g%06d", i) // 7 bytes: the rest of the key's block, dead by the next
 	}
 	garbageSink = "" // the request is over: its garbage dies, the keys stay
-	grown := liveHeap() - before
+	grown := liveHeapAfterGC() - before
 	m := make(map[string]struct{}, n)
 	for _, k := range keys {
 		m[k] = struct{}{}
