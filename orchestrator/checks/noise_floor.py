@@ -16,10 +16,12 @@ The floor of one replica at one point is the largest of three measured terms:
   maps did not change between the two points (an idle replica is pure noise). A replica is never
   part of its own floor, or an idle one would always pass;
 - ``gc`` (approximate samples only): GC_HEADROOM_FACTOR x the largest GC headroom (heap goal minus
-  live) of the samples. A figure from the last GC counts as live what was allocated while that
-  cycle marked, which the pacer keeps under the goal: the headroom bounds the error, and the
+  live) of the ``since`` samples. A figure from the last GC counts as live what was allocated while
+  that cycle marked, which the pacer keeps under the goal: the headroom bounds the error, and the
   measured errors stay well inside it (the verdict matrix's user-style service, heap goal 4 MiB,
-  headroom ~2.5 MB: healthy samples moved by up to -1.13 MB, 45 % of it).
+  headroom ~2.5 MB: healthy samples moved by up to -1.13 MB, 45 % of it). Only the headroom before
+  the change counts: a leak raises the goal with the heap, and the point's own headroom would
+  excuse the very growth the check is for (it hid a 4 MB leak when it was counted).
 
 The statistic is the range, not a standard deviation: three repeats give no usable deviation, and
 the range of n samples bounds what another sample from the same spread does with probability

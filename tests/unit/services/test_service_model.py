@@ -128,7 +128,7 @@ def test_an_approximate_sample_s_gc_headroom_is_its_floor(tmp_path: Path) -> Non
     live = HeapSource.MAPPROBE_LIVE
     headroom = 4 * RUNTIME_FLOOR_BYTES[live]
     base = dataclasses.replace(sample("fill.end", 4_000_000, 100, source=live), gc_headroom_bytes=headroom)
-    here = dataclasses.replace(sample("churn.end", 4_000_000 - 2 * RUNTIME_FLOOR_BYTES[live], 100, source=live))
+    here = sample("churn.end", 4_000_000 - 2 * RUNTIME_FLOOR_BYTES[live], 100, source=live)
     result = run(tmp_path, base, here)
     assert result.verdict is Verdict.PASS, result.summary
     row = result.evidence["samples"][0]
@@ -139,6 +139,13 @@ def test_an_approximate_sample_s_gc_headroom_is_its_floor(tmp_path: Path) -> Non
         sample("churn.end", 4_000_000 - 2 * RUNTIME_FLOOR_BYTES[live], 100),
     )
     assert exact.evidence["samples"][0]["floor"]["gc"] == 0  # after two forced GCs there is no mark to doubt
+    # A leak raises the goal with the heap: the point's headroom is not the check's to excuse it with.
+    grown = run(
+        tmp_path,
+        sample("fill.end", 4_000_000, 100, source=live),
+        dataclasses.replace(sample("churn.end", 9_000_000, 100, source=live), gc_headroom_bytes=9_000_000),
+    )
+    assert grown.evidence["samples"][0]["floor"]["gc"] == 0 and grown.verdict is Verdict.FAIL
 
 
 def test_the_spread_of_repeated_samples_widens_the_floor_and_the_median_speaks(tmp_path: Path) -> None:
