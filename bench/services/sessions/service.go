@@ -85,8 +85,8 @@ func newService(cfg config) (*service, error) {
 }
 
 // registerMaps describes each of the store's maps to mapprobe under its map
-// label: its length, high-water mark and entries (which mapprobe samples to
-// measure what each entry owns beyond its slot).
+// label: its length and high-water mark, and for the sessions map its entries
+// (which mapprobe samples to measure what each entry owns beyond its slot).
 func (s *service) registerMaps() error {
 	st := s.store
 	wrap := func(name string) prometheus.Registerer {
@@ -99,13 +99,15 @@ func (s *service) registerMaps() error {
 	if s.cfg.maps == 1 {
 		return nil
 	}
-	if err := mapprobe.Register[string, int64](wrap("last_seen"), st.Len, hw, mapprobe.WithEntries(st.eachLastSeen)); err != nil {
+	// The other maps share the sessions map's key strings and own nothing else beyond their slots:
+	// no WithEntries, or map: "*" would charge each key's bytes once per map (docs/your-service.md).
+	if err := mapprobe.Register[string, int64](wrap("last_seen"), st.Len, hw); err != nil {
 		return err
 	}
-	if err := mapprobe.Register[string, uint64](wrap("versions"), st.Len, hw, mapprobe.WithEntries(st.eachVersion)); err != nil {
+	if err := mapprobe.Register[string, uint64](wrap("versions"), st.Len, hw); err != nil {
 		return err
 	}
-	return mapprobe.Register[string, struct{}](wrap("key_index"), st.Len, hw, mapprobe.WithEntries(st.eachIndexed))
+	return mapprobe.Register[string, struct{}](wrap("key_index"), st.Len, hw)
 }
 
 func (s *service) routes() http.Handler {

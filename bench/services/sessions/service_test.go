@@ -59,9 +59,9 @@ func TestEntriesIteratorsStopWhenTold(t *testing.T) {
 		t.Errorf("eachSession yielded %d entries after being told to stop at 2", n)
 	}
 	n = 0
-	s.eachIndexed(func(string, struct{}) bool { n++; return true })
+	s.eachSession(func(string, *session) bool { n++; return true })
 	if n != 3 {
-		t.Errorf("eachIndexed yielded %d of 3", n)
+		t.Errorf("eachSession yielded %d of 3", n)
 	}
 	s.mu.Lock() // the iterators released the lock
 	s.mu.Unlock()

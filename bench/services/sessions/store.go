@@ -137,43 +137,15 @@ func (s *Store) mapNames() []string {
 	return []string{"sessions", "last_seen", "versions", "key_index"}
 }
 
-// The iterators mapprobe samples entries with: each takes the lock itself,
-// and stops when mapprobe has seen enough (yield returns false).
+// The iterator mapprobe samples entries with: it takes the lock itself, and
+// stops when mapprobe has seen enough (yield returns false). Only the
+// sessions map has one: the other maps hold the same key strings, and a
+// sample of each would charge those bytes once per map.
 
 func (s *Store) eachSession(yield func(string, *session) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, v := range s.sessions {
-		if !yield(k, v) {
-			return
-		}
-	}
-}
-
-func (s *Store) eachLastSeen(yield func(string, int64) bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, v := range s.lastSeen {
-		if !yield(k, v) {
-			return
-		}
-	}
-}
-
-func (s *Store) eachVersion(yield func(string, uint64) bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, v := range s.versions {
-		if !yield(k, v) {
-			return
-		}
-	}
-}
-
-func (s *Store) eachIndexed(yield func(string, struct{}) bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, v := range s.index {
 		if !yield(k, v) {
 			return
 		}
