@@ -42,12 +42,25 @@ class SignalGuard:
         self.received: list[int] = []
         self._shielded = False
         self._held = False
+        self._pending: int | None = None
         self._previous: dict[int, object] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
         if not (self._shielded or self._held):
+            self._pending = signum
             raise RunInterrupted(signum)
+
+    def check(self) -> None:
+        """Raise again a signal whose RunInterrupted was lost, unless teardown has begun.
+
+        Python ignores an exception raised where nothing can catch it: a handler that ran while the
+        garbage collector closed a generator (a Kubernetes watch stream) or ran a ``__del__`` printed
+        "Exception ignored in …" and stopped nothing, and the run went on to pass. The run calls this
+        at every step and tick, so such a signal still stops it there.
+        """
+        if self._pending is not None and not (self._shielded or self._held):
+            raise RunInterrupted(self._pending)
 
     def __enter__(self) -> SignalGuard:
         for signum in self.HANDLED:

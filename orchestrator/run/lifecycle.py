@@ -282,12 +282,20 @@ class Run:
     def _step(self, name: str) -> Iterator[None]:
         """Show ``name`` as the run's status and record how long it took (the report's set-up breakdown;
         bench/run_overhead.py reads it)."""
+        self._check_signals()
         self.progress.status(name)
         began = time.monotonic()
         try:
             yield
         finally:
             self.journal.record(EventKind.NOTE, "step", step=name, seconds=round(time.monotonic() - began, 3))
+        self._check_signals()
+
+    @staticmethod
+    def _check_signals() -> None:
+        """A signal whose interrupt Python swallowed (raised inside a finalizer) still stops the run here."""
+        if SignalGuard.active is not None:
+            SignalGuard.active.check()
 
     def _deploy(self) -> None:
         with self._step("deploying targets"):
@@ -363,6 +371,7 @@ class Run:
             self._take_samples(f"{phase.name}.start")
             boundary += phase.duration_s
             while (now := time.monotonic()) < boundary:
+                self._check_signals()
                 self._watch_components()
                 self._confirm_first_scrape(wait=False)
                 active = [f.summary for f in self.faults.active()] if self.faults else []

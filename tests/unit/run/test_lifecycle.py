@@ -6,6 +6,7 @@ No root, no processes: the run sees only the Backend protocol, so this is the li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -333,3 +334,33 @@ def test_a_service_is_sampled_repeatedly_round_by_round_and_a_demo_store_once(tm
     assert at_end == [0, 1] * NOISE_REPEATS  # round by round: a replica's repeats are apart
     (heap,) = (c for c in doc["checks"] if c["name"] == "svc-heap")
     assert heap["evidence"]["samples"][0]["repeats"] == [NOISE_REPEATS, NOISE_REPEATS]
+
+
+def test_a_signal_whose_interrupt_python_swallowed_still_stops_the_run_at_the_next_step(tmp_path: Path) -> None:
+    """A handler that ran inside a finalizer (a watch stream closed by the GC) raised where nothing could
+    catch it: Python printed "Exception ignored" and went on. The run must stop at its next step anyway."""
+    with SignalGuard() as guard:
+        with contextlib.suppress(RunInterrupted):
+            guard._handle(signal.SIGTERM, None)  # as the handler does; the raise is lost
+        with pytest.raises(RunInterrupted):
+            guard.check()
+        guard.hold()
+        guard.check()  # teardown has begun: recorded, never raised
+    FakeBackend.signal_at = None
+    sc = scenario()
+    original = FakeBackend.release_load
+
+    def swallowed(self: FakeBackend) -> None:
+        original(self)
+        guard = SignalGuard.active
+        assert guard is not None
+        with contextlib.suppress(RunInterrupted):
+            guard._handle(signal.SIGTERM, None)
+
+    FakeBackend.release_load = swallowed  # type: ignore[method-assign]
+    try:
+        code, doc, backend = run_fake(tmp_path, sc)
+    finally:
+        FakeBackend.release_load = original  # type: ignore[method-assign]
+    assert code == 4 and doc["verdict"] == "inconclusive" and "SIGTERM" in doc["reason"]
+    assert backend.torn_down == 1
