@@ -263,7 +263,30 @@ def _measure_func(idx: int, c: Container, gen: _Gen) -> str:
     return head + body + tail
 
 
-_RUNTIME = r"""
+SWISS_LAYOUT = r"""// Go >= 1.24 internal/runtime/maps.Map and table.
+type swissMap struct {
+	used        uint64
+	seed        uintptr
+	dirPtr      unsafe.Pointer
+	dirLen      int
+	globalDepth uint8
+}
+
+type swissTable struct {
+	used       uint16
+	capacity   uint16
+	growthLeft uint16
+	localDepth uint8
+	index      int
+	groups     unsafe.Pointer
+	lengthMask uint64
+}
+"""
+"""The runtime's Swiss map header and table as Go declarations: the one copy every program that reads
+a map's tables through unsafe uses (the measuring program, tests/integration/test_model_rebuild.py)."""
+
+_RUNTIME = (
+    r"""
 // fence keeps tinyFence's filler on the heap; fillers are garbage once overwritten.
 var fence *uint64
 
@@ -314,25 +337,9 @@ type result struct {
 
 var classic = runtime.Version() < "go1.24"
 
-// Go >= 1.24 internal/runtime/maps.Map and table.
-type swissMap struct {
-	used        uint64
-	seed        uintptr
-	dirPtr      unsafe.Pointer
-	dirLen      int
-	globalDepth uint8
-}
-
-type swissTable struct {
-	used       uint16
-	capacity   uint16
-	growthLeft uint16
-	localDepth uint8
-	index      int
-	groups     unsafe.Pointer
-	lengthMask uint64
-}
-
+"""
+    + SWISS_LAYOUT
+    + r"""
 // Go <= 1.23 runtime.hmap.
 type hmap struct {
 	count      int
@@ -443,6 +450,7 @@ func main() {
 	}
 }
 """
+)
 
 
 def program(containers: list[Container]) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.core.errors import InfrastructureError
 from orchestrator.model import swiss
+from orchestrator.model.goprogram import SWISS_LAYOUT
 from orchestrator.model.gotypes import parse
 from orchestrator.model.measure import build
 from orchestrator.model.rebuild import rebuild_cycle
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 ENTRIES, REBUILD_EVERY, MAPS = 25_001, 10_000, 16
 
-CHURN = r"""
+CHURN = (
+    r"""
 package main
 
 import (
@@ -29,25 +31,9 @@ import (
 	"unsafe"
 )
 
-// Go >= 1.24 internal/runtime/maps.Map and table (the fields read here).
-type swissMap struct {
-	used        uint64
-	seed        uintptr
-	dirPtr      unsafe.Pointer
-	dirLen      int
-	globalDepth uint8
-}
-
-type swissTable struct {
-	used       uint16
-	capacity   uint16
-	growthLeft uint16
-	localDepth uint8
-	index      int
-	groups     unsafe.Pointer
-	lengthMask uint64
-}
-
+"""
+    + SWISS_LAYOUT
+    + r"""
 // tables counts the distinct tables of the directory and sums their capacities.
 func tables(m map[string][32]byte) (n, slots, dirLen int) {
 	p := (*swissMap)(*(*unsafe.Pointer)(unsafe.Pointer(&m)))
@@ -85,6 +71,7 @@ func main() {
 	}
 }
 """
+)
 
 
 def test_real_churned_maps_lie_in_the_simulated_cycle() -> None:
