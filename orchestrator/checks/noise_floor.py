@@ -30,7 +30,6 @@ the range of n samples bounds what another sample from the same spread does with
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -123,7 +122,3 @@ def floor_of(
         idle=round(IDLE_FACTOR * max((abs(v) for v in idle_left_overs), default=0)),
         gc=round(GC_HEADROOM_FACTOR * max(gc_headrooms, default=0)),
     )
-
-
-def median(values: Sequence[int]) -> int:
-    return round(statistics.median(values))
